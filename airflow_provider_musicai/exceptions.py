@@ -1,0 +1,87 @@
+"""Typed errors raised by the Music AI provider.
+
+All are :class:`~airflow.exceptions.AirflowException` subclasses, so Airflow treats them as
+ordinary task failures. None of them ever carries the API key or a signed URL's query string.
+"""
+
+from __future__ import annotations
+
+from airflow.exceptions import AirflowException
+
+
+class MusicAIError(AirflowException):
+    """Base class of every error raised by this provider."""
+
+
+class MusicAIConfigurationError(MusicAIError):
+    """The connection or an argument is unusable (missing key, bad URL, bad metadata...)."""
+
+
+class MusicAIInputError(MusicAIConfigurationError):
+    """A local input (upload source, download destination) is missing, empty or unusable."""
+
+
+class MusicAITransportError(MusicAIError):
+    """The request did not get an HTTP answer (DNS, refused, reset, timeout), retries exhausted."""
+
+    def __init__(self, message: str, *, endpoint: str) -> None:
+        super().__init__(message)
+        self.endpoint = endpoint
+
+
+class MusicAIAPIError(MusicAIError):
+    """The API answered with an error status or with a body that cannot be understood."""
+
+    def __init__(self, message: str, *, status_code: int | None, endpoint: str, api_message: str | None = None):
+        self.status_code = status_code
+        self.endpoint = endpoint
+        self.api_message = api_message
+        status = f"HTTP {status_code}" if status_code is not None else "invalid response"
+        detail = f": {api_message}" if api_message else ""
+        super().__init__(f"Music AI {endpoint} failed ({status}){detail}. {message}".strip())
+
+
+class MusicAIAuthError(MusicAIAPIError):
+    """401: the API key is missing, wrong or revoked."""
+
+
+class MusicAINotFoundError(MusicAIAPIError):
+    """404: the job or workflow does not exist for this application."""
+
+
+class MusicAIInvalidRequestError(MusicAIAPIError):
+    """400 or 422: the request was refused as invalid; sending it again will not help."""
+
+
+class MusicAIRateLimitError(MusicAIAPIError):
+    """429 that outlasted every retry."""
+
+
+class MusicAIServerError(MusicAIAPIError):
+    """5xx that outlasted every retry."""
+
+
+class MusicAITimeoutError(MusicAIError):
+    """A job did not reach a final status before the deadline."""
+
+    def __init__(self, message: str, *, job_id: str, last_status: str | None) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+        self.last_status = last_status
+
+
+class MusicAIJobFailedError(MusicAIError):
+    """The job ended FAILED. Carries the API's error code, title and message."""
+
+    def __init__(self, job_id: str, code: str | None, title: str | None, message: str | None) -> None:
+        self.job_id = job_id
+        self.code = code
+        self.title = title
+        self.error_message = message
+        super().__init__(
+            f"Music AI job {job_id} FAILED: {code or 'UNKNOWN'} ({title or 'no title'}): "
+            f"{message or 'no message'}"
+        )
+
+    def __reduce__(self) -> tuple[type[MusicAIJobFailedError], tuple[str, str | None, str | None, str | None]]:
+        return (type(self), (self.job_id, self.code, self.title, self.error_message))

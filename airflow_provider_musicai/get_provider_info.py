@@ -1,0 +1,89 @@
+"""Provider metadata read by Airflow's ProvidersManager through the ``apache_airflow_provider`` entry point."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_provider_musicai import __version__
+
+CONN_FIELDS: dict[str, dict[str, Any]] = {
+    "timeout": {
+        "label": "Read timeout (seconds)",
+        "description": "How long to wait for each API answer.",
+        "schema": {"type": ["number", "null"], "default": 60, "minimum": 0.001},
+    },
+    "connect_timeout": {
+        "label": "Connect timeout (seconds)",
+        "schema": {"type": ["number", "null"], "default": 10, "minimum": 0.001},
+    },
+    "max_retries": {
+        "label": "Max retries",
+        "description": "Retries of connection errors, timeouts, 429 and 5xx answers (never 400/401/404/422).",
+        "schema": {"type": ["integer", "null"], "default": 5, "minimum": 0},
+    },
+    "retry_backoff": {
+        "label": "Retry backoff (seconds)",
+        "description": "First retry waits about this long; each next one twice as long (with jitter).",
+        "schema": {"type": ["number", "null"], "default": 1, "minimum": 0},
+    },
+    "retry_max_wait": {
+        "label": "Longest wait between retries (seconds)",
+        "schema": {"type": ["number", "null"], "default": 30, "minimum": 0},
+    },
+    "retry_max_time": {
+        "label": "Retry time budget (seconds)",
+        "description": "A call gives up once retrying would take longer than this.",
+        "schema": {"type": ["number", "null"], "default": 300, "minimum": 0},
+    },
+}
+
+UI_FIELD_BEHAVIOUR: dict[str, Any] = {
+    "hidden_fields": ["schema", "port", "login"],
+    "relabeling": {"host": "API base URL", "password": "API key"},
+    "placeholders": {
+        "host": "https://api.music.ai/v1 (leave empty for the Music AI cloud)",
+        "password": "your Music AI API key",
+    },
+}
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Describe the provider to Airflow: hooks, operators, sensors, triggers and the connection type."""
+    return {
+        "package-name": "airflow-provider-musicai",
+        "name": "Music AI",
+        "description": "`Music AI <https://music.ai/>`__: stem separation, transcription, chords, beats.",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": "Music AI",
+                "external-doc-url": "https://music.ai/docs/api/reference/",
+                "tags": ["service"],
+            }
+        ],
+        "hooks": [
+            {"integration-name": "Music AI", "python-modules": ["airflow_provider_musicai.hooks.musicai"]}
+        ],
+        "operators": [
+            {"integration-name": "Music AI", "python-modules": ["airflow_provider_musicai.operators.musicai"]}
+        ],
+        "sensors": [
+            {"integration-name": "Music AI", "python-modules": ["airflow_provider_musicai.sensors.musicai"]}
+        ],
+        "triggers": [
+            {"integration-name": "Music AI", "python-modules": ["airflow_provider_musicai.triggers.musicai"]}
+        ],
+        "connection-types": [
+            {
+                "connection-type": "musicai",
+                "hook-class-name": "airflow_provider_musicai.hooks.musicai.MusicAIHook",
+                "hook-name": "Music AI",
+                "ui-field-behaviour": {
+                    "hidden-fields": UI_FIELD_BEHAVIOUR["hidden_fields"],
+                    "relabeling": UI_FIELD_BEHAVIOUR["relabeling"],
+                    "placeholders": UI_FIELD_BEHAVIOUR["placeholders"],
+                },
+                "conn-fields": CONN_FIELDS,
+            }
+        ],
+    }
