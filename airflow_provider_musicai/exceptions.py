@@ -6,7 +6,9 @@ ordinary task failures. None of them ever carries the API key or a signed URL's 
 
 from __future__ import annotations
 
-from airflow.exceptions import AirflowException
+from typing import Any
+
+from airflow.providers.common.compat.sdk import AirflowException
 
 
 class MusicAIError(AirflowException):
@@ -28,17 +30,27 @@ class MusicAITransportError(MusicAIError):
         super().__init__(message)
         self.endpoint = endpoint
 
+    def __reduce__(self) -> Any:
+        return (_rebuild, (type(self), (str(self),), {"endpoint": self.endpoint}))
+
 
 class MusicAIAPIError(MusicAIError):
     """The API answered with an error status or with a body that cannot be understood."""
 
-    def __init__(self, message: str, *, status_code: int | None, endpoint: str, api_message: str | None = None):
-        self.status_code = status_code
+    def __init__(
+        self, message: str, *, status_code: int | None, endpoint: str, api_message: str | None = None
+    ):
+        self.status_code = status_code  # type: ignore[assignment]  # AirflowException's is an HTTPStatus
         self.endpoint = endpoint
         self.api_message = api_message
         status = f"HTTP {status_code}" if status_code is not None else "invalid response"
         detail = f": {api_message}" if api_message else ""
         super().__init__(f"Music AI {endpoint} failed ({status}){detail}. {message}".strip())
+        self._message = message
+
+    def __reduce__(self) -> Any:
+        kwargs = {"status_code": self.status_code, "endpoint": self.endpoint, "api_message": self.api_message}
+        return (_rebuild, (type(self), (self._message,), kwargs))
 
 
 class MusicAIAuthError(MusicAIAPIError):
@@ -69,6 +81,12 @@ class MusicAITimeoutError(MusicAIError):
         self.job_id = job_id
         self.last_status = last_status
 
+    def __reduce__(self) -> Any:
+        return (
+            _rebuild,
+            (type(self), (str(self),), {"job_id": self.job_id, "last_status": self.last_status}),
+        )
+
 
 class MusicAIJobFailedError(MusicAIError):
     """The job ended FAILED. Carries the API's error code, title and message."""
@@ -83,5 +101,10 @@ class MusicAIJobFailedError(MusicAIError):
             f"{message or 'no message'}"
         )
 
-    def __reduce__(self) -> tuple[type[MusicAIJobFailedError], tuple[str, str | None, str | None, str | None]]:
+    def __reduce__(self) -> Any:
         return (type(self), (self.job_id, self.code, self.title, self.error_message))
+
+
+def _rebuild(cls: type[Exception], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Exception:
+    """Unpickle an error whose constructor takes keyword-only arguments."""
+    return cls(*args, **kwargs)

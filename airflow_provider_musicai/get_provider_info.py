@@ -1,4 +1,4 @@
-"""Provider metadata read by Airflow's ProvidersManager through the ``apache_airflow_provider`` entry point."""
+"""Provider metadata, read by Airflow through the ``apache_airflow_provider`` entry point."""
 
 from __future__ import annotations
 

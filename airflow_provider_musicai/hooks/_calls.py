@@ -1,0 +1,155 @@
+"""One retry policy for every API call, written once as a sans-IO plan.
+
+:func:`call_plan` is a generator: it yields the request to send (or a pause to take), is sent
+back what the transport observed, and finally returns the parsed answer or raises a typed error.
+:func:`run_sync` and :func:`run_async` only carry out those instructions with requests and
+httpx2, so retries, ``Retry-After``, deadlines and the "never send POST /job twice" rule live
+in this one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import time
+from collections.abc import Awaitable, Callable, Generator
+from dataclasses import dataclass
+from typing import TypeVar, cast
+from urllib.parse import unquote
+
+from airflow_provider_musicai.exceptions import MusicAIAPIError, MusicAIError, MusicAITransportError
+from airflow_provider_musicai.hooks._api import DELETE_JOB, ApiRequest, error_for_status, interpret_response
+from airflow_provider_musicai.hooks._config import RetryPolicy
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class HttpAnswer:
+    """A complete HTTP answer, body included."""
+
+    status: int
+    body: bytes
+    content_type: str | None
+    retry_after: float | None = None
+
+
+@dataclass(frozen=True)
+class TransportFailure:
+    """No complete answer. ``maybe_sent`` is False only when the request surely never left."""
+
+    description: str
+    maybe_sent: bool
+
+
+@dataclass(frozen=True)
+class Pause:
+    """Sleep this long before the next attempt."""
+
+    seconds: float
+
+
+Outcome = HttpAnswer | TransportFailure
+Plan = Generator["ApiRequest[T] | Pause", "Outcome | None", T]
+
+
+class AmbiguousRequestError(MusicAIError):
+    """A request that must not be repeated blindly (POST /job) may or may not have been processed."""
+
+    def __init__(self, cause: MusicAIError) -> None:
+        super().__init__(f"The outcome of the request is unknown: {cause}")
+        self.cause = cause
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date), if valid."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def call_plan(
+    request: ApiRequest[T], policy: RetryPolicy, clock: Callable[[], float] = time.monotonic
+) -> Plan[T]:
+    """Send ``request`` until it succeeds, fails for good, or the retry budget is spent."""
+    label = request.endpoint.label
+    started = clock()
+    retries = 0
+    maybe_processed = False
+    while True:
+        outcome = yield request
+        error: MusicAIError
+        if isinstance(outcome, HttpAnswer):
+            if 200 <= outcome.status < 300:
+                return interpret_response(request, outcome.status, outcome.body, outcome.content_type)
+            if outcome.status == 404 and maybe_processed and request.endpoint is DELETE_JOB:
+                # An earlier attempt whose answer was lost deleted the job: that is success.
+                return request.endpoint.parse({"id": unquote(request.path.rsplit("/", 1)[-1])})
+            error = error_for_status(label, outcome.status, outcome.body, outcome.content_type)
+            transient = outcome.status == 429 or outcome.status >= 500
+            ambiguous = outcome.status >= 500
+            retry_after = outcome.retry_after
+        elif isinstance(outcome, TransportFailure):
+            error = MusicAITransportError(f"Music AI {label} failed: {outcome.description}", endpoint=label)
+            transient, ambiguous, retry_after = True, outcome.maybe_sent, None
+        else:  # pragma: no cover - a driver bug, not a runtime condition
+            raise TypeError(f"call_plan was sent {outcome!r}")
+        maybe_processed = maybe_processed or ambiguous
+        if not transient:
+            raise error
+        if ambiguous and not request.endpoint.retry_safe:
+            raise AmbiguousRequestError(error)
+        retries += 1
+        delay = policy.delay(retries, retry_after)
+        if not policy.allows(retries, clock() - started, delay):
+            raise error
+        log.warning(
+            "Music AI %s: %s; retry %d/%d in %.1fs", label, _short(error), retries, policy.max_retries, delay
+        )
+        yield Pause(delay)
+
+
+def _short(error: MusicAIError) -> str:
+    if isinstance(error, MusicAIAPIError) and error.status_code is not None:
+        return f"HTTP {error.status_code}" + (f" ({error.api_message})" if error.api_message else "")
+    return str(error).split(": ", 1)[-1]
+
+
+def run_sync(plan: Plan[T], send: Callable[[ApiRequest[T]], Outcome]) -> T:
+    """Carry out ``plan`` with a blocking transport."""
+    step = next(plan)
+    while True:
+        try:
+            if isinstance(step, Pause):
+                time.sleep(step.seconds)
+                step = plan.send(None)
+            else:
+                step = plan.send(send(step))
+        except StopIteration as done:
+            return cast(T, done.value)
+
+
+async def run_async(plan: Plan[T], send: Callable[[ApiRequest[T]], Awaitable[Outcome]]) -> T:
+    """Carry out ``plan`` with an asyncio transport."""
+    step = next(plan)
+    while True:
+        try:
+            if isinstance(step, Pause):
+                await asyncio.sleep(step.seconds)
+                step = plan.send(None)
+            else:
+                step = plan.send(await send(step))
+        except StopIteration as done:
+            return cast(T, done.value)

@@ -1,0 +1,186 @@
+"""The settings a Music AI connection carries, parsed once and validated with clear errors."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from airflow_provider_musicai.exceptions import MusicAIConfigurationError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://api.music.ai/v1"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter, bounded in attempts and in total time.
+
+    ``max_retries`` counts retries after the first attempt; ``max_retry_time`` bounds the time
+    spent sleeping between attempts plus the time already elapsed when a retry is considered.
+    """
+
+    max_retries: int = 5
+    backoff: float = 1.0
+    max_wait: float = 30.0
+    max_retry_time: float = 300.0
+    rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
+
+    def delay(self, retry_number: int, retry_after: float | None = None) -> float:
+        """Seconds to wait before retry ``retry_number`` (1-based); ``Retry-After`` wins if longer."""
+        ceiling = min(self.max_wait, self.backoff * (2 ** (retry_number - 1)))
+        jittered = self.rng.uniform(ceiling / 2, ceiling)
+        if retry_after is not None:
+            return max(jittered, min(retry_after, self.max_retry_time))
+        return jittered
+
+    def allows(self, retry_number: int, elapsed: float, delay: float) -> bool:
+        """Whether retry ``retry_number`` may happen after ``delay`` more seconds."""
+        return retry_number <= self.max_retries and elapsed + delay <= self.max_retry_time
+
+
+@dataclass(frozen=True)
+class ConnectionConfig:
+    """Everything the hook needs from an Airflow connection of type ``musicai``."""
+
+    base_url: str
+    api_key: str = field(repr=False)
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    async_pool_size: int = 10
+
+    @property
+    def api_origin(self) -> tuple[str, str, int]:
+        """(scheme, host, port) of the API: the only origin the API key may be sent to."""
+        return origin_of(self.base_url)
+
+    @classmethod
+    def from_connection(
+        cls,
+        *,
+        conn_id: str,
+        host: str | None,
+        password: str | None,
+        port: int | None = None,
+        schema: str | None = None,
+        extra: str | Mapping[str, Any] | None = None,
+    ) -> ConnectionConfig:
+        """Build the config from an Airflow connection's fields, naming any unusable one."""
+        if not password:
+            raise MusicAIConfigurationError(
+                f"Connection {conn_id!r} has no API key: put the Music AI API key in its password field"
+            )
+        extras = _parse_extra(conn_id, extra)
+        base_url = _base_url(conn_id, host, port, schema, extras)
+        retry = RetryPolicy(
+            max_retries=_number(conn_id, extras, "max_retries", 5, int, minimum=0),
+            backoff=_number(conn_id, extras, "retry_backoff", 1.0, float, minimum=0.0),
+            max_wait=_number(conn_id, extras, "retry_max_wait", 30.0, float, minimum=0.0),
+            max_retry_time=_number(conn_id, extras, "retry_max_time", 300.0, float, minimum=0.0),
+        )
+        return cls(
+            base_url=base_url,
+            api_key=password.strip(),
+            connect_timeout=_number(conn_id, extras, "connect_timeout", 10.0, float, minimum=0.001),
+            read_timeout=_number(conn_id, extras, "timeout", 60.0, float, minimum=0.001),
+            retry=retry,
+            async_pool_size=_number(conn_id, extras, "async_pool_size", 10, int, minimum=1),
+        )
+
+
+def origin_of(url: str) -> tuple[str, str, int]:
+    """The (scheme, host, port) triple that decides whether two URLs are the same origin."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    port = parts.port or (443 if scheme == "https" else 80)
+    return scheme, (parts.hostname or "").lower(), port
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for localhost names and loopback addresses (127.0.0.0/8, ::1)."""
+    if host.lower() in {"localhost", "localhost.localdomain"} or host.lower().endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _parse_extra(conn_id: str, extra: str | Mapping[str, Any] | None) -> dict[str, Any]:
+    if not extra:
+        return {}
+    if isinstance(extra, Mapping):
+        return dict(extra)
+    try:
+        parsed = json.loads(extra)
+    except ValueError as exc:
+        raise MusicAIConfigurationError(f"Connection {conn_id!r}: extra is not valid JSON ({exc})") from None
+    if not isinstance(parsed, dict):
+        raise MusicAIConfigurationError(f"Connection {conn_id!r}: extra must be a JSON object")
+    return parsed
+
+
+def _base_url(
+    conn_id: str, host: str | None, port: int | None, schema: str | None, extras: Mapping[str, Any]
+) -> str:
+    host = (host or "").strip()
+    if not host:
+        return DEFAULT_BASE_URL
+    if "://" in host:
+        url = host
+    else:
+        scheme = str(extras.get("scheme") or "https")
+        path = "/" + schema.strip("/") if schema else "/v1"
+        url = f"{scheme}://{host}{f':{port}' if port else ''}{path}"
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise MusicAIConfigurationError(
+            f"Connection {conn_id!r}: host must be an http(s) URL such as {DEFAULT_BASE_URL}, got a "
+            f"{parts.scheme or 'scheme-less'} URL"
+        )
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise MusicAIConfigurationError(
+            f"Connection {conn_id!r}: host must not carry credentials, a query or a fragment"
+        )
+    if parts.port is None and port and "://" in host:
+        url = url.replace(parts.netloc, f"{parts.netloc}:{port}", 1)
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        log.warning(
+            "Connection %r uses plain HTTP to %s: the Music AI API key would travel unencrypted. "
+            "Use https:// for any host other than loopback.",
+            conn_id,
+            parts.hostname,
+        )
+    return url.rstrip("/")
+
+
+def _number(
+    conn_id: str,
+    extras: Mapping[str, Any],
+    name: str,
+    default: Any,
+    kind: type[int] | type[float],
+    *,
+    minimum: float,
+) -> Any:
+    raw = extras.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = kind(raw)
+    except (TypeError, ValueError):
+        raise MusicAIConfigurationError(
+            f"Connection {conn_id!r}: extra {name!r} must be a {kind.__name__}, got {raw!r}"
+        ) from None
+    if isinstance(raw, bool) or value < minimum:
+        raise MusicAIConfigurationError(
+            f"Connection {conn_id!r}: extra {name!r} must be a {kind.__name__} >= {minimum}, got {raw!r}"
+        )
+    return value

@@ -1,0 +1,148 @@
+"""Transfers to and from signed storage URLs (uploads, results).
+
+These URLs are third-party storage/CDN hosts, not the API: requests go through a session of
+their own that never carries the API key, and only their path ever reaches a log or an error.
+Failed transfers start again from the first byte, within the connection's retry policy.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import IO
+
+import requests
+
+from airflow_provider_musicai.exceptions import MusicAIAPIError, MusicAIError, MusicAITransportError
+from airflow_provider_musicai.hooks._api import api_message_of
+from airflow_provider_musicai.hooks._calls import parse_retry_after
+from airflow_provider_musicai.hooks._config import ConnectionConfig
+from airflow_provider_musicai.hooks._redact import redact_url
+from airflow_provider_musicai.hooks._transfer import (
+    CHUNK_SIZE,
+    PROGRESS_EVERY_SECONDS,
+    ProgressReader,
+    UploadSource,
+    log_progress,
+)
+
+log = logging.getLogger(__name__)
+
+
+class _RetryableTransfer(Exception):
+    def __init__(self, error: MusicAIError, retry_after: float | None = None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.retry_after = retry_after
+
+
+def _check(response: requests.Response, what: str) -> None:
+    """Raise for a storage error answer; a retryable one (403 expired, 408, 429, 5xx) is marked so."""
+    if response.status_code < 400:
+        return
+    body = response.content[:2048]
+    error = MusicAIAPIError(
+        "Signed storage URLs are temporary; a fresh one is requested on retry."
+        if response.status_code == 403
+        else "",
+        status_code=response.status_code,
+        endpoint=what,
+        api_message=api_message_of(body),
+    )
+    if response.status_code in {403, 408, 429} or response.status_code >= 500:
+        raise _RetryableTransfer(error, parse_retry_after(response.headers.get("retry-after")))
+    raise error
+
+
+class StorageClient:
+    """Streams bodies to and from signed URLs in bounded memory."""
+
+    def __init__(self, config: ConnectionConfig, session: requests.Session) -> None:
+        self.config = config
+        self.session = session
+
+    def close(self) -> None:
+        self.session.close()
+
+    def _retrying(self, action: Callable[[int], str], what: str) -> str:
+        policy = self.config.retry
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            try:
+                return action(attempt)
+            except requests.RequestException as exc:
+                failure: _RetryableTransfer = _RetryableTransfer(
+                    MusicAITransportError(f"{what} failed: {type(exc).__name__}", endpoint=what)
+                )
+            except _RetryableTransfer as retryable:
+                failure = retryable
+            attempt += 1
+            delay = policy.delay(attempt, failure.retry_after)
+            if not policy.allows(attempt, time.monotonic() - started, delay):
+                raise failure.error from None
+            log.warning("%s: %s; starting again in %.1fs (retry %d)", what, failure.error, delay, attempt)
+            time.sleep(delay)
+
+    def upload(self, source: UploadSource, content_type: str, new_urls: Callable[[], dict[str, str]]) -> str:
+        """PUT ``source`` to a fresh signed URL (a new one for every attempt); return the downloadUrl."""
+        what = f"Upload of {source.label}"
+
+        def attempt(_: int) -> str:
+            urls = new_urls()
+            started = time.monotonic()
+            with source.open() as handle:
+                reader = ProgressReader(handle, source.size, source.label)
+                response = self.session.put(
+                    urls["uploadUrl"],
+                    data=reader,
+                    headers={"Content-Type": content_type},
+                    timeout=(self.config.connect_timeout, self.config.read_timeout),
+                    allow_redirects=False,
+                )
+            _check(response, f"PUT {redact_url(urls['uploadUrl'])}")
+            elapsed = max(time.monotonic() - started, 1e-9)
+            log.info(
+                "Uploaded %s (%.1f MB, %s) in %.1fs at %.1f MB/s",
+                source.label,
+                source.size / 1e6,
+                content_type,
+                elapsed,
+                source.size / elapsed / 1e6,
+            )
+            return urls["downloadUrl"]
+
+        return self._retrying(attempt, what)
+
+    def download(self, url: str, handle: IO[bytes], *, label: str) -> int:
+        """GET ``url`` into ``handle`` (rewound on every retry); return the byte count."""
+        shown = redact_url(url)
+
+        def attempt(_: int) -> str:
+            handle.seek(0)
+            handle.truncate()
+            started = time.monotonic()
+            with self.session.get(
+                url, stream=True, timeout=(self.config.connect_timeout, self.config.read_timeout)
+            ) as response:
+                _check(response, f"GET {shown}")
+                expected = response.headers.get("content-length")
+                received = 0
+                next_report = started + PROGRESS_EVERY_SECONDS
+                for chunk in response.iter_content(CHUNK_SIZE):
+                    handle.write(chunk)
+                    received += len(chunk)
+                    if time.monotonic() >= next_report:
+                        next_report = time.monotonic() + PROGRESS_EVERY_SECONDS
+                        total = int(expected) if expected and expected.isdigit() else None
+                        log_progress("Downloading", label, received, total, time.monotonic() - started)
+            if expected is not None and expected.isdigit() and int(expected) != received:
+                raise _RetryableTransfer(
+                    MusicAITransportError(
+                        f"GET {shown} ended after {received} of {expected} bytes", endpoint=f"GET {shown}"
+                    )
+                )
+            return str(received)
+
+        return int(self._retrying(attempt, f"Download of {label} from {shown}"))

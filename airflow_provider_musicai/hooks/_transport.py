@@ -1,0 +1,198 @@
+"""The two ways bytes reach the API: a pooled ``requests.Session`` and a shared httpx2 client.
+
+Both only turn an :class:`ApiRequest` into an :class:`Outcome`; what the answer means is decided
+in ``_api`` and ``_calls``. The API key is added here, per request, to API URLs only: neither
+session carries it as a default header, so nothing else (signed storage URLs) can receive it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import weakref
+from typing import TYPE_CHECKING, Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import NameResolutionError, NewConnectionError
+
+from airflow_provider_musicai import __version__
+from airflow_provider_musicai.hooks._api import ApiRequest
+from airflow_provider_musicai.hooks._calls import HttpAnswer, Outcome, TransportFailure, parse_retry_after
+from airflow_provider_musicai.hooks._config import ConnectionConfig
+
+if TYPE_CHECKING:
+    import httpx2
+
+USER_AGENT = f"airflow-provider-musicai/{__version__}"
+
+
+def api_headers(config: ConnectionConfig) -> dict[str, str]:
+    """Headers of an API call: the raw key (no ``Bearer``), as the reference requires."""
+    return {"Authorization": config.api_key, "Accept": "application/json", "User-Agent": USER_AGENT}
+
+
+def _answer(status: int, body: bytes, headers: Any) -> HttpAnswer:
+    return HttpAnswer(
+        status=status,
+        body=body,
+        content_type=headers.get("content-type"),
+        retry_after=parse_retry_after(headers.get("retry-after")),
+    )
+
+
+def _describe(exc: BaseException) -> str:
+    """A short cause for logs: the exception type, never its text (which can contain URLs)."""
+    return type(exc).__name__
+
+
+class SyncTransport:
+    """Blocking transport over one keep-alive ``requests.Session``."""
+
+    def __init__(self, config: ConnectionConfig, session: requests.Session) -> None:
+        self.config = config
+        self.session = session
+
+    def send(self, request: ApiRequest[Any]) -> Outcome:
+        try:
+            response = self.session.request(
+                request.endpoint.method,
+                self.config.base_url + request.path,
+                params=list(request.params),
+                json=request.json_body,
+                headers=api_headers(self.config),
+                timeout=(self.config.connect_timeout, self.config.read_timeout),
+            )
+            body = response.content
+        except requests.exceptions.ConnectTimeout as exc:
+            return TransportFailure(f"connect timeout ({_describe(exc)})", maybe_sent=False)
+        except requests.exceptions.ReadTimeout as exc:
+            return TransportFailure(f"read timeout after {self.config.read_timeout}s", maybe_sent=_sent(exc))
+        except requests.exceptions.RequestException as exc:
+            sent = _sent(exc)
+            what = "connection lost" if sent else "cannot connect"
+            return TransportFailure(f"{what} ({_cause_name(exc)})", maybe_sent=sent)
+        return _answer(response.status_code, body, response.headers)
+
+
+def _sent(exc: BaseException) -> bool:
+    """False only when the connection was never established (refused, DNS, connect timeout)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (NewConnectionError, NameResolutionError)):
+            return False
+        reason = getattr(current, "reason", None)
+        if isinstance(reason, BaseException):
+            current = reason
+            continue
+        args = getattr(current, "args", ())
+        nested = next((arg for arg in args if isinstance(arg, BaseException)), None)
+        current = nested or current.__cause__ or current.__context__
+    return True
+
+
+def _cause_name(exc: BaseException) -> str:
+    root: BaseException = exc
+    for _ in range(6):
+        reason = getattr(root, "reason", None)
+        nested = reason if isinstance(reason, BaseException) else None
+        nested = nested or next((a for a in getattr(root, "args", ()) if isinstance(a, BaseException)), None)
+        if nested is None:
+            break
+        root = nested
+    return type(root).__name__
+
+
+class LargeBlockAdapter(HTTPAdapter):
+    """An adapter that sends request bodies in 1 MiB blocks instead of urllib3's 16 KiB."""
+
+    def __init__(self, blocksize: int = 1 << 20, **kwargs: Any) -> None:
+        self._blocksize = blocksize
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["blocksize"] = self._blocksize
+        super().init_poolmanager(*args, **kwargs)
+
+
+def new_session(pool_size: int = 10) -> requests.Session:
+    """A keep-alive session with no default credentials."""
+    session = requests.Session()
+    adapter = LargeBlockAdapter(pool_connections=pool_size, pool_maxsize=pool_size)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.headers["User-Agent"] = USER_AGENT
+    return session
+
+
+# One httpx2 client per (event loop, API base URL, pool size): every trigger of a triggerer
+# process that talks to the same API shares its connection pool.
+_ASYNC_CLIENTS: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[tuple[str, int], httpx2.AsyncClient]
+]
+_ASYNC_CLIENTS = weakref.WeakKeyDictionary()
+
+
+def import_httpx() -> Any:
+    """httpx2 where available (Python 3.11+), else the API-compatible httpx."""
+    try:
+        module = importlib.import_module("httpx2")
+    except ImportError:  # pragma: no cover - Python 3.10 only
+        module = importlib.import_module("httpx")
+    return module
+
+
+def shared_async_client(config: ConnectionConfig) -> httpx2.AsyncClient:
+    """The pooled async client of the running loop for this API, created on first use."""
+    httpx = import_httpx()
+    loop = asyncio.get_running_loop()
+    clients = _ASYNC_CLIENTS.setdefault(loop, {})
+    key = (config.base_url, config.async_pool_size)
+    client = clients.get(key)
+    if client is None or client.is_closed:
+        client = httpx.AsyncClient(
+            follow_redirects=True,
+            limits=httpx.Limits(
+                max_connections=config.async_pool_size, max_keepalive_connections=config.async_pool_size
+            ),
+            headers={"User-Agent": USER_AGENT},
+        )
+        clients[key] = client
+    return client
+
+
+async def close_shared_async_clients() -> None:
+    """Close the running loop's pooled clients (tests, triggerer shutdown)."""
+    clients = _ASYNC_CLIENTS.pop(asyncio.get_running_loop(), {})
+    for client in clients.values():
+        await client.aclose()
+
+
+class AsyncTransport:
+    """Asyncio transport over the loop's shared httpx2 client."""
+
+    def __init__(self, config: ConnectionConfig) -> None:
+        self.config = config
+
+    async def send(self, request: ApiRequest[Any]) -> Outcome:
+        httpx = import_httpx()
+        client = shared_async_client(self.config)
+        timeout = httpx.Timeout(self.config.read_timeout, connect=self.config.connect_timeout)
+        try:
+            response = await client.request(
+                request.endpoint.method,
+                self.config.base_url + request.path,
+                params=list(request.params),
+                json=request.json_body,
+                headers=api_headers(self.config),
+                timeout=timeout,
+            )
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            return TransportFailure(f"cannot connect ({_describe(exc)})", maybe_sent=False)
+        except httpx.TimeoutException as exc:
+            return TransportFailure(f"read timeout ({_describe(exc)})", maybe_sent=True)
+        except httpx.TransportError as exc:
+            return TransportFailure(f"connection lost ({_describe(exc)})", maybe_sent=True)
+        return _answer(response.status_code, response.content, response.headers)

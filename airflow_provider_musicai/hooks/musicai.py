@@ -1,0 +1,532 @@
+"""MusicAIHook: every authenticated call to the Music AI API, sync (requests) and async (httpx2)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from airflow.providers.common.compat.sdk import BaseHook
+
+from airflow_provider_musicai.exceptions import (
+    MusicAIAPIError,
+    MusicAIAuthError,
+    MusicAIConfigurationError,
+    MusicAIError,
+    MusicAIInvalidRequestError,
+    MusicAINotFoundError,
+    MusicAITimeoutError,
+    MusicAITransportError,
+)
+from airflow_provider_musicai.hooks import _api
+from airflow_provider_musicai.hooks._api import ApiRequest, build_request
+from airflow_provider_musicai.hooks._calls import AmbiguousRequestError, call_plan, run_async, run_sync
+from airflow_provider_musicai.hooks._config import ConnectionConfig
+from airflow_provider_musicai.hooks._destination import resolve_destination, write_json
+from airflow_provider_musicai.hooks._redact import redact_url
+from airflow_provider_musicai.hooks._storage import StorageClient
+from airflow_provider_musicai.hooks._transfer import (
+    guess_content_type,
+    resolve_source,
+    safe_filename,
+    unique_names,
+)
+from airflow_provider_musicai.hooks._transport import AsyncTransport, SyncTransport, new_session
+from airflow_provider_musicai.jobs import (
+    ACTIVE_STATUSES,
+    IDEMPOTENCY_METADATA_KEY,
+    KNOWN_STATUSES,
+    TERMINAL_STATUSES,
+    JobStatus,
+    raise_if_failed,
+    validate_metadata,
+)
+
+if TYPE_CHECKING:
+    import requests
+
+__all__ = [
+    "ACTIVE_STATUSES",
+    "TERMINAL_STATUSES",
+    "JobStatus",
+    "MusicAIHook",
+    "raise_if_failed",
+    "redact_url",
+]
+
+T = TypeVar("T")
+
+MAX_PAGE_SIZE = 100
+
+#: Errors that another poll may cure; anything else (401, 404, 400...) ends a wait at once.
+TRANSIENT_ERRORS: tuple[type[MusicAIError], ...] = (MusicAITransportError,)
+
+
+def is_transient(error: BaseException) -> bool:
+    """True for failures worth another try later: no answer, 429, or 5xx."""
+    if isinstance(error, TRANSIENT_ERRORS):
+        return True
+    return (
+        isinstance(error, MusicAIAPIError)
+        and error.status_code is not None
+        and (error.status_code == 429 or error.status_code >= 500)
+    )
+
+
+class MusicAIHook(BaseHook):
+    """Talks to the Music AI REST API with the key of an Airflow connection of type ``musicai``.
+
+    The connection's password is the API key; its host, optional, is the API base URL
+    (default ``https://api.music.ai/v1``). Extras tune timeouts and retries. Calls that fail
+    transiently (no answer, 429, 5xx) are retried with backoff; 400/401/404/422 never are.
+
+    :param musicai_conn_id: the Airflow connection to use.
+    """
+
+    conn_name_attr = "musicai_conn_id"
+    default_conn_name = "musicai_default"
+    conn_type = "musicai"
+    hook_name = "Music AI"
+
+    def __init__(self, musicai_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.musicai_conn_id = musicai_conn_id
+        self._config: ConnectionConfig | None = None
+
+    # -- connection -------------------------------------------------------------------------
+
+    @staticmethod
+    def get_ui_field_behaviour() -> dict[str, Any]:
+        """Connection form for Airflow versions that do not read ``conn-fields`` from provider info."""
+        from airflow_provider_musicai.get_provider_info import UI_FIELD_BEHAVIOUR
+
+        return dict(UI_FIELD_BEHAVIOUR)
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """Extra fields (timeouts, retries) for the connection form of Airflow 2.x and 3.0/3.1."""
+        try:
+            from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+            from flask_babel import lazy_gettext
+            from wtforms import FloatField, IntegerField
+            from wtforms.validators import NumberRange, Optional
+        except ImportError:
+            return {}
+        from airflow_provider_musicai.get_provider_info import CONN_FIELDS
+
+        widgets: dict[str, Any] = {}
+        for name, spec in CONN_FIELDS.items():
+            kinds = spec["schema"]["type"]
+            field_cls = IntegerField if "integer" in kinds else FloatField
+            widgets[name] = field_cls(
+                lazy_gettext(spec["label"]),
+                widget=BS3TextFieldWidget(),
+                validators=[Optional(), NumberRange(min=spec["schema"].get("minimum", 0))],
+                default=spec["schema"].get("default"),
+            )
+        return widgets
+
+    @property
+    def config(self) -> ConnectionConfig:
+        """The parsed connection; fetched once per hook."""
+        if self._config is None:
+            self._config = self._config_from(self.get_connection(self.musicai_conn_id))
+        return self._config
+
+    async def aconfig(self) -> ConnectionConfig:
+        """The parsed connection, fetched without blocking the event loop (triggerer)."""
+        if self._config is None:
+            getter = getattr(BaseHook, "aget_connection", None)
+            if getter is not None:
+                connection = await getter(self.musicai_conn_id)
+            else:  # Airflow 2.x
+                from asgiref.sync import sync_to_async
+
+                connection = await sync_to_async(self.get_connection)(self.musicai_conn_id)
+            self._config = self._config_from(connection)
+        return self._config
+
+    def _config_from(self, connection: Any) -> ConnectionConfig:
+        config = ConnectionConfig.from_connection(
+            conn_id=self.musicai_conn_id,
+            host=connection.host,
+            password=connection.password,
+            port=connection.port,
+            schema=connection.schema,
+            extra=connection.extra,
+        )
+        _mask_secret(config.api_key)
+        return config
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Used by ``airflow connections test`` and the UI: calls ``GET /application``."""
+        try:
+            application = self.get_application()
+        except MusicAIError as exc:
+            return False, str(exc)
+        return True, f"Connected to Music AI application {application['name']!r} ({application['id']})"
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    @cached_property
+    def _session(self) -> requests.Session:
+        return new_session()
+
+    @cached_property
+    def storage(self) -> StorageClient:
+        """Client for signed storage URLs: a separate session that never carries the API key."""
+        return StorageClient(self.config, new_session())
+
+    def _call(self, request: ApiRequest[T]) -> T:
+        config = self.config
+        return run_sync(call_plan(request, config.retry), SyncTransport(config, self._session).send)
+
+    async def _acall(self, request: ApiRequest[T]) -> T:
+        config = await self.aconfig()
+        return await run_async(call_plan(request, config.retry), AsyncTransport(config).send)
+
+    def close(self) -> None:
+        """Release pooled connections (safe to call more than once)."""
+        for name in ("_session",):
+            session = self.__dict__.pop(name, None)
+            if session is not None:
+                session.close()
+        storage = self.__dict__.pop("storage", None)
+        if storage is not None:
+            storage.close()
+
+    # -- applications, uploads --------------------------------------------------------------
+
+    def get_application(self) -> dict[str, Any]:
+        """``GET /application``: the application ``{id, name}`` that owns the API key."""
+        return self._call(build_request(_api.GET_APPLICATION))
+
+    async def aget_application(self) -> dict[str, Any]:
+        """Async ``GET /application``."""
+        return await self._acall(build_request(_api.GET_APPLICATION))
+
+    def get_upload_url(self) -> dict[str, str]:
+        """``GET /upload``: a fresh pair of signed ``{uploadUrl, downloadUrl}``."""
+        return self._call(build_request(_api.GET_UPLOAD_URL))
+
+    def upload_file(self, source: Any, content_type: str | None = None) -> str:
+        """Stream ``source`` to Music AI's temporary storage; return its ``downloadUrl``.
+
+        ``source`` is a local path, a ``file://`` or fsspec URL (``s3://``, ``gs://``...), an
+        ``ObjectStoragePath`` or a binary file object. It is sent with an exact ``Content-Length``
+        in 1 MiB blocks, whatever its size. A failed PUT starts again with a fresh signed URL.
+        Missing, unreadable or empty sources raise :class:`MusicAIInputError` before any request.
+        """
+        opened = resolve_source(source)
+        try:
+            return self.storage.upload(
+                opened, content_type or guess_content_type(opened.filename), self.get_upload_url
+            )
+        finally:
+            opened.cleanup()
+
+    # -- jobs -------------------------------------------------------------------------------
+
+    def create_job(
+        self,
+        name: str,
+        workflow: str,
+        params: Mapping[str, Any],
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> str:
+        """``POST /job``: start ``workflow`` on ``params``; return the new job's id.
+
+        The request carries ``idempotency_key`` (a fresh UUID if not given) in the job's metadata.
+        If an answer is lost (timeout, dropped connection, 5xx), the hook looks the key up before
+        sending again, so one call never creates two jobs. Pass a stable key (the operators derive
+        one from the task instance) to make retries of a whole task reattach as well.
+        """
+        body = self._job_body(name, workflow, params, metadata)
+        key = idempotency_key or uuid.uuid4().hex
+        body["metadata"][IDEMPOTENCY_METADATA_KEY] = key
+        policy = self.config.retry
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            try:
+                job_id = self._call(build_request(_api.CREATE_JOB, json_body=body))
+            except AmbiguousRequestError as ambiguous:
+                self.log.warning("Music AI POST /job: %s; checking whether the job exists", ambiguous.cause)
+                existing = self._find_after_ambiguity(key, workflow, ambiguous)
+                if existing is not None:
+                    self.log.info("The job was created before the answer was lost: %s", existing["id"])
+                    return str(existing["id"])
+                attempt += 1
+                delay = policy.delay(attempt)
+                if not policy.allows(attempt, time.monotonic() - started, delay):
+                    raise ambiguous.cause from None
+                time.sleep(delay)
+                continue
+            self.log.info("Created Music AI job %s (%s, workflow %s)", job_id, name, workflow)
+            return job_id
+
+    def _find_after_ambiguity(
+        self, key: str, workflow: str, ambiguous: AmbiguousRequestError
+    ) -> dict[str, Any] | None:
+        try:
+            return self.find_job_by_idempotency_key(key, workflow=workflow)
+        except MusicAIError as lookup_error:
+            # Without knowing, sending again could create a duplicate: give up instead.
+            raise MusicAIError(
+                f"{ambiguous.cause} Whether the job was created could not be checked "
+                f"({lookup_error}); not sending again to avoid a duplicate job. "
+                f"Look for a job whose metadata has {IDEMPOTENCY_METADATA_KEY}={key}."
+            ) from None
+
+    @staticmethod
+    def _job_body(
+        name: str, workflow: str, params: Mapping[str, Any], metadata: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        if not isinstance(name, str) or not name.strip():
+            raise MusicAIConfigurationError("Job name must be a non-empty string")
+        if not isinstance(workflow, str) or not workflow.strip():
+            raise MusicAIConfigurationError("Job workflow must be a non-empty workflow slug")
+        if not isinstance(params, Mapping):
+            raise MusicAIConfigurationError(
+                f"Job params must be a mapping (e.g. {{'inputUrl': ...}}), got {type(params).__name__}"
+            )
+        try:
+            json.dumps(params)
+        except (TypeError, ValueError) as exc:
+            raise MusicAIConfigurationError(f"Job params must be JSON-serializable: {exc}") from None
+        return {
+            "name": name,
+            "workflow": workflow,
+            "params": dict(params),
+            "metadata": validate_metadata(metadata),
+        }
+
+    def find_job_by_idempotency_key(self, key: str, workflow: str | None = None) -> dict[str, Any] | None:
+        """The job whose metadata carries ``key`` (see :meth:`create_job`), or None."""
+        for job in self.list_jobs(workflow=workflow):
+            metadata = job.get("metadata")
+            if isinstance(metadata, Mapping) and metadata.get(IDEMPOTENCY_METADATA_KEY) == key:
+                return job
+        return None
+
+    def get_job(self, job_id: str) -> dict[str, Any]:
+        """``GET /job/:id``: the job document."""
+        return self._call(build_request(_api.GET_JOB, job_id=job_id))
+
+    async def aget_job(self, job_id: str) -> dict[str, Any]:
+        """Async ``GET /job/:id``."""
+        return await self._acall(build_request(_api.GET_JOB, job_id=job_id))
+
+    def get_job_status(self, job_id: str) -> str:
+        """``GET /job/:id/status``: the job's status string."""
+        return self._call(build_request(_api.GET_JOB_STATUS, job_id=job_id))
+
+    async def aget_job_status(self, job_id: str) -> str:
+        """Async ``GET /job/:id/status``."""
+        return await self._acall(build_request(_api.GET_JOB_STATUS, job_id=job_id))
+
+    def delete_job(self, job_id: str) -> None:
+        """``DELETE /job/:id``. Raises :class:`MusicAINotFoundError` if the job does not exist."""
+        self._call(build_request(_api.DELETE_JOB, job_id=job_id))
+        self.log.info("Deleted Music AI job %s", job_id)
+
+    async def adelete_job(self, job_id: str) -> None:
+        """Async ``DELETE /job/:id``."""
+        await self._acall(build_request(_api.DELETE_JOB, job_id=job_id))
+        self.log.info("Deleted Music AI job %s", job_id)
+
+    def list_jobs(
+        self,
+        status: str | Iterable[str] | None = None,
+        workflow: str | Iterable[str] | None = None,
+        batch_name: str | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+    ) -> Iterator[dict[str, Any]]:
+        """``GET /job``, every page, lazily: one request per ``page_size`` jobs, memory flat.
+
+        ``status`` and ``workflow`` take one value or several (sent as repeated parameters).
+        """
+        query = _job_filters(status, workflow, batch_name)
+        for page in _pages(page_size):
+            items = self._call(_page_request(_api.LIST_JOBS, query, page, page_size))
+            yield from items
+            if len(items) < page_size:
+                return
+
+    async def alist_jobs(
+        self,
+        status: str | Iterable[str] | None = None,
+        workflow: str | Iterable[str] | None = None,
+        batch_name: str | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Async :meth:`list_jobs`."""
+        query = _job_filters(status, workflow, batch_name)
+        for page in _pages(page_size):
+            items = await self._acall(_page_request(_api.LIST_JOBS, query, page, page_size))
+            for item in items:
+                yield item
+            if len(items) < page_size:
+                return
+
+    def list_workflows(self, page_size: int = MAX_PAGE_SIZE) -> Iterator[dict[str, Any]]:
+        """``GET /workflow``, every page, lazily."""
+        for page in _pages(page_size):
+            items = self._call(_page_request(_api.LIST_WORKFLOWS, [], page, page_size))
+            yield from items
+            if len(items) < page_size:
+                return
+
+    # -- waiting and results ----------------------------------------------------------------
+
+    def wait_for_job(
+        self, job_id: str, poll_interval: float = 10.0, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Poll until the job SUCCEEDED or FAILED; return its final document.
+
+        Transient errors (no answer, 429, 5xx after the call's own retries) are logged and polled
+        again; 401/404 end the wait. Unknown statuses are logged and treated as still running.
+
+        :raises MusicAIJobFailedError: the job FAILED (with the API's code, title and message).
+        :raises MusicAITimeoutError: ``timeout`` seconds passed first.
+        """
+        _api.validate_job_id(job_id)
+        if poll_interval <= 0:
+            raise MusicAIConfigurationError(f"poll_interval must be > 0 seconds, got {poll_interval}")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        tracker = StatusTracker(job_id, self.log)
+        while True:
+            try:
+                status = self.get_job_status(job_id)
+            except MusicAIError as error:
+                if not is_transient(error):
+                    raise
+                self.log.warning("Could not read the status of job %s (%s); will poll again", job_id, error)
+            else:
+                if tracker.observe(status):
+                    job = self.get_job(job_id)
+                    raise_if_failed(job)
+                    return job
+            if deadline is not None and time.monotonic() + poll_interval > deadline:
+                raise MusicAITimeoutError(
+                    f"Music AI job {job_id} did not finish within {timeout}s (last status: "
+                    f"{tracker.last or 'unknown'})",
+                    job_id=job_id,
+                    last_status=tracker.last,
+                )
+            time.sleep(poll_interval)
+
+    def download_results(self, job_or_id: str | Mapping[str, Any], destination: Any) -> dict[str, str]:
+        """Stream every URL-valued result of a SUCCEEDED job into ``destination``.
+
+        ``destination`` is a local folder, an fsspec URL or an ``ObjectStoragePath``. Files are
+        named after their result key with the URL's extension (``vocals.wav``), made safe so no key
+        can escape the folder, and written atomically. Non-URL values (a key, a bpm) go to
+        ``result.json``. Returns ``{result name: written path}``.
+        """
+        job = dict(job_or_id) if isinstance(job_or_id, Mapping) else self.get_job(job_or_id)
+        raise_if_failed(job)
+        job_id = str(job.get("id", "?"))
+        if job.get("status") != JobStatus.SUCCEEDED:
+            raise MusicAIError(
+                f"Music AI job {job_id} is {job.get('status')}: results exist only once it SUCCEEDED"
+            )
+        result = job.get("result") or {}
+        if not isinstance(result, Mapping):
+            raise MusicAIAPIError(
+                "The job's result is not an object.", status_code=None, endpoint=_api.GET_JOB.label
+            )
+        target = resolve_destination(destination)
+        urls = {key: value for key, value in result.items() if _is_url(value)}
+        values = {key: value for key, value in result.items() if key not in urls}
+        names = unique_names((key, safe_filename(key, url)) for key, url in urls.items())
+        written: dict[str, str] = {}
+        for key, url in urls.items():
+            with target.atomic_writer(names[key]) as handle:
+                self.storage.download(url, handle, label=f"{key} of job {job_id}")
+            written[key] = target.location(names[key])
+            self.log.info("Result %r of job %s -> %s", key, job_id, written[key])
+        if values:
+            values_path = write_json(target, "result.json", values)
+            written.update(dict.fromkeys(values, values_path))
+            self.log.info("Result values %s of job %s -> %s", sorted(values), job_id, values_path)
+        return written
+
+
+class StatusTracker:
+    """Logs a job's status changes with timestamps and tells when a final status is reached."""
+
+    def __init__(self, job_id: str, logger: logging.Logger | Any) -> None:
+        self.job_id = job_id
+        self.log = logger
+        self.last: str | None = None
+        self._warned: set[str] = set()
+
+    def observe(self, status: str) -> bool:
+        """Record ``status``; True if it is final (SUCCEEDED or FAILED)."""
+        if status != self.last:
+            self.log.info("Music AI job %s is %s (at %s)", self.job_id, status, _now())
+            self.last = status
+        if status not in KNOWN_STATUSES and status not in self._warned:
+            self._warned.add(status)
+            self.log.warning(
+                "Music AI job %s has an unknown status %r; treating it as running", self.job_id, status
+            )
+        return status in TERMINAL_STATUSES
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _is_url(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith(("http://", "https://"))
+
+
+def _pages(page_size: int) -> Iterator[int]:
+    if not isinstance(page_size, int) or not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise MusicAIConfigurationError(
+            f"page_size must be an integer from 1 to {MAX_PAGE_SIZE}, got {page_size!r}"
+        )
+    page = 0
+    while True:
+        yield page
+        page += 1
+
+
+def _page_request(
+    endpoint: _api.Endpoint[T], query: list[tuple[str, Any]], page: int, page_size: int
+) -> ApiRequest[T]:
+    return build_request(endpoint, query=[*query, ("page", page), ("size", page_size)])
+
+
+def _job_filters(
+    status: str | Iterable[str] | None, workflow: str | Iterable[str] | None, batch_name: str | None
+) -> list[tuple[str, Any]]:
+    statuses = [status] if isinstance(status, str) else list(status or [])
+    unknown = [value for value in statuses if value not in KNOWN_STATUSES]
+    if unknown:
+        raise MusicAIConfigurationError(
+            f"Unknown job status filter {unknown[0]!r}: use {', '.join(sorted(KNOWN_STATUSES))}"
+        )
+    workflows = [workflow] if isinstance(workflow, str) else list(workflow or [])
+    return [("status", statuses), ("workflow", workflows), ("batchName", batch_name)]
+
+
+def _mask_secret(secret: str) -> None:
+    """Register the key with Airflow's secrets masker so it never shows in task logs."""
+    try:
+        from airflow.providers.common.compat.sdk import mask_secret
+    except ImportError:  # pragma: no cover - very old common-compat
+        return
+    mask_secret(secret)
+
+
+# Re-exported for callers that classify errors themselves (triggers, sensors).
+__all__ += ["MusicAIAuthError", "MusicAIInvalidRequestError", "MusicAINotFoundError", "is_transient"]

@@ -1,0 +1,73 @@
+"""Job statuses, metadata validation and the FAILED-job check shared by hook, operators and triggers."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from airflow_provider_musicai.exceptions import MusicAIConfigurationError, MusicAIJobFailedError
+
+
+class JobStatus:
+    """The statuses the API documents. Anything else is treated as still running."""
+
+    QUEUED = "QUEUED"
+    STARTED = "STARTED"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+
+
+TERMINAL_STATUSES: frozenset[str] = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED})
+ACTIVE_STATUSES: frozenset[str] = frozenset({JobStatus.QUEUED, JobStatus.STARTED})
+KNOWN_STATUSES: frozenset[str] = TERMINAL_STATUSES | ACTIVE_STATUSES
+
+#: Metadata key under which the hook stores a client-generated key, so that a job whose creation
+#: response was lost (or whose task was retried) can be found again instead of created twice.
+IDEMPOTENCY_METADATA_KEY = "airflowIdempotencyKey"
+
+MetadataValue = str | int | float | bool
+
+
+def validate_metadata(metadata: Mapping[str, Any] | None) -> dict[str, MetadataValue]:
+    """Return a copy of ``metadata`` or raise naming the first key whose value the API refuses.
+
+    The API accepts only flat key/value pairs whose values are strings, numbers or booleans.
+    """
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, Mapping):
+        raise MusicAIConfigurationError(
+            f"metadata must be a mapping of str to str/int/float/bool, got {type(metadata).__name__}"
+        )
+    clean: dict[str, MetadataValue] = {}
+    for key, value in metadata.items():
+        if not isinstance(key, str) or not key:
+            raise MusicAIConfigurationError(f"metadata keys must be non-empty strings, got {key!r}")
+        if not isinstance(value, (str, int, float, bool)):
+            raise MusicAIConfigurationError(
+                f"metadata[{key!r}] must be a str, int, float or bool, got {type(value).__name__} "
+                "(nested objects, lists and null are not accepted by the Music AI API)"
+            )
+        if isinstance(value, float) and not math.isfinite(value):
+            raise MusicAIConfigurationError(f"metadata[{key!r}] must be a finite number, got {value!r}")
+        clean[key] = value
+    return clean
+
+
+def raise_if_failed(job: Mapping[str, Any]) -> None:
+    """Raise :class:`MusicAIJobFailedError` with the API's code, title and message if ``job`` FAILED."""
+    if job.get("status") != JobStatus.FAILED:
+        return
+    error = job.get("error")
+    error = error if isinstance(error, Mapping) else {}
+    raise MusicAIJobFailedError(
+        job_id=str(job.get("id", "?")),
+        code=_text(error.get("code")),
+        title=_text(error.get("title")),
+        message=_text(error.get("message")),
+    )
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
