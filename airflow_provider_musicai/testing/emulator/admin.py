@@ -1,0 +1,111 @@
+"""The admin API (``/__emulator__/...``, no auth, not in the OpenAPI schema) that tests drive."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from .faults import FaultPlan
+from .runtime import Emulator
+
+
+def _bad(message: str) -> JSONResponse:
+    return JSONResponse({"statusCode": 400, "error": "Bad Request", "message": message}, status_code=400)
+
+
+async def _json_object(request: Request) -> dict[str, Any] | JSONResponse:
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return _bad("the body must be a JSON object")
+    return body if isinstance(body, dict) else _bad("the body must be a JSON object")
+
+
+def admin_router(emu: Emulator) -> APIRouter:
+    """Routes of the admin API for ``emu``."""
+    router = APIRouter(prefix="/__emulator__", include_in_schema=False)
+
+    @router.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/info")
+    async def info() -> dict[str, Any]:
+        return {
+            "api_url": emu.api_url,
+            "storage_url": emu.storage_url,
+            "api_keys": {key: app.name for key, app in emu.apps.items()},
+            "applications": [{"id": a.id, "name": a.name} for a in emu.apps.values()],
+            "storage_dir": str(emu.store.root),
+            "pid": os.getpid(),
+        }
+
+    @router.post("/reset")
+    async def reset(request: Request) -> Any:
+        body = await _json_object(request)
+        if isinstance(body, JSONResponse):
+            return body
+        emu.reset(config=bool(body.get("config", False)), blobs=bool(body.get("blobs", True)))
+        return {"status": "reset", "config": emu.config.to_json()}
+
+    @router.get("/config")
+    async def get_config() -> dict[str, Any]:
+        return emu.config.to_json()
+
+    @router.post("/config")
+    async def set_config(request: Request) -> Any:
+        body = await _json_object(request)
+        if isinstance(body, JSONResponse):
+            return body
+        try:
+            emu.config.update(body)
+        except ValueError as exc:
+            return _bad(str(exc))
+        return emu.config.to_json()
+
+    @router.get("/faults")
+    async def get_faults() -> dict[str, Any]:
+        return emu.faults.to_json()
+
+    @router.post("/faults")
+    async def set_faults(request: Request) -> Any:
+        body = await _json_object(request)
+        if isinstance(body, JSONResponse):
+            return body
+        try:
+            emu.faults = FaultPlan(body)
+        except (ValueError, TypeError) as exc:
+            return _bad(str(exc))
+        return emu.faults.to_json()
+
+    @router.delete("/faults")
+    async def clear_faults() -> dict[str, Any]:
+        emu.faults = FaultPlan()
+        return emu.faults.to_json()
+
+    @router.get("/counters")
+    async def counters() -> dict[str, Any]:
+        return emu.counters.snapshot()
+
+    @router.get("/jobs")
+    async def jobs() -> dict[str, Any]:
+        now = time.time()
+        return {"jobs": [job.to_doc(now) for job in emu.jobs.all()]}
+
+    @router.get("/storage")
+    async def storage() -> dict[str, Any]:
+        return {
+            "objects": emu.store.count(),
+            "temp_files": len(os.listdir(emu.store.root / "tmp")),
+            "storage_dir": str(emu.store.root),
+        }
+
+    return router

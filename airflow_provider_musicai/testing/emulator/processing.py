@@ -1,0 +1,241 @@
+"""Background job processing: fetch the input, run the workflow, record the outcome.
+
+Input fetching rules (what a real service would observe, without ever leaving loopback):
+
+* the emulator's own storage URLs are read from the blob store directly, after the same signature and
+  expiry checks as the storage listener: a refused URL (bad signature, expired, signed for PUT) or a
+  missing object ends ``BAD_INPUT`` (the storage answered, the file is not available);
+* other ``http(s)`` URLs on a loopback host (``127.0.0.0/8``, ``::1``, ``localhost``) are fetched with
+  ``input_timeout_seconds``; no answer (refused, reset, timeout) ends ``TIMEOUT``, a non-2xx answer or a
+  short body ends ``BAD_INPUT``. Redirects are not followed (``BAD_INPUT``);
+* any other host ends ``TIMEOUT`` without connecting (no DNS lookup either); other schemes end ``BAD_INPUT``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import ipaddress
+import logging
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, BinaryIO
+from urllib.parse import parse_qsl, urlsplit
+
+from .faults import JOB_ERROR_TITLES
+from .state import EmulatorConfig, Job, JobError
+from .storage import STORAGE_PREFIX, BlobStore, SignatureError, UrlSigner, discard
+from .workflows import WORKFLOWS_BY_SLUG, BadInputError, open_input
+
+logger = logging.getLogger(__name__)
+_CHUNK = 1 << 20
+
+
+class JobFailure(Exception):
+    """Processing ended with an API error code (BAD_INPUT, TIMEOUT, INTERNAL_ERROR)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+    def to_error(self) -> JobError:
+        """The job's ``error`` object."""
+        return JobError(self.code, JOB_ERROR_TITLES[self.code], str(self))
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` is a loopback literal or ``localhost`` (never resolved through DNS)."""
+    host = host.lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class _Sink:
+    """Writes result files into the blob store and signs their download URLs."""
+
+    def __init__(self, store: BlobStore, signer: UrlSigner, ttl: float, generation: int) -> None:
+        self._store, self._signer, self._ttl, self._generation = store, signer, ttl, generation
+
+    def add_file(self, filename: str, content_type: str, write: Callable[[BinaryIO], None]) -> str:
+        key = self._store.new_key(filename)
+        tmp = self._store.temp_path()
+        try:
+            with tmp.open("w+b") as out:
+                write(out)
+        except BaseException:
+            discard(tmp)
+            raise
+        self._store.commit(tmp, key, content_type, self._generation)
+        return self._signer.sign_url("GET", key, self._ttl)
+
+
+class JobRunner:
+    """Schedules each job's processing at its start time on a small thread pool."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        store: BlobStore,
+        signer: UrlSigner,
+        config: EmulatorConfig,
+        storage_address: tuple[str, int],
+        workers: int = 8,
+    ) -> None:
+        self._loop = loop
+        self._store = store
+        self._signer = signer
+        self._config = config
+        self._storage_host, self._storage_port = storage_address
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="musicai-emulator-job")
+        self._closed = threading.Event()
+
+    def schedule(self, job: Job) -> None:
+        """Arrange for ``job`` to be processed once it is STARTED (call from the event loop)."""
+        delay = max(0.0, job.start_at - time.time())
+        job.timer = self._loop.call_later(delay, self._submit, job)
+
+    def _submit(self, job: Job) -> None:
+        job.timer = None
+        if not job.cancelled and not self._closed.is_set():
+            self._pool.submit(self.process, job)
+
+    def close(self) -> None:
+        """Stop accepting work; running jobs finish in the background."""
+        self._closed.set()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def process(self, job: Job) -> None:
+        """Process ``job`` now (in a worker thread) and record its outcome."""
+        if job.cancelled:
+            return
+        if job.injected_error is not None:
+            job.finish(error=job.injected_error)
+            return
+        try:
+            job.finish(result=self._run(job))
+        except JobFailure as exc:
+            job.finish(error=exc.to_error())
+        except Exception as exc:
+            logger.exception("job %s crashed", job.id)
+            job.finish(
+                error=JobFailure("INTERNAL_ERROR", f"Emulator error while running the job: {exc}").to_error()
+            )
+
+    def _run(self, job: Job) -> dict[str, Any]:
+        workflow = WORKFLOWS_BY_SLUG[job.workflow]
+        generation = self._store.generation
+        path, temporary = self._fetch(str(job.params["inputUrl"]))
+        try:
+            try:
+                audio = open_input(path)
+                if job.cancelled:
+                    return {}
+                sink = _Sink(self._store, self._signer, self._config.result_url_ttl_seconds, generation)
+                return workflow.generate(audio, job.params, sink)
+            except BadInputError as exc:
+                raise JobFailure("BAD_INPUT", str(exc)) from exc
+            except FileNotFoundError as exc:
+                raise JobFailure("BAD_INPUT", "File not found.") from exc
+        finally:
+            if temporary:
+                discard(path)
+
+    def _fetch(self, url: str) -> tuple[Path, bool]:
+        """Return ``(path, is_temporary)`` of the input; raise :class:`JobFailure`."""
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError as exc:
+            raise JobFailure("BAD_INPUT", "The input URL is malformed.") from exc
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise JobFailure("BAD_INPUT", "The input URL must be an http(s) URL.")
+        host = parts.hostname
+        port = port or (443 if parts.scheme == "https" else 80)
+        where = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
+        if not is_loopback_host(host) and host != self._storage_host:
+            raise JobFailure(
+                "TIMEOUT",
+                f"Timeout reading the input file from {parts.scheme}://{host}: the host is not reachable "
+                "(the emulator only reaches loopback hosts).",
+            )
+        if port == self._storage_port and parts.path.startswith(STORAGE_PREFIX) and parts.scheme == "http":
+            return self._own_blob(parts.path, dict(parse_qsl(parts.query))), False
+        if not is_loopback_host(host):
+            raise JobFailure("TIMEOUT", f"Timeout reading the input file from {where}: host not reachable.")
+        return self._download(
+            parts.scheme,
+            host,
+            port,
+            parts.netloc,
+            url[len(f"{parts.scheme}://{parts.netloc}") :] or "/",
+            where,
+        ), True
+
+    def _own_blob(self, path: str, query: dict[str, str]) -> Path:
+        try:
+            self._signer.check("GET", path, query)
+        except SignatureError as exc:
+            raise JobFailure(
+                "BAD_INPUT", f"The input URL was refused by the storage (HTTP 403): {exc}"
+            ) from exc
+        blob = self._store.get(path[len(STORAGE_PREFIX) :])
+        if blob is None:
+            raise JobFailure("BAD_INPUT", "File not found.")
+        return blob.path
+
+    def _download(self, scheme: str, host: str, port: int, netloc: str, target: str, where: str) -> Path:
+        timeout = self._config.input_timeout_seconds
+        address = "127.0.0.1" if not _is_ip(host) else host
+        conn: http.client.HTTPConnection
+        if scheme == "https":
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            conn = http.client.HTTPSConnection(address, port, timeout=timeout, context=context)
+        else:
+            conn = http.client.HTTPConnection(address, port, timeout=timeout)
+        tmp = self._store.temp_path()
+        try:
+            conn.request(
+                "GET", target, headers={"Host": netloc.rpartition("@")[2], "User-Agent": "musicai-emulator"}
+            )
+            response = conn.getresponse()
+            if not 200 <= response.status < 300:
+                raise JobFailure(
+                    "BAD_INPUT", f"Could not download the input file from {where}: HTTP {response.status}."
+                )
+            with tmp.open("wb") as out:
+                while chunk := response.read(_CHUNK):
+                    out.write(chunk)
+            return tmp
+        except http.client.IncompleteRead as exc:
+            discard(tmp)
+            raise JobFailure(
+                "BAD_INPUT", f"The input file from {where} was not completely downloaded."
+            ) from exc
+        except (OSError, http.client.HTTPException) as exc:
+            discard(tmp)
+            raise JobFailure(
+                "TIMEOUT", f"Timeout reading the input file from {where}: {exc or type(exc).__name__}."
+            ) from exc
+        except BaseException:
+            discard(tmp)
+            raise
+        finally:
+            conn.close()
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True

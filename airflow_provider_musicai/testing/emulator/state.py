@@ -1,0 +1,231 @@
+"""Emulator state: runtime config, applications (API keys) and jobs with a time-derived life cycle.
+
+A job's status is computed from the clock: QUEUED until ``createdAt + queued_seconds``, then STARTED until
+``queued_seconds + processing_seconds`` have passed *and* the background processing has produced an outcome,
+then SUCCEEDED or FAILED. Timings are snapshot when the job is created.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timezone
+from typing import Any
+
+JOB_STATUSES = ("QUEUED", "STARTED", "SUCCEEDED", "FAILED")
+LIST_SHAPES = ("array", "object")
+DEFAULT_API_KEYS = {"test-api-key": "Default Application", "other-api-key": "Other Application"}
+
+
+@dataclass
+class EmulatorConfig:
+    """Settings changeable at run time (``POST /__emulator__/config``)."""
+
+    queued_seconds: float = 0.5
+    processing_seconds: float = 1.0
+    list_shape: str = "array"
+    upload_url_ttl_seconds: float = 3600.0
+    download_url_ttl_seconds: float = 86400.0
+    result_url_ttl_seconds: float = 7 * 86400.0
+    input_timeout_seconds: float = 5.0
+
+    def update(self, changes: Mapping[str, Any]) -> None:
+        """Apply ``changes`` after validating all of them; raise ValueError naming a bad key."""
+        known = {f.name for f in fields(self)}
+        for key, value in changes.items():
+            if key not in known:
+                raise ValueError(f"unknown config key '{key}'; known keys: {', '.join(sorted(known))}")
+            if key == "list_shape":
+                if value not in LIST_SHAPES:
+                    raise ValueError("'list_shape' must be 'array' or 'object'")
+            elif isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+                raise ValueError(f"'{key}' must be a number")
+            elif key in ("queued_seconds", "processing_seconds", "input_timeout_seconds") and value < 0:
+                raise ValueError(f"'{key}' must be >= 0")
+        for key, value in changes.items():
+            setattr(self, key, value if key == "list_shape" else float(value))
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Application:
+    """An application, identified by its API key."""
+
+    id: str
+    name: str
+    key: str = field(repr=False)
+
+    def to_json(self) -> dict[str, str]:
+        """``GET /application`` body."""
+        return {"id": self.id, "name": self.name}
+
+
+def make_applications(keys: Mapping[str, str] | None) -> dict[str, Application]:
+    """Map API key -> application (ids are stable: derived from the key)."""
+    keys = dict(keys or DEFAULT_API_KEYS)
+    return {
+        key: Application(str(uuid.uuid5(uuid.NAMESPACE_URL, f"musicai-emulator:{key}")), name, key)
+        for key, name in keys.items()
+    }
+
+
+def iso(ts: float) -> str:
+    """ISO-8601 UTC with milliseconds and ``Z``."""
+    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+@dataclass(frozen=True)
+class JobError:
+    """``error`` of a FAILED job."""
+
+    code: str
+    title: str
+    message: str
+
+
+@dataclass(eq=False)
+class Job:
+    """A job and its (time-derived) life cycle."""
+
+    id: str
+    app: Application
+    seq: int
+    name: str
+    batch_name: str | None
+    metadata: dict[str, Any]
+    workflow: str
+    params: dict[str, Any]
+    created_at: float
+    start_at: float
+    done_at: float
+    injected_error: JobError | None = None
+    result: dict[str, Any] | None = None
+    error: JobError | None = None
+    outcome_at: float | None = None
+    cancelled: bool = False
+    timer: asyncio.TimerHandle | None = field(default=None, repr=False)
+
+    def finish(self, *, result: dict[str, Any] | None = None, error: JobError | None = None) -> None:
+        """Record the outcome of processing (called from a worker thread)."""
+        self.result, self.error = result, error
+        self.outcome_at = time.time()
+
+    def status(self, now: float) -> str:
+        """The status at time ``now``."""
+        if now < self.start_at:
+            return "QUEUED"
+        if self.outcome_at is None or now < self.done_at:
+            return "STARTED"
+        return "FAILED" if self.error is not None else "SUCCEEDED"
+
+    def to_doc(self, now: float) -> dict[str, Any]:
+        """The job document as ``GET /job/{id}`` returns it."""
+        status = self.status(now)
+        final = status in ("SUCCEEDED", "FAILED")
+        completed = max(self.done_at, self.outcome_at or 0.0)
+        return {
+            "id": self.id,
+            "app": self.app.name,
+            "name": self.name,
+            "batchName": self.batch_name,
+            "metadata": self.metadata,
+            "workflow": self.workflow,
+            "workflowParams": self.params,
+            "status": status,
+            "result": self.result if status == "SUCCEEDED" else None,
+            "error": asdict(self.error) if status == "FAILED" and self.error else None,
+            "createdAt": iso(self.created_at),
+            "startedAt": iso(self.start_at) if status != "QUEUED" else None,
+            "completedAt": iso(completed) if final else None,
+        }
+
+
+class JobStore:
+    """Jobs of every application, isolated per application, newest first in listings."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seq = itertools.count()
+        self._by_app: dict[str, dict[str, Job]] = {}
+
+    def add(self, job: Job) -> None:
+        """Store a new job."""
+        with self._lock:
+            self._by_app.setdefault(job.app.id, {})[job.id] = job
+
+    def new_job(self, app: Application, *, queued: float, processing: float, **kwargs: Any) -> Job:
+        """Build (not store) a job created now with the given timings."""
+        now = time.time()
+        return Job(
+            id=str(uuid.uuid4()),
+            app=app,
+            seq=next(self._seq),
+            created_at=now,
+            start_at=now + queued,
+            done_at=now + queued + processing,
+            **kwargs,
+        )
+
+    def get(self, app: Application, job_id: str) -> Job | None:
+        """The job ``job_id`` of ``app``, or None (unknown, another app's, or deleted)."""
+        with self._lock:
+            return self._by_app.get(app.id, {}).get(job_id)
+
+    def delete(self, app: Application, job_id: str) -> Job | None:
+        """Delete and return the job, stopping it if it is still running; None if not found."""
+        with self._lock:
+            job = self._by_app.get(app.id, {}).pop(job_id, None)
+        if job is not None:
+            job.cancelled = True
+            if job.timer is not None:
+                job.timer.cancel()
+        return job
+
+    def query(
+        self,
+        app: Application,
+        *,
+        statuses: Iterable[str] = (),
+        workflows: Iterable[str] = (),
+        batch_name: str | None = None,
+        page: int = 0,
+        size: int = 100,
+    ) -> list[dict[str, Any]]:
+        """One page of the app's jobs, newest first (ties: latest created first), filtered."""
+        status_set, workflow_set = set(statuses), set(workflows)
+        now = time.time()
+        with self._lock:
+            jobs = list(self._by_app.get(app.id, {}).values())
+        selected = (
+            job
+            for job in reversed(jobs)
+            if (not workflow_set or job.workflow in workflow_set)
+            and (batch_name is None or job.batch_name == batch_name)
+            and (not status_set or job.status(now) in status_set)
+        )
+        page_jobs = itertools.islice(selected, page * size, (page + 1) * size)
+        return [job.to_doc(now) for job in page_jobs]
+
+    def all(self) -> list[Job]:
+        """Every job of every application, newest first."""
+        with self._lock:
+            jobs = [job for app_jobs in self._by_app.values() for job in app_jobs.values()]
+        return sorted(jobs, key=lambda job: job.seq, reverse=True)
+
+    def reset(self) -> None:
+        """Delete every job, stopping running ones."""
+        with self._lock:
+            jobs = [job for app_jobs in self._by_app.values() for job in app_jobs.values()]
+            self._by_app = {}
+        for job in jobs:
+            job.cancelled = True
+            if job.timer is not None:
+                job.timer.cancel()

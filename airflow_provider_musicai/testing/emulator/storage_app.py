@@ -1,0 +1,217 @@
+"""The storage listener: a raw ASGI app serving signed ``PUT``/``GET``/``HEAD`` on ``/storage/<key>``.
+
+Uploads are streamed to a temp file and renamed into place only when exactly ``Content-Length`` bytes
+arrived; downloads are streamed from disk in large chunks. Errors are GCS-like XML documents.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Callable
+from email.utils import formatdate
+from typing import BinaryIO
+from urllib.parse import parse_qsl
+from xml.sax.saxutils import escape
+
+from .counters import Counters
+from .middleware import Receive, Scope, Send
+from .storage import STORAGE_PREFIX, BlobStore, SignatureError, UrlSigner, discard, is_valid_key
+
+READ_CHUNK = 1 << 20
+WRITE_CHUNK = 1 << 20
+
+
+class StorageApp:
+    """ASGI app of the storage listener."""
+
+    def __init__(
+        self, store: BlobStore, signer: UrlSigner, counters: Counters, api_keys: Callable[[], frozenset[str]]
+    ) -> None:
+        self.store, self.signer, self.counters, self.api_keys = store, signer, counters, api_keys
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            return
+        method, path = scope["method"], scope["path"]
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        if "authorization" in headers:
+            if (
+                headers["authorization"].strip() in self.api_keys()
+                or headers["authorization"] in self.api_keys()
+            ):
+                self.counters.credential_leak()
+            await _error(
+                send, 400, "InvalidArgument", "Signed URL requests must not carry an Authorization header."
+            )
+            return
+        key = path[len(STORAGE_PREFIX) :] if path.startswith(STORAGE_PREFIX) else ""
+        if not is_valid_key(key):
+            await _error(send, 404, "NoSuchKey", "The specified key does not exist.")
+            return
+        if method not in ("GET", "HEAD", "PUT"):
+            await _error(
+                send,
+                405,
+                "MethodNotAllowed",
+                f"{method} is not allowed on signed URLs.",
+                [(b"allow", b"GET, HEAD, PUT")],
+            )
+            return
+        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        try:
+            self.signer.check(method, path, query)
+        except SignatureError as exc:
+            await _error(send, 403, exc.code, str(exc))
+            return
+        if method == "PUT":
+            await self._put(key, headers, receive, send)
+        else:
+            await self._get(key, method, headers, send)
+
+    async def _put(self, key: str, headers: dict[str, str], receive: Receive, send: Send) -> None:
+        raw_length = headers.get("content-length", "")
+        if "chunked" in headers.get("transfer-encoding", "").lower() or not raw_length.isdigit():
+            await _error(
+                send, 411, "MissingContentLength", "You must provide the Content-Length HTTP header."
+            )
+            return
+        length = int(raw_length)
+        generation = self.store.generation
+        tmp = self.store.temp_path()
+        received = 0
+        complete = False
+        loop = asyncio.get_running_loop()
+        out: BinaryIO = await loop.run_in_executor(None, tmp.open, "wb")
+        try:
+            buffer = bytearray()
+            more = True
+            while more:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                chunk = message.get("body", b"")
+                more = message.get("more_body", False)
+                received += len(chunk)
+                buffer += chunk
+                if len(buffer) >= WRITE_CHUNK or not more:
+                    data, buffer = bytes(buffer), bytearray()
+                    await loop.run_in_executor(None, out.write, data)
+            complete = received == length
+        finally:
+            await loop.run_in_executor(None, out.close)
+            if not complete:
+                discard(tmp)
+        if not complete:
+            await _error(send, 400, "IncompleteBody", "The body does not match the Content-Length header.")
+            return
+        content_type = headers.get("content-type", "application/octet-stream")
+        blob = await loop.run_in_executor(None, self.store.commit, tmp, key, content_type, generation)
+        if blob is not None:
+            self.counters.stored(blob.size)
+        etag = blob.etag.encode() if blob is not None else b'"0"'
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-length", b"0"), (b"etag", etag)],
+            }
+        )
+        await send({"type": "http.response.body", "body": b""})
+
+    async def _get(self, key: str, method: str, headers: dict[str, str], send: Send) -> None:
+        blob = self.store.get(key)
+        if blob is None:
+            await _error(send, 404, "NoSuchKey", "The specified key does not exist.")
+            return
+        start, end = 0, blob.size
+        status = 200
+        extra: list[tuple[bytes, bytes]] = []
+        if "range" in headers:
+            parsed = _parse_range(headers["range"], blob.size)
+            if parsed is None:
+                await _error(
+                    send, 416, "InvalidRange", "The requested range is not satisfiable.",
+                    [(b"content-range", f"bytes */{blob.size}".encode())],
+                )  # fmt: skip
+                return
+            if parsed != (0, blob.size) or blob.size == 0:
+                start, end = parsed
+                status = 206
+                extra.append((b"content-range", f"bytes {start}-{end - 1}/{blob.size}".encode()))
+        response_headers = [
+            (b"content-type", blob.content_type.encode("latin-1")),
+            (b"content-length", str(end - start).encode()),
+            (b"accept-ranges", b"bytes"),
+            (b"etag", blob.etag.encode()),
+            (b"last-modified", formatdate(blob.created_at, usegmt=True).encode()),
+            *extra,
+        ]
+        if method == "HEAD":
+            await send({"type": "http.response.start", "status": status, "headers": response_headers})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            fd = await loop.run_in_executor(None, os.open, str(blob.path), os.O_RDONLY)
+        except FileNotFoundError:
+            await _error(send, 404, "NoSuchKey", "The specified key does not exist.")
+            return
+        try:
+            await send({"type": "http.response.start", "status": status, "headers": response_headers})
+            position = start
+            while position < end:
+                data = await loop.run_in_executor(
+                    None, os.pread, fd, min(READ_CHUNK, end - position), position
+                )
+                if not data:
+                    break
+                position += len(data)
+                await send({"type": "http.response.body", "body": data, "more_body": position < end})
+                self.counters.served(len(data))
+            if position < end:
+                raise RuntimeError("blob shrank while being served")
+            if start == end:
+                await send({"type": "http.response.body", "body": b""})
+        finally:
+            os.close(fd)
+
+
+def _parse_range(value: str, size: int) -> tuple[int, int] | None:
+    """Parse a single ``bytes=`` range into ``[start, end)``; None if unsatisfiable/unsupported."""
+    unit, _, spec = value.partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return (0, size)
+    first, _, last = spec.strip().partition("-")
+    try:
+        if not first:
+            length = int(last)
+            return (max(0, size - length), size) if length > 0 and size > 0 else None
+        start = int(first)
+        end = min(int(last) + 1, size) if last else size
+    except ValueError:
+        return (0, size)
+    return (start, end) if start < end else None
+
+
+async def _error(
+    send: Send, status: int, code: str, message: str, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    body = (
+        "<?xml version='1.0' encoding='UTF-8'?>"
+        f"<Error><Code>{escape(code)}</Code><Message>{escape(message)}</Message>"
+        f"<Details>{escape(time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()))}</Details></Error>"
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/xml; charset=UTF-8"),
+                (b"content-length", str(len(body)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
