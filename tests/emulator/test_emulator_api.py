@@ -14,9 +14,20 @@ TRANSCRIBE = "music-ai/transcribe-vocals"
 BEATS = "music-ai/beats-chords-key"
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 JOB_FIELDS = {
-    "id", "app", "name", "batchName", "metadata", "workflow", "workflowParams", "status", "result", "error",
-    "createdAt", "startedAt", "completedAt",
-}  # fmt: skip
+    "id",
+    "app",
+    "name",
+    "batchName",
+    "metadata",
+    "workflow",
+    "workflowParams",
+    "status",
+    "result",
+    "error",
+    "createdAt",
+    "startedAt",
+    "completedAt",
+}
 
 
 def assert_error(response, status, message=None):
@@ -41,10 +52,16 @@ def test_application(api, other_api):
 @pytest.mark.parametrize(
     ("method", "path"),
     [
-        ("GET", "/application"), ("GET", "/upload"), ("GET", "/job"), ("POST", "/job"), ("GET", "/workflow"),
-        ("GET", f"/job/{uuid.uuid4()}"), ("GET", f"/job/{uuid.uuid4()}/status"), ("DELETE", f"/job/{uuid.uuid4()}"),
+        ("GET", "/application"),
+        ("GET", "/upload"),
+        ("GET", "/job"),
+        ("POST", "/job"),
+        ("GET", "/workflow"),
+        ("GET", f"/job/{uuid.uuid4()}"),
+        ("GET", f"/job/{uuid.uuid4()}/status"),
+        ("DELETE", f"/job/{uuid.uuid4()}"),
     ],
-)  # fmt: skip
+)
 @pytest.mark.parametrize("key", [None, "wrong-key", "Bearer test-api-key", ""])
 def test_missing_or_invalid_key_is_401(emu, method, path, key):
     headers = {} if key is None else {"Authorization": key}
@@ -116,7 +133,9 @@ def test_jobs_are_isolated_between_keys(api, other_api, wav):
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ([], "JSON object"), ("text", "JSON object"), (None, "JSON object"),
+        ([], "JSON object"),
+        ("text", "JSON object"),
+        (None, "JSON object"),
         ({"workflow": STEMS, "params": {}}, "name"),
         ({"name": "", "workflow": STEMS, "params": {}}, "name"),
         ({"name": 5, "workflow": STEMS, "params": {}}, "name"),
@@ -125,11 +144,17 @@ def test_jobs_are_isolated_between_keys(api, other_api, wav):
         ({"name": "n", "workflow": STEMS}, "params"),
         ({"name": "n", "workflow": STEMS, "params": []}, "params"),
         ({"name": "n", "workflow": STEMS, "params": {"inputUrl": "x"}, "metadata": []}, "metadata"),
-        ({"name": "n", "workflow": STEMS, "params": {"inputUrl": "x"}, "metadata": {"a": {"b": 1}}}, "metadata.a"),
+        (
+            {"name": "n", "workflow": STEMS, "params": {"inputUrl": "x"}, "metadata": {"a": {"b": 1}}},
+            "metadata.a",
+        ),
         ({"name": "n", "workflow": STEMS, "params": {"inputUrl": "x"}, "metadata": {"l": [1]}}, "metadata.l"),
-        ({"name": "n", "workflow": STEMS, "params": {"inputUrl": "x"}, "metadata": {"z": None}}, "metadata.z"),
+        (
+            {"name": "n", "workflow": STEMS, "params": {"inputUrl": "x"}, "metadata": {"z": None}},
+            "metadata.z",
+        ),
     ],
-)  # fmt: skip
+)
 def test_create_job_invalid_fields_are_400(api, body, field):
     assert_error(api.post("/job", json=body), 400, field)
 
