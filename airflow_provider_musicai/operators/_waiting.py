@@ -1,0 +1,157 @@
+"""Helpers shared by the operators and the sensor: deadlines, trigger events, ids and log lines.
+
+Nothing here imports the hook or an HTTP library at module import time, so DAG parsing stays
+cheap.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from airflow_provider_musicai.exceptions import MusicAIConfigurationError, MusicAIError, MusicAITimeoutError
+from airflow_provider_musicai.jobs import JobStatus, raise_if_failed
+
+
+class SupportsLog(Protocol):
+    """The part of a logger used here: stdlib ``logging`` and Airflow 3's structlog loggers both fit."""
+
+    def info(self, msg: str, /, *args: Any) -> Any: ...
+
+    def warning(self, msg: str, /, *args: Any) -> Any: ...
+
+
+#: Seconds kept between our own deadline and the task's ``execution_timeout``, so the wait ends
+#: with a clear MusicAITimeoutError (and the job is left for a retry to reattach) rather than
+#: with Airflow killing the task.
+EXECUTION_TIMEOUT_MARGIN = 5.0
+
+#: Extra seconds given to Airflow's own trigger timeout beyond our deadline: the trigger
+#: reports the timeout itself; Airflow's timeout only fires if no triggerer is running.
+TRIGGER_TIMEOUT_GRACE = 60.0
+
+
+def as_seconds(value: float | timedelta | None) -> float | None:
+    """Seconds from a number or a timedelta; None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    return float(value)
+
+
+def wait_deadline(
+    *, timeout: float | None, execution_timeout: timedelta | None, task_start: datetime | None
+) -> float | None:
+    """The epoch time at which waiting must stop: ``timeout`` from now, or before the task's
+    ``execution_timeout`` runs out (counted from the task's start), whichever comes first.
+
+    Airflow 3 restarts ``execution_timeout`` after a deferral, so passing this absolute deadline
+    to the trigger is what keeps the task's timeout whole across deferral.
+    """
+    now = time.time()
+    candidates: list[float] = []
+    if timeout is not None:
+        candidates.append(now + timeout)
+    if execution_timeout is not None:
+        total = execution_timeout.total_seconds()
+        start = task_start.timestamp() if task_start is not None else now
+        margin = min(EXECUTION_TIMEOUT_MARGIN, total * 0.1)
+        candidates.append(start + total - margin)
+    return min(candidates) if candidates else None
+
+
+def defer_timeout(deadline: float | None) -> timedelta | None:
+    """Airflow's trigger timeout for a deadline: a safety net a little after it."""
+    if deadline is None:
+        return None
+    return timedelta(seconds=max(0.0, deadline - time.time()) + TRIGGER_TIMEOUT_GRACE)
+
+
+def job_id_of(value: Any) -> str:
+    """A job id from an id string or a job document (the CreateJob operator's return value)."""
+    if isinstance(value, Mapping):
+        value = value.get("id")
+    if not isinstance(value, str) or not value.strip():
+        raise MusicAIConfigurationError(
+            f"Expected a Music AI job id or job document, got {type(value).__name__}: {value!r:.80}"
+        )
+    return value.strip()
+
+
+def job_ids_of(value: Any) -> list[str | None]:
+    """Flatten one id, a job document, or any (nested) collection of them; None means 'no job'."""
+    if value is None:
+        return [None]
+    if isinstance(value, (str, Mapping)):
+        return [job_id_of(value)]
+    if isinstance(value, Iterable):
+        out: list[str | None] = []
+        for item in value:
+            out.extend(job_ids_of(item))
+        return out
+    return [job_id_of(value)]
+
+
+def describe_result(job: Mapping[str, Any]) -> str:
+    """``"vocals=https://host/path?<redacted>, bpm=120"``: a job's result safe for logs."""
+    from airflow_provider_musicai.hooks._redact import redact_url
+
+    result = job.get("result")
+    if not isinstance(result, Mapping) or not result:
+        return "no result values"
+    parts = []
+    for key in sorted(result):
+        value = result[key]
+        if isinstance(value, str) and value.startswith(("http://", "https://")):
+            shown = redact_url(value)
+        else:
+            shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+        parts.append(f"{key}={shown}")
+    return ", ".join(parts)
+
+
+def log_final_job(log: SupportsLog, job: Mapping[str, Any]) -> None:
+    """One line with the job's outcome and timestamps, one with its (redacted) result."""
+    log.info(
+        "Music AI job %s %s (created %s, started %s, completed %s)",
+        job.get("id"),
+        job.get("status"),
+        job.get("createdAt") or "?",
+        job.get("startedAt") or "?",
+        job.get("completedAt") or "?",
+    )
+    if job.get("status") == JobStatus.SUCCEEDED:
+        log.info("Music AI job %s result: %s", job.get("id"), describe_result(job))
+
+
+def succeeded_job_id(event: Mapping[str, Any] | None) -> str:
+    """The job id of a MusicAIJobTrigger ``success`` event; the error any other event stands for.
+
+    The event's job document has its URLs redacted, so callers read the job again for the real,
+    fresh signed URLs (see :func:`read_succeeded_job`).
+    """
+    if not isinstance(event, Mapping):
+        raise MusicAIError(f"Unexpected event from the Music AI trigger: {event!r:.200}")
+    status = event.get("status")
+    job = event.get("job")
+    job_id = str(event.get("job_id"))
+    message = str(event.get("message") or "")
+    if status == "success":
+        return job_id
+    if isinstance(job, Mapping):
+        raise_if_failed(job)
+    if status == "timeout":
+        raise MusicAITimeoutError(message, job_id=job_id, last_status=event.get("last_status"))
+    raise MusicAIError(message or f"Waiting for Music AI job {job_id} failed")
+
+
+def read_succeeded_job(hook: Any, job_id: str) -> dict[str, Any]:
+    """The job document, read again after the trigger reported success (fresh signed URLs)."""
+    job: dict[str, Any] = hook.get_job(job_id)
+    raise_if_failed(job)
+    if job.get("status") != JobStatus.SUCCEEDED:
+        raise MusicAIError(f"Music AI job {job_id} is {job.get('status')} although the trigger saw it finish")
+    return job

@@ -1,0 +1,313 @@
+"""Operators for the Music AI API: upload audio, run a job (and wait, deferred or not), fetch results,
+delete jobs.
+
+The hook (and with it requests, httpx2 and fsspec) is imported only when a task runs, so importing
+this module while parsing DAG files costs little more than ``airflow.sdk`` itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import BaseOperator, conf
+
+from airflow_provider_musicai.operators._waiting import (
+    as_seconds,
+    defer_timeout,
+    job_id_of,
+    job_ids_of,
+    log_final_job,
+    read_succeeded_job,
+    succeeded_job_id,
+    wait_deadline,
+)
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Context
+
+    from airflow_provider_musicai.hooks.musicai import MusicAIHook
+
+DEFAULT_CONN_ID = "musicai_default"
+
+
+class _MusicAIOperator(BaseOperator):
+    """Holds the connection id and builds the hook lazily."""
+
+    def __init__(self, *, musicai_conn_id: str = DEFAULT_CONN_ID, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.musicai_conn_id = musicai_conn_id
+
+    @cached_property
+    def hook(self) -> MusicAIHook:
+        """The Music AI hook for ``musicai_conn_id``."""
+        from airflow_provider_musicai.hooks.musicai import MusicAIHook
+
+        return MusicAIHook(musicai_conn_id=self.musicai_conn_id)
+
+
+class MusicAIUploadOperator(_MusicAIOperator):
+    """Upload an audio file to Music AI's temporary storage; return its ``downloadUrl``.
+
+    The returned URL (XCom ``return_value``) is what a job's ``inputUrl`` takes. It is a signed,
+    temporary URL: it is kept whole in XCom because the next task needs it, but it is logged
+    without its query string.
+
+    :param source: a local path, a ``file://`` or fsspec URL (``s3://``, ``gs://``...), or an
+        ``ObjectStoragePath`` (templated).
+    :param content_type: MIME type sent with the file; guessed from the extension if None.
+    :param musicai_conn_id: Airflow connection of type ``musicai``.
+    """
+
+    template_fields: Sequence[str] = ("source", "content_type", "musicai_conn_id")
+    ui_color = "#e8d4f7"
+
+    def __init__(self, *, source: Any, content_type: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.source = source
+        self.content_type = content_type
+
+    def execute(self, context: Context) -> str:
+        from airflow_provider_musicai.hooks._redact import redact_url
+
+        shown = redact_url(self.source) if isinstance(self.source, str) else str(self.source)
+        self.log.info("Uploading %s to Music AI", shown)
+        url = self.hook.upload_file(self.source, content_type=self.content_type)
+        self.log.info("Uploaded %s; input URL: %s", shown, redact_url(url))
+        return url
+
+
+class MusicAICreateJobOperator(_MusicAIOperator):
+    """Create a Music AI job and, by default, wait until it SUCCEEDED; return the job document.
+
+    The job id is pushed to XCom (key ``job_id``) as soon as the job exists. When waiting, the
+    return value is the final job document, so a later task can take one result from it, e.g.
+    ``job["result"]["vocals"]`` or ``{{ ti.xcom_pull(task_ids='stems')['result']['vocals'] }}``.
+    Without waiting the return value is the job id. A FAILED job raises ``MusicAIJobFailedError``
+    with the API's error code, title and message.
+
+    Retries do not create duplicates: a retry reattaches to the job an earlier try created (or
+    reuses its result if it SUCCEEDED), and creates a fresh job only if that one FAILED or is gone.
+    See :mod:`airflow_provider_musicai.operators._reattach`.
+
+    :param name: the job's name (templated).
+    :param workflow: the workflow slug, e.g. ``music-ai/stems-vocals-accompaniment`` (templated).
+    :param workflow_params: the workflow's input params, e.g. ``{"inputUrl": ...}`` (templated).
+        Called ``params`` in the API; ``params`` is reserved by Airflow for DAG/task Params.
+    :param metadata: flat ``{str: str | int | float | bool}`` metadata (templated). The task
+        instance's identity (``airflowDagId``...) is added for tracing.
+    :param wait_for_completion: wait until the job is SUCCEEDED or FAILED.
+    :param deferrable: wait in the triggerer instead of a worker slot; defaults to
+        ``[operators] default_deferrable``.
+    :param poll_interval: seconds between two status requests.
+    :param timeout: seconds (or a timedelta) to wait for the job; None waits as long as the task's
+        ``execution_timeout`` allows. On timeout the job is left alone so a retry can reattach.
+    :param delete_on_kill: delete the job when the task is killed (marked failed or success,
+        cleared, or timed out by ``execution_timeout`` while waiting on a worker).
+    :param reattach: look for the job of an earlier try before creating one (see above).
+    :param musicai_conn_id: Airflow connection of type ``musicai``.
+    """
+
+    template_fields: Sequence[str] = ("name", "workflow", "workflow_params", "metadata", "musicai_conn_id")
+    template_fields_renderers = {"workflow_params": "json", "metadata": "json"}
+    ui_color = "#d4b0f0"
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        workflow: str,
+        workflow_params: Mapping[str, Any],
+        metadata: Mapping[str, Any] | None = None,
+        wait_for_completion: bool = True,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        poll_interval: float = 10.0,
+        timeout: float | timedelta | None = None,
+        delete_on_kill: bool = True,
+        reattach: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.name = name
+        self.workflow = workflow
+        self.workflow_params = workflow_params
+        self.metadata = metadata
+        self.wait_for_completion = wait_for_completion
+        self.deferrable = deferrable
+        self.poll_interval = poll_interval
+        self.timeout = timeout
+        self.delete_on_kill = delete_on_kill
+        self.reattach = reattach
+        self.job_id: str | None = None
+        if poll_interval <= 0:
+            raise ValueError(f"poll_interval must be > 0 seconds, got {poll_interval}")
+
+    def execute(self, context: Context) -> Any:
+        job = self._create_or_reattach(context)
+        assert self.job_id is not None
+        context["ti"].xcom_push(key="job_id", value=self.job_id)
+        if job is not None and job.get("status") == "SUCCEEDED":
+            log_final_job(self.log, job)
+            return job if self.wait_for_completion else self.job_id
+        if not self.wait_for_completion:
+            return self.job_id
+        deadline = wait_deadline(
+            timeout=as_seconds(self.timeout),
+            execution_timeout=self.execution_timeout,
+            task_start=getattr(context["ti"], "start_date", None),
+        )
+        if self.deferrable:
+            self._defer(deadline)
+        return self._wait_here(deadline)
+
+    def _create_or_reattach(self, context: Context) -> dict[str, Any] | None:
+        """Set ``self.job_id``; return the job document when an earlier try's job is reused."""
+        from airflow_provider_musicai.operators._reattach import JobLedger, TaskIdentity, generation_key
+
+        identity = TaskIdentity.from_context(context)
+        metadata = {**identity.metadata(), **dict(self.metadata or {})}
+        if not self.reattach:
+            key = generation_key(f"{identity.base_key}-try", identity.try_number)
+            self.job_id = self.hook.create_job(
+                self.name, self.workflow, self.workflow_params, metadata, idempotency_key=key
+            )
+            return None
+        store = context.get("task_state_store")  # type: ignore[misc]  # Airflow 3.3+ only
+        ledger = JobLedger(self.hook, identity, self.workflow, store, self.log)
+        resolution = ledger.resolve()
+        if resolution.job is not None:
+            self.log.info("Music AI: %s", resolution.reason)
+            self.job_id = resolution.existing_id
+            return resolution.job
+        if identity.try_number > 1 or resolution.generation > 0:
+            self.log.info("Music AI: creating a new job: %s", resolution.reason)
+        ledger.record(resolution, None)
+        self.job_id = self.hook.create_job(
+            self.name, self.workflow, self.workflow_params, metadata, idempotency_key=resolution.key
+        )
+        ledger.record(resolution, self.job_id)
+        self.log.info("Music AI job %s created (workflow %s, name %r)", self.job_id, self.workflow, self.name)
+        return None
+
+    def _defer(self, deadline: float | None) -> None:
+        from airflow_provider_musicai.triggers.musicai import MusicAIJobTrigger
+
+        assert self.job_id is not None
+        self.log.info("Deferring until Music AI job %s finishes", self.job_id)
+        self.defer(
+            trigger=MusicAIJobTrigger(
+                job_id=self.job_id,
+                musicai_conn_id=self.musicai_conn_id,
+                poll_interval=self.poll_interval,
+                deadline=deadline,
+                delete_on_kill=self.delete_on_kill,
+            ),
+            method_name="execute_complete",
+            timeout=defer_timeout(deadline),
+        )
+
+    def _wait_here(self, deadline: float | None) -> dict[str, Any]:
+        import time
+
+        assert self.job_id is not None
+        remaining = None if deadline is None else max(0.0, deadline - time.time())
+        job = self.hook.wait_for_job(self.job_id, poll_interval=self.poll_interval, timeout=remaining)
+        log_final_job(self.log, job)
+        return job
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Resume after the trigger fired: return the final job document or raise its error."""
+        if isinstance(event, Mapping) and event.get("job_id"):
+            self.job_id = str(event["job_id"])
+        job = read_succeeded_job(self.hook, succeeded_job_id(event))
+        log_final_job(self.log, job)
+        return job
+
+    def on_kill(self) -> None:
+        """Delete the job when the task is killed while it waits on a worker."""
+        if not self.delete_on_kill or not self.job_id:
+            return
+        from airflow_provider_musicai.exceptions import MusicAIError, MusicAINotFoundError
+
+        try:
+            self.hook.delete_job(self.job_id)
+        except MusicAINotFoundError:
+            self.log.info("Music AI job %s was already gone", self.job_id)
+        except MusicAIError as exc:
+            self.log.warning("Could not delete Music AI job %s on kill: %s", self.job_id, exc)
+        else:
+            self.log.info("Deleted Music AI job %s because the task was killed", self.job_id)
+
+
+class MusicAIDeleteJobOperator(_MusicAIOperator):
+    """Delete one or more Music AI jobs. A job that is already gone is a warning, not a failure.
+
+    :param job_id: a job id, a job document (what ``MusicAICreateJobOperator`` returns), or a list of
+        them, e.g. the output of a mapped task (templated). ``None`` entries (no job was created)
+        are skipped.
+    :param musicai_conn_id: Airflow connection of type ``musicai``.
+    :return: the ids that were deleted.
+    """
+
+    template_fields: Sequence[str] = ("job_id", "musicai_conn_id")
+    ui_color = "#f0d0d8"
+
+    def __init__(self, *, job_id: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.job_id = job_id
+
+    def execute(self, context: Context) -> list[str]:
+        from airflow_provider_musicai.exceptions import MusicAINotFoundError
+
+        deleted: list[str] = []
+        for job_id in job_ids_of(self.job_id):
+            if job_id is None:
+                self.log.info("Skipping an empty job id (no job was created)")
+                continue
+            if job_id in deleted:
+                continue
+            try:
+                self.hook.delete_job(job_id)
+            except MusicAINotFoundError:
+                self.log.warning("Music AI job %s does not exist (already deleted?); nothing to do", job_id)
+                continue
+            deleted.append(job_id)
+        self.log.info("Deleted %d Music AI job(s): %s", len(deleted), ", ".join(deleted) or "none")
+        return deleted
+
+
+class MusicAIDownloadResultsOperator(_MusicAIOperator):
+    """Download a SUCCEEDED job's result files into a local folder or an ``ObjectStoragePath``.
+
+    URL-valued results become files named after their key (``vocals.wav``); other values (a key, a
+    bpm) go to ``result.json``.
+
+    :param job_id: a job id or a job document (templated).
+    :param destination: a local folder, an fsspec URL or an ``ObjectStoragePath`` (templated).
+    :param musicai_conn_id: Airflow connection of type ``musicai``.
+    :return: ``{result name: written path}``.
+    """
+
+    template_fields: Sequence[str] = ("job_id", "destination", "musicai_conn_id")
+    ui_color = "#c9e7d3"
+
+    def __init__(self, *, job_id: Any, destination: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.job_id = job_id
+        self.destination = destination
+
+    def execute(self, context: Context) -> dict[str, str]:
+        # Always by id: the job is read again, so its signed result URLs are fresh even when the
+        # document passed in (e.g. from XCom) is hours old.
+        job_id = job_id_of(self.job_id)
+        written = self.hook.download_results(job_id, self.destination)
+        self.log.info(
+            "Downloaded %d result(s) of Music AI job %s to %s: %s",
+            len(written),
+            job_id,
+            self.destination,
+            ", ".join(f"{key} -> {path}" for key, path in sorted(written.items())) or "none",
+        )
+        return {key: str(path) for key, path in written.items()}

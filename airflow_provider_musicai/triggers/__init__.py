@@ -1,0 +1,1 @@
+"""Triggers of the Music AI provider (run in Airflow's triggerer)."""

@@ -1,0 +1,203 @@
+"""One poller per triggerer process and connection, shared by every trigger that waits on a job.
+
+Polling each job costs one request per job per interval: 1,000 jobs, 1,000 requests every cycle.
+The shared poller instead asks the list endpoint which jobs are still QUEUED or STARTED (one
+request per 100 jobs, filtered by the workflows being waited on) and fetches a job on its own only
+once it has left that set, to confirm its final status and hand its trigger the final document.
+
+It stays correct when pages shift between requests (a job missing from the active listing is
+confirmed individually before anything is reported), when a trigger is cancelled (its waiter is
+removed; the poller stops when none is left) and when the triggerer restarts (triggers register
+again with a fresh poller).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow_provider_musicai.exceptions import MusicAIError
+from airflow_provider_musicai.hooks.musicai import MusicAIHook, is_transient
+from airflow_provider_musicai.jobs import ACTIVE_STATUSES, TERMINAL_STATUSES
+
+log = logging.getLogger(__name__)
+
+#: Individual job fetches in flight at once during a cycle (bounded by the connection pool anyway).
+CONFIRM_CONCURRENCY = 10
+
+
+@dataclass(eq=False)
+class _Waiter:
+    job_id: str
+    workflow: str | None
+    future: asyncio.Future[dict[str, Any]]
+    last_status: str | None = None
+
+
+@dataclass
+class PollerStats:
+    """What a poller did, for logs and benchmarks."""
+
+    cycles: int = 0
+    list_requests: int = 0
+    job_requests: int = 0
+    failures: int = 0
+    requests_per_cycle: list[int] = field(default_factory=list)
+
+
+class SharedJobPoller:
+    """Waits on many jobs of one connection with a few list requests per cycle."""
+
+    def __init__(
+        self,
+        hook: MusicAIHook,
+        poll_interval: float,
+        *,
+        page_size: int = 100,
+        max_consecutive_failures: int = 10,
+    ) -> None:
+        self.hook = hook
+        self.poll_interval = poll_interval
+        self.page_size = page_size
+        self.max_consecutive_failures = max_consecutive_failures
+        self.stats = PollerStats()
+        self._waiters: dict[str, list[_Waiter]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def waiting(self) -> int:
+        """How many jobs are being waited on."""
+        return len(self._waiters)
+
+    async def wait(self, job_id: str, workflow: str | None = None) -> dict[str, Any]:
+        """Return ``job_id``'s final document (SUCCEEDED or FAILED) once the poller sees it.
+
+        Raises what made the wait impossible (the job was deleted, the key was revoked, too
+        many consecutive failures). Cancelling the caller only removes its own waiter.
+        """
+        waiter = _Waiter(job_id, workflow, asyncio.get_running_loop().create_future())
+        self._waiters.setdefault(job_id, []).append(waiter)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name=f"musicai-poller-{id(self):x}")
+        try:
+            return await asyncio.shield(waiter.future)
+        finally:
+            self._forget(waiter)
+
+    def _forget(self, waiter: _Waiter) -> None:
+        waiters = self._waiters.get(waiter.job_id, [])
+        if waiter in waiters:
+            waiters.remove(waiter)
+        if not waiters:
+            self._waiters.pop(waiter.job_id, None)
+        if not waiter.future.done():
+            waiter.future.cancel()
+
+    async def _run(self) -> None:
+        failures = 0
+        while self._waiters:
+            try:
+                await self._cycle()
+                failures = 0
+            except MusicAIError as error:
+                failures += 1
+                self.stats.failures += 1
+                log.warning("Music AI job poll failed (%d in a row): %s", failures, error)
+                if failures >= self.max_consecutive_failures or not is_transient(error):
+                    self._fail_all(error)
+                    failures = 0
+            if self._waiters:
+                await asyncio.sleep(self.poll_interval)
+
+    async def _cycle(self) -> None:
+        requests_before = self.stats.list_requests + self.stats.job_requests
+        # A job whose workflow is unknown (a sensor on a job made elsewhere) is fetched directly;
+        # its document tells the workflow, so from then on the listing covers it.
+        unknown = {w.job_id for w in self._all_waiters() if w.workflow is None}
+        await self._confirm(unknown)
+        workflows = sorted({w.workflow for w in self._all_waiters() if w.workflow})
+        active = await self._active_job_ids(workflows) if workflows else set()
+        await self._confirm({w.job_id for w in self._all_waiters() if w.job_id not in active} - unknown)
+        self.stats.cycles += 1
+        self.stats.requests_per_cycle.append(
+            self.stats.list_requests + self.stats.job_requests - requests_before
+        )
+
+    def _all_waiters(self) -> list[_Waiter]:
+        return [waiter for group in self._waiters.values() for waiter in group]
+
+    async def _active_job_ids(self, workflows: list[str]) -> set[str]:
+        active: set[str] = set()
+        count = 0
+        async for job in self.hook.alist_jobs(
+            status=sorted(ACTIVE_STATUSES), workflow=workflows, page_size=self.page_size
+        ):
+            active.add(str(job.get("id")))
+            count += 1
+        self.stats.list_requests += count // self.page_size + 1
+        return active
+
+    async def _confirm(self, job_ids: set[str]) -> None:
+        if not job_ids:
+            return
+        gate = asyncio.Semaphore(CONFIRM_CONCURRENCY)
+
+        async def confirm(job_id: str) -> None:
+            async with gate:
+                self.stats.job_requests += 1
+                try:
+                    job = await self.hook.aget_job(job_id)
+                except MusicAIError as error:
+                    if is_transient(error):
+                        log.warning("Could not read job %s (%s); will try again next cycle", job_id, error)
+                    else:
+                        self._resolve(job_id, error=error)
+                    return
+                self._resolve(job_id, job=job)
+
+        await asyncio.gather(*(confirm(job_id) for job_id in sorted(job_ids)))
+
+    def _resolve(
+        self, job_id: str, *, job: dict[str, Any] | None = None, error: BaseException | None = None
+    ) -> None:
+        for waiter in list(self._waiters.get(job_id, [])):
+            if waiter.future.done():
+                continue
+            if error is not None:
+                waiter.future.set_exception(error)
+                continue
+            assert job is not None
+            status = str(job.get("status"))
+            waiter.workflow = waiter.workflow or _text(job.get("workflow"))
+            if status != waiter.last_status:
+                log.info("Music AI job %s is %s", job_id, status)
+                waiter.last_status = status
+            if status in TERMINAL_STATUSES:
+                waiter.future.set_result(job)
+
+    def _fail_all(self, error: BaseException) -> None:
+        for group in list(self._waiters.values()):
+            for waiter in group:
+                if not waiter.future.done():
+                    waiter.future.set_exception(error)
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+_POLLERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, float], SharedJobPoller]]
+_POLLERS = weakref.WeakKeyDictionary()
+
+
+def shared_poller(conn_id: str, poll_interval: float) -> SharedJobPoller:
+    """The running loop's poller for ``conn_id`` and ``poll_interval``, created on first use."""
+    pollers = _POLLERS.setdefault(asyncio.get_running_loop(), {})
+    key = (conn_id, float(poll_interval))
+    poller = pollers.get(key)
+    if poller is None:
+        poller = pollers[key] = SharedJobPoller(MusicAIHook(musicai_conn_id=conn_id), poll_interval)
+    return poller

@@ -1,0 +1,304 @@
+"""Wait for a Music AI job in Airflow's triggerer, without holding a worker slot.
+
+The trigger polls the job's status with the hook's async methods (one pooled httpx2 client per
+event loop and connection, shared by every trigger of the triggerer process), and emits exactly
+one event::
+
+    {"status": "success" | "error" | "timeout", "job_id": str, "job": dict | None,
+     "message": str, "last_status": str | None}
+
+``job`` is the final job document when the job reached a final status (SUCCEEDED, or FAILED with
+its ``error``), else None. Its URLs (results, input) are *redacted* (no query string): Airflow logs
+trigger events and stores them in the metadata database, and a signed URL's query string is a
+credential. The operators read the job again on resume, which also gives fresh signed URLs.
+
+Transient errors (network, 429, 5xx, unreadable bodies) are tolerated up to
+``max_consecutive_errors`` polls in a row; errors that retrying cannot fix (bad key, job gone) end
+the wait at once.
+
+Killing the task deletes the job when ``delete_on_kill`` is set: through ``on_kill`` on Airflow
+3.3+, which the triggerer calls only on a user action (mark failed/success, clear), and on
+Airflow 2 by checking, when the trigger is cancelled, that the task instance left the DEFERRED
+state for a reason other than a timeout. A triggerer restart never deletes the job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+if TYPE_CHECKING:
+    from airflow_provider_musicai.hooks.musicai import MusicAIHook
+
+#: Airflow 3.3+ calls ``BaseTrigger.on_kill`` on user actions; older versions only ``cleanup``.
+TRIGGER_HAS_ON_KILL = "on_kill" in vars(BaseTrigger)
+
+_FINAL = ("SUCCEEDED", "FAILED")
+
+
+def _now() -> float:
+    return time.time()
+
+
+def _stamp(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).isoformat(timespec="seconds")
+
+
+def is_permanent_error(exc: BaseException) -> bool:
+    """True for errors that another poll cannot fix: bad key, job gone, malformed id, bad config."""
+    from airflow_provider_musicai.exceptions import (
+        MusicAIAuthError,
+        MusicAIConfigurationError,
+        MusicAIInvalidRequestError,
+        MusicAINotFoundError,
+    )
+
+    return isinstance(
+        exc, (MusicAIAuthError, MusicAINotFoundError, MusicAIInvalidRequestError, MusicAIConfigurationError)
+    )
+
+
+def redact_job(job: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a job document whose URL values (results, params) have no query string."""
+    from airflow_provider_musicai.hooks._redact import redact_url
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, str) and value.startswith(("http://", "https://")):
+            return redact_url(value)
+        if isinstance(value, dict):
+            return {key: clean(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [clean(item) for item in value]
+        return value
+
+    return {key: clean(value) if key in ("result", "workflowParams") else value for key, value in job.items()}
+
+
+def failure_message(job: dict[str, Any]) -> str:
+    """``"Job X FAILED: CODE (title): message"`` from a FAILED job document."""
+    error = job.get("error") if isinstance(job.get("error"), dict) else {}
+    assert isinstance(error, dict)
+    return (
+        f"Music AI job {job.get('id')} FAILED: {error.get('code') or 'UNKNOWN'} "
+        f"({error.get('title') or 'no title'}): {error.get('message') or 'no message'}"
+    )
+
+
+class MusicAIJobTrigger(BaseTrigger):
+    """Poll one Music AI job until it is SUCCEEDED or FAILED, the deadline passes, or polling fails.
+
+    :param job_id: the job to wait for.
+    :param musicai_conn_id: Airflow connection id (the key is read from it in the triggerer; it
+        is never part of the trigger's kwargs).
+    :param poll_interval: seconds between two status requests.
+    :param deadline: epoch seconds (UTC) after which a ``timeout`` event is emitted; None waits
+        forever.
+    :param delete_on_kill: delete the job when a user kills the deferred task.
+    :param max_consecutive_errors: transient poll failures tolerated in a row (the hook already
+        retries each request) before an ``error`` event.
+    """
+
+    def __init__(
+        self,
+        job_id: str,
+        musicai_conn_id: str = "musicai_default",
+        poll_interval: float = 10.0,
+        deadline: float | None = None,
+        delete_on_kill: bool = False,
+        max_consecutive_errors: int = 5,
+    ) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.job_id = job_id
+        self.musicai_conn_id = musicai_conn_id
+        self.poll_interval = float(poll_interval)
+        self.deadline = float(deadline) if deadline is not None else None
+        self.delete_on_kill = bool(delete_on_kill)
+        self.max_consecutive_errors = int(max_consecutive_errors)
+        self._event_sent = False
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        """Plain, JSON-friendly kwargs: ids and numbers, never a secret or a URL."""
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "job_id": self.job_id,
+                "musicai_conn_id": self.musicai_conn_id,
+                "poll_interval": self.poll_interval,
+                "deadline": self.deadline,
+                "delete_on_kill": self.delete_on_kill,
+                "max_consecutive_errors": self.max_consecutive_errors,
+            },
+        )
+
+    def _hook(self) -> MusicAIHook:
+        from airflow_provider_musicai.hooks.musicai import MusicAIHook
+
+        return MusicAIHook(musicai_conn_id=self.musicai_conn_id)
+
+    def _event(
+        self, status: str, message: str, job: dict[str, Any] | None = None, last_status: str | None = None
+    ) -> TriggerEvent:
+        self._event_sent = True
+        return TriggerEvent(  # type: ignore[no-untyped-call]
+            {
+                "status": status,
+                "job_id": self.job_id,
+                "job": job,
+                "message": message,
+                "last_status": last_status,
+            }
+        )
+
+    def _remaining(self) -> float | None:
+        return None if self.deadline is None else self.deadline - _now()
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Poll, then yield one event and return."""
+        try:
+            event = await self._wait()
+        except asyncio.CancelledError:
+            if self.delete_on_kill and not TRIGGER_HAS_ON_KILL and not self._event_sent:
+                await self._legacy_delete_if_killed()
+            raise
+        yield event
+
+    async def _wait(self) -> TriggerEvent:
+        hook = self._hook()
+        started = _now()
+        last_status: str | None = None
+        failures = 0
+        self.log.info(
+            "Waiting for Music AI job %s (poll every %.1fs, deadline %s)",
+            self.job_id,
+            self.poll_interval,
+            _stamp(self.deadline) if self.deadline is not None else "none",
+        )
+        while True:
+            remaining = self._remaining()
+            if remaining is not None and remaining <= 0:
+                return self._timeout_event(last_status)
+            try:
+                status = await hook.aget_job_status(self.job_id)
+                job = await hook.aget_job(self.job_id) if status in _FINAL else None
+            except Exception as exc:
+                if is_permanent_error(exc):
+                    return self._event("error", f"Polling Music AI job {self.job_id} failed: {exc}")
+                failures += 1
+                if failures >= self.max_consecutive_errors:
+                    return self._event(
+                        "error",
+                        f"Polling Music AI job {self.job_id} failed {failures} times in a row; last error: "
+                        f"{type(exc).__name__}: {exc}",
+                        last_status=last_status,
+                    )
+                self.log.warning(
+                    "Transient error polling Music AI job %s (%d/%d in a row): %s: %s",
+                    self.job_id,
+                    failures,
+                    self.max_consecutive_errors,
+                    type(exc).__name__,
+                    exc,
+                )
+            else:
+                failures = 0
+                if status != last_status:
+                    self.log.info(
+                        "Music AI job %s is %s at %s (%.1fs after the wait began)",
+                        self.job_id,
+                        status,
+                        _stamp(_now()),
+                        _now() - started,
+                    )
+                    last_status = status
+                if job is not None:
+                    return self._final_event(job)
+            remaining = self._remaining()
+            delay = self.poll_interval if remaining is None else max(0.0, min(self.poll_interval, remaining))
+            await asyncio.sleep(delay)
+
+    def _final_event(self, job: dict[str, Any]) -> TriggerEvent:
+        status = str(job.get("status"))
+        if status == "SUCCEEDED":
+            result = job.get("result")
+            keys = sorted(result) if isinstance(result, dict) else []
+            self.log.info(
+                "Music AI job %s SUCCEEDED; result keys: %s", self.job_id, ", ".join(keys) or "none"
+            )
+            return self._event(
+                "success", f"Music AI job {self.job_id} SUCCEEDED", job=redact_job(job), last_status=status
+            )
+        message = failure_message(job)
+        self.log.warning("%s", message)
+        return self._event("error", message, job=redact_job(job), last_status=status)
+
+    def _timeout_event(self, last_status: str | None) -> TriggerEvent:
+        message = (
+            f"Music AI job {self.job_id} did not finish before the deadline "
+            f"({_stamp(self.deadline or _now())}); last status: {last_status or 'unknown'}"
+        )
+        self.log.warning("%s", message)
+        return self._event("timeout", message, last_status=last_status)
+
+    async def on_kill(self) -> None:
+        """Airflow 3.3+: the user killed the deferred task; delete the job if asked to."""
+        if self.delete_on_kill and not self._event_sent:
+            await self._delete_job("the deferred task was killed")
+
+    async def _delete_job(self, reason: str) -> None:
+        from airflow_provider_musicai.exceptions import MusicAINotFoundError
+
+        try:
+            await self._hook().adelete_job(self.job_id)
+        except MusicAINotFoundError:
+            self.log.info("Music AI job %s was already gone (%s)", self.job_id, reason)
+        except Exception as exc:
+            self.log.warning("Could not delete Music AI job %s (%s): %s", self.job_id, reason, exc)
+        else:
+            self.log.info("Deleted Music AI job %s because %s", self.job_id, reason)
+
+    async def _legacy_delete_if_killed(self) -> None:
+        """Airflow < 3.3: tell a user kill from a triggerer restart or timeout by the TI's state."""
+        ti = self.task_instance
+        if ti is None:
+            return
+        try:
+            from asgiref.sync import sync_to_async
+
+            killed = await sync_to_async(_ti_left_deferral_by_user, thread_sensitive=False)(ti)
+        except Exception as exc:
+            self.log.warning("Could not read the state of task %s: %s", getattr(ti, "task_id", "?"), exc)
+            return
+        if killed:
+            await self._delete_job("the deferred task was killed (its state is no longer deferred)")
+
+
+def _ti_left_deferral_by_user(ti: Any) -> bool:
+    """Airflow 2: True when the task instance is no longer deferred and not timed out either.
+
+    A triggerer restart or rebalance leaves the row DEFERRED; a trigger timeout moves it to
+    SCHEDULED with ``next_method="__fail__"``; a user mark-failed/success or clear does neither.
+    """
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from airflow.utils.state import TaskInstanceState
+
+    with create_session() as session:
+        row = (
+            session.query(TaskInstance.state, TaskInstance.next_method)
+            .filter(
+                TaskInstance.dag_id == ti.dag_id,
+                TaskInstance.task_id == ti.task_id,
+                TaskInstance.run_id == ti.run_id,
+                TaskInstance.map_index == ti.map_index,
+            )
+            .one_or_none()
+        )
+    if row is None:
+        return True
+    state, next_method = row
+    return state != TaskInstanceState.DEFERRED and next_method != "__fail__"
