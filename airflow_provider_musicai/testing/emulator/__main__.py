@@ -76,13 +76,13 @@ async def _serve(runner: EmulatorRunner, ready_file: Path | None, exit_with_pare
     if runner.started.is_set():
         info = runner.info()
         keys = ", ".join(f"{key} ({name})" for key, name in info["api_keys"].items())
-        line = f"Music AI emulator: API {info['api_url']}  storage {info['storage_url']}  keys: {keys}\n"
-        sys.stdout.write(line)
-        sys.stdout.flush()
         if ready_file is not None:
             tmp = ready_file.with_name(ready_file.name + ".tmp")
             tmp.write_text(json.dumps({**info, "pid": os.getpid()}))
             os.replace(tmp, ready_file)
+        line = f"Music AI emulator: API {info['api_url']}  storage {info['storage_url']}  keys: {keys}\n"
+        sys.stdout.write(line)
+        sys.stdout.flush()
     try:
         await task
     finally:
