@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import re
 from urllib.parse import urlsplit, urlunsplit
+
+_QUERY = re.compile(r"\?[^\s\"']*")
 
 
 def redact_url(url: str) -> str:
@@ -20,3 +24,32 @@ def redact_url(url: str) -> str:
         host = f"{host}:{parts.port}"
     query = "<redacted>" if parts.query else ""
     return urlunsplit((parts.scheme, host, parts.path, query, ""))
+
+
+class RedactQueryStrings(logging.Filter):
+    """Drops query strings from the records of HTTP libraries that log request lines.
+
+    urllib3 logs every request's path and query at DEBUG level; for a signed URL that is its
+    credential. Installed on those libraries' loggers by :func:`install_log_redaction`.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _QUERY.sub("?<redacted>", arg) if isinstance(arg, str) and "?" in arg else arg
+                for arg in record.args
+            )
+        if isinstance(record.msg, str) and "?" in record.msg and not record.args:
+            record.msg = _QUERY.sub("?<redacted>", record.msg)
+        return True
+
+
+_LOGGERS_THAT_PRINT_URLS = ("urllib3.connectionpool", "httpx2", "httpx", "httpcore2", "httpcore")
+
+
+def install_log_redaction() -> None:
+    """Attach :class:`RedactQueryStrings` to the HTTP libraries' loggers (once)."""
+    for name in _LOGGERS_THAT_PRINT_URLS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(existing, RedactQueryStrings) for existing in logger.filters):
+            logger.addFilter(RedactQueryStrings())

@@ -152,8 +152,10 @@ class _Unclosable(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def read(self, size: int = -1) -> bytes:
-        return self._raw.read(size)
+    def readinto(self, buffer: Any) -> int:
+        data = self._raw.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
 
 
 def _from_file_object(handle: Any) -> UploadSource:
@@ -172,7 +174,7 @@ def _from_file_object(handle: Any) -> UploadSource:
 
         def reopen() -> IO[bytes]:
             handle.seek(start)
-            return io.BufferedReader(_Unclosable(handle), CHUNK_SIZE)
+            return _Unclosable(handle)  # type: ignore[return-value]
 
         return UploadSource(label=name, filename=name, size=size, open=reopen)
     # A stream we cannot rewind: spool it to disk once so that its size is known and retries work.

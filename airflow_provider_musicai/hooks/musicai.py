@@ -27,7 +27,7 @@ from airflow_provider_musicai.hooks._api import ApiRequest, build_request
 from airflow_provider_musicai.hooks._calls import AmbiguousRequestError, call_plan, run_async, run_sync
 from airflow_provider_musicai.hooks._config import ConnectionConfig
 from airflow_provider_musicai.hooks._destination import resolve_destination, write_json
-from airflow_provider_musicai.hooks._redact import redact_url
+from airflow_provider_musicai.hooks._redact import install_log_redaction, redact_url
 from airflow_provider_musicai.hooks._storage import StorageClient
 from airflow_provider_musicai.hooks._transfer import (
     guess_content_type,
@@ -59,6 +59,8 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+install_log_redaction()
 
 MAX_PAGE_SIZE = 100
 
