@@ -11,7 +11,6 @@ import os
 import time
 from collections.abc import Callable
 from email.utils import formatdate
-from typing import BinaryIO
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
 
@@ -80,27 +79,36 @@ class StorageApp:
         length = int(raw_length)
         generation = self.store.generation
         tmp = self.store.temp_path()
-        received = 0
-        complete = False
         loop = asyncio.get_running_loop()
-        out: BinaryIO = await loop.run_in_executor(None, tmp.open, "wb")
+        fd = await loop.run_in_executor(None, os.open, str(tmp), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        received, complete = 0, False
+        pending: asyncio.Future[None] | None = None
         try:
-            buffer = bytearray()
-            more = True
+            chunks: list[bytes] = []
+            buffered, more = 0, True
             while more:
                 message = await receive()
                 if message["type"] == "http.disconnect":
                     return
                 chunk = message.get("body", b"")
                 more = message.get("more_body", False)
-                received += len(chunk)
-                buffer += chunk
-                if len(buffer) >= WRITE_CHUNK or not more:
-                    data, buffer = bytes(buffer), bytearray()
-                    await loop.run_in_executor(None, out.write, data)
+                if chunk:
+                    chunks.append(chunk)
+                    buffered += len(chunk)
+                if buffered >= WRITE_CHUNK or not more:
+                    # Write the previous chunk while the next one is received: at most 2 in memory.
+                    if pending is not None:
+                        await pending
+                    pending = loop.run_in_executor(None, _write_all, fd, chunks)
+                    received += buffered
+                    chunks, buffered = [], 0
+            if pending is not None:
+                await pending
             complete = received == length
         finally:
-            await loop.run_in_executor(None, out.close)
+            if pending is not None and not pending.done():
+                await asyncio.wait([pending])
+            await loop.run_in_executor(None, os.close, fd)
             if not complete:
                 discard(tmp)
         if not complete:
@@ -176,6 +184,18 @@ class StorageApp:
                 await send({"type": "http.response.body", "body": b""})
         finally:
             os.close(fd)
+
+
+def _write_all(fd: int, chunks: list[bytes]) -> None:
+    """Write every byte of ``chunks`` to ``fd``."""
+    views = [memoryview(chunk) for chunk in chunks]
+    while views:
+        written = os.writev(fd, views)
+        while views and written >= len(views[0]):
+            written -= len(views[0])
+            views.pop(0)
+        if views and written:
+            views[0] = views[0][written:]
 
 
 def _parse_range(value: str, size: int) -> tuple[int, int] | None:
