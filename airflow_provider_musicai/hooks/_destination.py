@@ -80,8 +80,6 @@ class LocalDestination:
         try:
             with temporary.open("wb") as handle:
                 yield handle
-                handle.flush()
-                os.fsync(handle.fileno())
             os.replace(temporary, final)
         finally:
             temporary.unlink(missing_ok=True)
