@@ -83,8 +83,8 @@ def job_id_of(value: Any) -> str:
 
 def job_ids_of(value: Any) -> list[str | None]:
     """Flatten one id, a job document, or any (nested) collection of them; None means 'no job'."""
-    if value is None:
-        return [None]
+    if value is None or (isinstance(value, str) and value.strip() in ("", "None")):
+        return [None]  # "None": what Jinja renders for an XCom that was never pushed
     if isinstance(value, (str, Mapping)):
         return [job_id_of(value)]
     if isinstance(value, Iterable):

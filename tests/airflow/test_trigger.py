@@ -1,0 +1,168 @@
+"""MusicAIJobTrigger against the emulator: events, serialization, transient errors, deadline, kill."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from airflow_provider_musicai.triggers import musicai as trigger_module
+from airflow_provider_musicai.triggers.musicai import MusicAIJobTrigger
+
+STEMS = "music-ai/stems-vocals-accompaniment"
+
+
+def collect(trigger: MusicAIJobTrigger) -> list[Any]:
+    """Every event the trigger yields (it must yield exactly one)."""
+
+    async def run() -> list[Any]:
+        return [event async for event in trigger.run()]
+
+    return asyncio.run(run())
+
+
+def create_job(hook: Any, input_url: Any) -> str:
+    return str(hook.create_job("trigger test", STEMS, {"inputUrl": input_url()}))
+
+
+def test_serialize_round_trip_is_plain_and_secret_free(musicai: Any) -> None:
+    from airflow.serialization.serialized_objects import BaseSerialization
+
+    trigger = MusicAIJobTrigger(
+        job_id="job-1",
+        poll_interval=2,
+        deadline=1_900_000_000.5,
+        delete_on_kill=True,
+        max_consecutive_errors=3,
+    )
+    classpath, kwargs = trigger.serialize()
+    assert classpath == "airflow_provider_musicai.triggers.musicai.MusicAIJobTrigger"
+    assert kwargs == {
+        "job_id": "job-1",
+        "musicai_conn_id": "musicai_default",
+        "poll_interval": 2.0,
+        "deadline": 1_900_000_000.5,
+        "delete_on_kill": True,
+        "max_consecutive_errors": 3,
+    }
+    assert all(isinstance(value, (str, int, float, bool, type(None))) for value in kwargs.values())
+    text = json.dumps(kwargs)
+    assert musicai.api_key not in text and "http" not in text
+    # Through Airflow's own serializer, as the trigger row is stored, and back.
+    restored = BaseSerialization.deserialize(BaseSerialization.serialize(kwargs))
+    assert MusicAIJobTrigger(**restored).serialize() == (classpath, kwargs)
+
+
+def test_success_emits_one_event_with_the_redacted_document(hook: Any, input_url: Any) -> None:
+    job_id = create_job(hook, input_url)
+    events = collect(MusicAIJobTrigger(job_id=job_id, poll_interval=0.2))
+    assert len(events) == 1
+    payload = events[0].payload
+    assert payload["status"] == "success" and payload["job_id"] == job_id
+    job = payload["job"]
+    assert job["id"] == job_id and job["status"] == "SUCCEEDED"
+    assert set(job["result"]) == {"vocals", "accompaniments"}
+    # Event payloads are logged by the triggerer and stored: no signed query strings in them.
+    for url in [*job["result"].values(), job["workflowParams"]["inputUrl"]]:
+        assert urlsplit(url).query in ("", "<redacted>"), url
+    assert "signature" not in json.dumps(payload).lower()
+
+
+def test_failed_job_is_an_error_event_with_code_title_and_message(
+    hook: Any, input_url: Any, musicai: Any
+) -> None:
+    musicai.admin.fail_jobs(1, code="BAD_INPUT")
+    job_id = create_job(hook, input_url)
+    (event,) = collect(MusicAIJobTrigger(job_id=job_id, poll_interval=0.2))
+    payload = event.payload
+    assert payload["status"] == "error"
+    assert payload["job"]["status"] == "FAILED"
+    assert payload["job"]["error"]["code"] == "BAD_INPUT"
+    assert "BAD_INPUT (Invalid input)" in payload["message"]
+
+
+def test_transient_errors_are_tolerated(hook: Any, input_url: Any, musicai: Any) -> None:
+    job_id = create_job(hook, input_url)
+    # 6 failures = two whole polls lost (each poll is 1 attempt + 2 hook retries).
+    musicai.admin.script_faults({"match": "GET /v1/job/{id}/status", "fault": "503", "count": 6})
+    (event,) = collect(MusicAIJobTrigger(job_id=job_id, poll_interval=0.1, max_consecutive_errors=3))
+    assert event.payload["status"] == "success"
+    assert musicai.admin.counters()["faults"] == {"503": 6}
+
+
+def test_too_many_consecutive_errors_end_the_wait(hook: Any, input_url: Any, musicai: Any) -> None:
+    job_id = create_job(hook, input_url)
+    musicai.admin.set_faults(rate=1.0, weights={"503": 1}, match=["GET /v1/job/{id}/status"])
+    (event,) = collect(MusicAIJobTrigger(job_id=job_id, poll_interval=0.05, max_consecutive_errors=2))
+    payload = event.payload
+    assert payload["status"] == "error" and payload["job"] is None
+    assert "2 times in a row" in payload["message"] and "503" in payload["message"]
+
+
+def test_deadline_gives_a_timeout_event_with_the_last_status(hook: Any, input_url: Any, musicai: Any) -> None:
+    musicai.admin.configure(queued_seconds=60)
+    job_id = create_job(hook, input_url)
+    started = time.monotonic()
+    (event,) = collect(MusicAIJobTrigger(job_id=job_id, poll_interval=5, deadline=time.time() + 0.6))
+    assert time.monotonic() - started < 4, "the deadline must cut the poll interval short"
+    payload = event.payload
+    assert payload["status"] == "timeout" and payload["last_status"] == "QUEUED"
+    assert job_id in payload["message"] and "deadline" in payload["message"]
+
+
+def test_a_deadline_already_past_times_out_without_a_request(musicai: Any) -> None:
+    (event,) = collect(MusicAIJobTrigger(job_id="any-job", deadline=time.time() - 1))
+    assert event.payload["status"] == "timeout"
+    assert sum(musicai.admin.counters()["requests"].values()) == 0
+
+
+def test_missing_job_is_an_immediate_error(musicai: Any) -> None:
+    started = time.monotonic()
+    (event,) = collect(MusicAIJobTrigger(job_id=str(uuid.uuid4()), poll_interval=5))
+    assert event.payload["status"] == "error"
+    assert "404" in event.payload["message"]
+    assert time.monotonic() - started < 3
+
+
+def test_on_kill_deletes_the_job_when_asked(hook: Any, input_url: Any, musicai: Any) -> None:
+    musicai.admin.configure(queued_seconds=60)
+    job_id = create_job(hook, input_url)
+    asyncio.run(MusicAIJobTrigger(job_id=job_id, delete_on_kill=False).on_kill())
+    assert [job["id"] for job in musicai.admin.jobs()] == [job_id]
+    asyncio.run(MusicAIJobTrigger(job_id=job_id, delete_on_kill=True).on_kill())
+    assert musicai.admin.jobs() == []
+    # A second kill (job already gone) is harmless.
+    asyncio.run(MusicAIJobTrigger(job_id=job_id, delete_on_kill=True).on_kill())
+
+
+@pytest.mark.parametrize("killed_by_user", [True, False])
+def test_airflow_2_style_cancellation_deletes_only_on_a_user_kill(
+    hook: Any, input_url: Any, musicai: Any, monkeypatch: pytest.MonkeyPatch, killed_by_user: bool
+) -> None:
+    """Without ``BaseTrigger.on_kill`` (Airflow < 3.3), a cancelled trigger asks the TI's state."""
+    monkeypatch.setattr(trigger_module, "TRIGGER_HAS_ON_KILL", False)
+    monkeypatch.setattr(trigger_module, "_ti_left_deferral_by_user", lambda ti: killed_by_user)
+    musicai.admin.configure(queued_seconds=60)
+    job_id = create_job(hook, input_url)
+    trigger = MusicAIJobTrigger(job_id=job_id, poll_interval=0.1, delete_on_kill=True)
+    trigger.task_instance = type("TI", (), {"task_id": "t"})()  # type: ignore[assignment]
+
+    async def run_then_cancel() -> None:
+        task = asyncio.ensure_future(collect_async(trigger))
+        await asyncio.sleep(0.5)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(run_then_cancel())
+    remaining = [job["id"] for job in musicai.admin.jobs()]
+    assert remaining == ([] if killed_by_user else [job_id])
+
+
+async def collect_async(trigger: MusicAIJobTrigger) -> list[Any]:
+    return [event async for event in trigger.run()]
