@@ -192,8 +192,9 @@ def test_invalid_fault_plans_are_400(target, plan):
     assert response.status_code == 400 and response.json()["message"]
 
 
-def test_admin_api_is_never_faulted(target):
+def test_admin_api_and_schema_are_never_faulted(target):
     target.admin.set_faults(rate=1.0, weights={"drop": 1}, scope="both")
+    assert requests.get(target.base_url + "/openapi.json", timeout=10).status_code == 200
     assert target.admin.counters()["faults"] == {}
     target.admin.clear_faults()
 

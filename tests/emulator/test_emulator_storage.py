@@ -121,14 +121,23 @@ def test_result_url_expiry_is_configurable(api, emu, wav):
     assert 3500 < expiry - time.time() <= 3600
 
 
-@pytest.mark.parametrize("value", ["test-api-key", "other-api-key", "Bearer something-else"])
-def test_authorization_header_is_refused_and_leaks_counted(api, emu, value):
+@pytest.mark.parametrize(
+    ("value", "leak"),
+    [("test-api-key", True), ("other-api-key", True), ("Bearer test-api-key", True), ("Bearer other", False)],
+)
+def test_authorization_header_is_refused_and_leaks_counted(api, emu, value, leak):
     urls = api.get("/upload").json()
     put = requests.put(urls["uploadUrl"], data=b"abc", headers={"Authorization": value}, timeout=10)
     get = requests.get(urls["downloadUrl"], headers={"Authorization": value}, timeout=10)
     assert put.status_code == get.status_code == 400
-    leaks = emu.admin.counters()["credential_leaks"]
-    assert leaks == (2 if value.endswith("api-key") else 0)
+    assert emu.admin.counters()["credential_leaks"] == (2 if leak else 0)
+
+
+def test_api_key_in_another_header_or_the_query_is_counted(api, emu):
+    urls = api.get("/upload").json()
+    requests.put(urls["uploadUrl"], data=b"abc", headers={"X-Api-Key": emu.api_key}, timeout=10)
+    assert requests.get(urls["downloadUrl"] + "&key=test-api-key", timeout=10).status_code == 200
+    assert emu.admin.counters()["credential_leaks"] == 2
 
 
 def test_storage_and_api_paths_are_separate(api, emu):

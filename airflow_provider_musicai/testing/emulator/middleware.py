@@ -22,6 +22,8 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 ADMIN_PREFIX = "/__emulator__"
+#: API listener paths that are neither counted nor faulted (the schema and docs, for fuzzers).
+UNTRACKED_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect"})
 _TEMPLATES: dict[str, tuple[tuple[re.Pattern[str], str], ...]] = {
     "api": (
         (re.compile(r"^/v1/application$"), "/v1/application"),
@@ -77,7 +79,10 @@ class EmulatorMiddleware:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or (self.listener == "api" and scope["path"].startswith(ADMIN_PREFIX)):
+        if scope["type"] != "http" or (
+            self.listener == "api"
+            and (scope["path"].startswith(ADMIN_PREFIX) or scope["path"] in UNTRACKED_PATHS)
+        ):
             await self.app(scope, receive, send)
             return
         method, path = scope["method"], scope["path"]

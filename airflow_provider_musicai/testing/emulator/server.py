@@ -141,6 +141,7 @@ class EmulatorRunner:
             timeout_keep_alive=int(self.options.keep_alive_seconds),
             timeout_graceful_shutdown=2,
             server_header=False,
+            proxy_headers=False,
             ws="none",
         )
 

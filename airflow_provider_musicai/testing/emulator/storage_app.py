@@ -35,12 +35,10 @@ class StorageApp:
             return
         method, path = scope["method"], scope["path"]
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        if self._leaks_a_key(headers, query):
+            self.counters.credential_leak()
         if "authorization" in headers:
-            if (
-                headers["authorization"].strip() in self.api_keys()
-                or headers["authorization"] in self.api_keys()
-            ):
-                self.counters.credential_leak()
             await _error(
                 send, 400, "InvalidArgument", "Signed URL requests must not carry an Authorization header."
             )
@@ -58,7 +56,6 @@ class StorageApp:
                 [(b"allow", b"GET, HEAD, PUT")],
             )
             return
-        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
         try:
             self.signer.check(method, path, query)
         except SignatureError as exc:
@@ -68,6 +65,14 @@ class StorageApp:
             await self._put(key, headers, receive, send)
         else:
             await self._get(key, method, headers, send)
+
+    def _leaks_a_key(self, headers: dict[str, str], query: dict[str, str]) -> bool:
+        """Whether the request carries an API key: in Authorization, or as a header or query value."""
+        keys = self.api_keys()
+        authorization = headers.get("authorization", "")
+        if any(key in authorization for key in keys):
+            return True
+        return any(value.strip() in keys for value in (*headers.values(), *query.values()))
 
     async def _put(self, key: str, headers: dict[str, str], receive: Receive, send: Send) -> None:
         raw_length = headers.get("content-length", "")
