@@ -129,7 +129,7 @@ async def current_application(
 
 App = Annotated[Application, Depends(current_application)]
 JobId = Annotated[str, Path(pattern=UUID_PATTERN, description="Job ID (a UUID).")]
-Page = Annotated[int, Query(ge=0, description="Page number, 0-based.")]
+Page = Annotated[int, Query(ge=0, le=1_000_000, description="Page number, 0-based.")]
 Size = Annotated[int, Query(ge=1, le=100, description="Page size, 1 to 100.")]
 
 

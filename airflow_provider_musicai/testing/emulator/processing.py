@@ -170,14 +170,8 @@ class JobRunner:
             return self._own_blob(parts.path, dict(parse_qsl(parts.query))), False
         if not is_loopback_host(host):
             raise JobFailure("TIMEOUT", f"Timeout reading the input file from {where}: host not reachable.")
-        return self._download(
-            parts.scheme,
-            host,
-            port,
-            parts.netloc,
-            url[len(f"{parts.scheme}://{parts.netloc}") :] or "/",
-            where,
-        ), True
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        return self._download(parts.scheme, host, port, parts.netloc, target, where), True
 
     def _own_blob(self, path: str, query: dict[str, str]) -> Path:
         try:
