@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.providers.common.compat.sdk import BaseHook
 
+from airflow_provider_musicai import references
 from airflow_provider_musicai.exceptions import (
     MusicAIAPIError,
     MusicAIAuthError,
@@ -244,12 +245,17 @@ class MusicAIHook(BaseHook):
     ) -> str:
         """``POST /job``: start ``workflow`` on ``params``; return the new job's id.
 
+        ``params`` may hold references that tasks pass through XCom instead of signed URLs
+        (``musicai-result://<job>/<key>``, ``musicai-sealed:...``): they are resolved to fresh URLs
+        first (see :mod:`airflow_provider_musicai.references`).
+
         The request carries ``idempotency_key`` (a fresh UUID if not given) in the job's metadata.
         If an answer is lost (timeout, dropped connection, 5xx), the hook looks the key up before
         sending again, so one call never creates two jobs. Pass a stable key (the operators derive
         one from the task instance) to make retries of a whole task reattach as well.
         """
         body = self._job_body(name, workflow, params, metadata)
+        body["params"] = self.resolve_references(body["params"])
         key = idempotency_key or uuid.uuid4().hex
         body["metadata"][IDEMPOTENCY_METADATA_KEY] = key
         policy = self.config.retry
@@ -308,6 +314,14 @@ class MusicAIHook(BaseHook):
             "params": dict(params),
             "metadata": validate_metadata(metadata),
         }
+
+    def seal(self, url: str) -> str:
+        """Encrypt a signed URL with this connection's key so it can pass through XCom."""
+        return references.seal(url, self.config.api_key)
+
+    def resolve_references(self, value: Any) -> Any:
+        """``value`` with every result reference and sealed URL replaced by a usable URL."""
+        return references.resolve_references(value, self.config.api_key, self.get_job)
 
     def find_job_by_idempotency_key(self, key: str, workflow: str | None = None) -> dict[str, Any] | None:
         """The job whose metadata carries ``key`` (see :meth:`create_job`), or None."""
@@ -433,6 +447,8 @@ class MusicAIHook(BaseHook):
         ``result.json``. Returns ``{result name: written path}``.
         """
         job = dict(job_or_id) if isinstance(job_or_id, Mapping) else self.get_job(job_or_id)
+        if _has_references(job):  # an XCom copy: fetch the job for its real (and fresh) URLs
+            job = self.get_job(str(job["id"]))
         raise_if_failed(job)
         job_id = str(job.get("id", "?"))
         if job.get("status") != JobStatus.SUCCEEDED:
@@ -488,7 +504,14 @@ def _now() -> str:
 
 
 def _is_url(value: Any) -> bool:
-    return isinstance(value, str) and value.startswith(("http://", "https://"))
+    return references.is_url(value)
+
+
+def _has_references(job: Mapping[str, Any]) -> bool:
+    result = job.get("result")
+    return isinstance(result, Mapping) and any(
+        isinstance(value, str) and value.startswith(references.RESULT_SCHEME) for value in result.values()
+    )
 
 
 def _pages(page_size: int) -> Iterator[int]:
