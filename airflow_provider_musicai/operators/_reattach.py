@@ -8,7 +8,8 @@ a retry looks for the newest job of its task instance:
 * still QUEUED/STARTED -> reattach and wait for it (no second job);
 * SUCCEEDED -> reuse its result (the worker died after the job finished);
 * FAILED -> create a fresh job under the next generation's key (retrying a failed job is the
-  point of a retry);
+  point of a retry), then delete the FAILED one (its error is in the earlier try's log), so a
+  task instance leaves at most one job behind;
 * gone (deleted) or never created -> create one.
 
 Where the job is looked up:
@@ -109,6 +110,7 @@ class Resolution:
     generation: int
     job: dict[str, Any] | None
     reason: str
+    superseded: str | None = None
 
     @property
     def existing_id(self) -> str | None:
@@ -145,32 +147,38 @@ class JobLedger:
                 job = self._get_job(str(job_id))
                 if job is None:
                     return self._create(generation + 1, f"job {job_id} recorded by an earlier try is gone")
+                how = "recorded in the task state store"
             else:
                 job = self.hook.find_job_by_idempotency_key(str(record["key"]), workflow=self.workflow)
                 if job is None:
                     return self._create(generation, "an earlier try stopped before its job was created")
-            return self._decide(job, generation)
+                how = "found by the idempotency key recorded in the task state store"
+            return self._decide(job, generation, how)
         if self.identity.try_number <= 1:
             return self._create(0, "first try")
         found = self._scan()
         if not found:
             return self._create(0, f"no job of an earlier try (try {self.identity.try_number})")
         generation = max(found)
-        return self._decide(found[generation], generation)
+        return self._decide(found[generation], generation, "found by its idempotency key in GET /job")
 
-    def _decide(self, job: dict[str, Any], generation: int) -> Resolution:
+    def _decide(self, job: dict[str, Any], generation: int, how: str) -> Resolution:
         status = job.get("status")
         job_id = job.get("id")
         if status == JobStatus.FAILED:
             error = job.get("error") if isinstance(job.get("error"), Mapping) else {}
             code = error.get("code") if isinstance(error, Mapping) else None
-            return self._create(
-                generation + 1, f"job {job_id} of an earlier try FAILED ({code or 'UNKNOWN'})"
+            return Resolution(
+                key=generation_key(self.base, generation + 1),
+                generation=generation + 1,
+                job=None,
+                reason=f"job {job_id} of an earlier try FAILED ({code or 'UNKNOWN'})",
+                superseded=str(job_id),
             )
         if status == JobStatus.SUCCEEDED:
-            reason = f"job {job_id} of an earlier try already SUCCEEDED; reusing its result"
+            reason = f"job {job_id} of an earlier try ({how}) already SUCCEEDED; reusing its result"
         else:
-            reason = f"reattaching to job {job_id} of an earlier try ({status})"
+            reason = f"reattaching to job {job_id} of an earlier try ({how}), now {status}"
         return Resolution(
             key=generation_key(self.base, generation), generation=generation, job=job, reason=reason
         )

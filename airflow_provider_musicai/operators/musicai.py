@@ -189,6 +189,8 @@ class MusicAICreateJobOperator(_MusicAIOperator):
         )
         ledger.record(resolution, self.job_id)
         self.log.info("Music AI job %s created (workflow %s, name %r)", self.job_id, self.workflow, self.name)
+        if resolution.superseded:
+            self._delete_quietly(resolution.superseded, "it FAILED and was replaced by job " + self.job_id)
         return None
 
     def _defer(self, deadline: float | None) -> None:
@@ -227,18 +229,20 @@ class MusicAICreateJobOperator(_MusicAIOperator):
 
     def on_kill(self) -> None:
         """Delete the job when the task is killed while it waits on a worker."""
-        if not self.delete_on_kill or not self.job_id:
-            return
+        if self.delete_on_kill and self.job_id:
+            self._delete_quietly(self.job_id, "the task was killed")
+
+    def _delete_quietly(self, job_id: str, reason: str) -> None:
         from airflow_provider_musicai.exceptions import MusicAIError, MusicAINotFoundError
 
         try:
-            self.hook.delete_job(self.job_id)
+            self.hook.delete_job(job_id)
         except MusicAINotFoundError:
-            self.log.info("Music AI job %s was already gone", self.job_id)
+            self.log.info("Music AI job %s was already gone", job_id)
         except MusicAIError as exc:
-            self.log.warning("Could not delete Music AI job %s on kill: %s", self.job_id, exc)
+            self.log.warning("Could not delete Music AI job %s (%s): %s", job_id, reason, exc)
         else:
-            self.log.info("Deleted Music AI job %s because the task was killed", self.job_id)
+            self.log.info("Deleted Music AI job %s because %s", job_id, reason)
 
 
 class MusicAIDeleteJobOperator(_MusicAIOperator):

@@ -13,6 +13,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_DAGS = REPO / "example_dags"
+TEST_DAGS = Path(__file__).resolve().parent / "dags"
 
 
 def wav_bytes(seconds: float = 0.5, rate: int = 8000, frequency: float = 440.0) -> bytes:
@@ -64,16 +65,25 @@ class FakeStateStore:
 # -- running DAGs ------------------------------------------------------------------------------
 
 
-def load_example(name: str) -> Any:
-    """The DAG defined by ``example_dags/<name>.py``."""
+def load_dag_file(path: Path) -> Any:
+    """Import a DAG file as Airflow would; return the module."""
     import importlib.util
 
-    path = EXAMPLE_DAGS / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"musicai_examples_{name}", path)
+    spec = importlib.util.spec_from_file_location(f"musicai_dags_{path.stem}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.dag
+    return module
+
+
+def load_example(name: str) -> Any:
+    """The DAG defined by ``example_dags/<name>.py``."""
+    return load_dag_file(EXAMPLE_DAGS / f"{name}.py").dag
+
+
+def load_test_dag(variable: str) -> Any:
+    """A DAG of ``tests/airflow/dags/musicai_test_dags.py`` by its variable name."""
+    return getattr(load_dag_file(TEST_DAGS / "musicai_test_dags.py"), variable)
 
 
 def run_dag(dag: Any, conf: dict[str, Any] | None = None) -> Any:

@@ -20,7 +20,14 @@ from airflow_support import FakeStateStore, FakeTI, wav_bytes
 
 AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="musicai-tests-airflow-home-"))
 DB_URL = f"sqlite:///{AIRFLOW_HOME / 'airflow.db'}"
+# The DAGs folder (Airflow 3's dag.test() needs each DAG in a bundle): the examples and the test DAGs.
+_REPO = Path(__file__).resolve().parents[2]
 (AIRFLOW_HOME / "dags").mkdir()
+for _dag_file in [
+    *(_REPO / "example_dags").glob("example_*.py"),
+    *(Path(__file__).parent / "dags").glob("*.py"),
+]:
+    (AIRFLOW_HOME / "dags" / _dag_file.name).symlink_to(_dag_file)
 _ENV = {
     "AIRFLOW_HOME": str(AIRFLOW_HOME),
     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": DB_URL,
