@@ -4,13 +4,14 @@
 * ``musicai_emulator`` (function): the same emulator, reset (jobs, blobs, faults, counters, config) first.
 * ``musicai_connection_env`` (function): ``musicai_emulator`` with ``AIRFLOW_CONN_MUSICAI_DEFAULT`` set.
 * ``musicai_emulator_options`` (session): keyword arguments of ``EmulatorServer``; override it in a
-  ``conftest.py`` to change ports, keys or timings.
+  ``conftest.py`` to change ports, keys or timings. ``MUSICAI_EMULATOR_LOG=<path>`` keeps the emulator's log.
 
 This module imports nothing heavy at import time: the emulator loads inside the fixtures.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +24,8 @@ if TYPE_CHECKING:
 @pytest.fixture(scope="session")
 def musicai_emulator_options() -> dict[str, Any]:
     """Keyword arguments for the session's ``EmulatorServer`` (override in a conftest)."""
-    return {}
+    log_file = os.environ.get("MUSICAI_EMULATOR_LOG")
+    return {"log_file": log_file} if log_file else {}
 
 
 @pytest.fixture(scope="session")

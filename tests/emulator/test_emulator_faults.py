@@ -90,6 +90,9 @@ def test_slow_delays_past_the_read_timeout(target):
     start = time.monotonic()
     response = session(target).get(target.api_url + "/application", timeout=10)
     assert response.status_code == 200 and time.monotonic() - start >= 0.3
+    target.admin.reset()
+    time.sleep(0.8)
+    assert target.admin.counters()["statuses"] == {}, "a late answer to a request older than the reset"
 
 
 def test_truncate_sends_a_short_body(target):

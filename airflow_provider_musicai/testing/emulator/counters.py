@@ -15,11 +15,13 @@ class Counters:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.open_now: dict[str, int] = {name: 0 for name in LISTENERS}
+        self.generation = 0
         self.reset()
 
     def reset(self) -> None:
         """Zero every counter (the currently open connections stay counted as open)."""
         with self._lock:
+            self.generation += 1
             self.requests: Counter[str] = Counter()
             self.statuses: Counter[str] = Counter()
             self.endpoint_statuses: defaultdict[str, Counter[str]] = defaultdict(Counter)
@@ -40,9 +42,11 @@ class Counters:
         with self._lock:
             self.requests[endpoint] += 1
 
-    def response(self, endpoint: str, status: int) -> None:
-        """Count the status code answered to a public request."""
+    def response(self, endpoint: str, status: int, generation: int) -> None:
+        """Count the status answered to a request that arrived in ``generation`` (stale after a reset)."""
         with self._lock:
+            if generation != self.generation:
+                return
             self.statuses[str(status)] += 1
             self.endpoint_statuses[endpoint][str(status)] += 1
 

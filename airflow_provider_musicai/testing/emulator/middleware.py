@@ -91,10 +91,11 @@ class EmulatorMiddleware:
         if conn is not None:
             self.tracker.mark_used(conn)
         self.counters.request(endpoint)
+        generation = self.counters.generation
 
         async def counting_send(message: Message) -> None:
             if message["type"] == "http.response.start":
-                self.counters.response(endpoint, message["status"])
+                self.counters.response(endpoint, message["status"], generation)
             await send(message)
 
         fault = self.faults().pick(self.listener, method, endpoint.split(" ", 1)[1], path)
