@@ -96,7 +96,8 @@ def job_ids_of(value: Any) -> list[str | None]:
 
 
 def describe_result(job: Mapping[str, Any]) -> str:
-    """``"vocals=https://host/path?<redacted>, bpm=120"``: a job's result safe for logs."""
+    """``"vocals=https://host/path?<redacted>, bpm=120"``: a job's result safe for logs (result
+    references, ``musicai-result://<job>/<key>``, hold no secret and are shown as they are)."""
     from airflow_provider_musicai.hooks._redact import redact_url
 
     result = job.get("result")
@@ -127,20 +128,18 @@ def log_final_job(log: SupportsLog, job: Mapping[str, Any]) -> None:
         log.info("Music AI job %s result: %s", job.get("id"), describe_result(job))
 
 
-def succeeded_job_id(event: Mapping[str, Any] | None) -> str:
-    """The job id of a MusicAIJobTrigger ``success`` event; the error any other event stands for.
-
-    The event's job document has its URLs redacted, so callers read the job again for the real,
-    fresh signed URLs (see :func:`read_succeeded_job`).
-    """
+def job_from_event(event: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The final job document of a MusicAIJobTrigger ``success`` event (already free of signed
+    URLs, see :func:`airflow_provider_musicai.references.public_job_document`), or the error any
+    other event stands for."""
     if not isinstance(event, Mapping):
         raise MusicAIError(f"Unexpected event from the Music AI trigger: {event!r:.200}")
     status = event.get("status")
     job = event.get("job")
     job_id = str(event.get("job_id"))
     message = str(event.get("message") or "")
-    if status == "success":
-        return job_id
+    if status == "success" and isinstance(job, Mapping) and job.get("status") == JobStatus.SUCCEEDED:
+        return dict(job)
     if isinstance(job, Mapping):
         raise_if_failed(job)
     if status == "timeout":
@@ -148,10 +147,8 @@ def succeeded_job_id(event: Mapping[str, Any] | None) -> str:
     raise MusicAIError(message or f"Waiting for Music AI job {job_id} failed")
 
 
-def read_succeeded_job(hook: Any, job_id: str) -> dict[str, Any]:
-    """The job document, read again after the trigger reported success (fresh signed URLs)."""
-    job: dict[str, Any] = hook.get_job(job_id)
-    raise_if_failed(job)
-    if job.get("status") != JobStatus.SUCCEEDED:
-        raise MusicAIError(f"Music AI job {job_id} is {job.get('status')} although the trigger saw it finish")
-    return job
+def public_job(job: Mapping[str, Any]) -> dict[str, Any]:
+    """What goes to XCom: the job document with result references instead of signed URLs."""
+    from airflow_provider_musicai.references import public_job_document
+
+    return public_job_document(job)

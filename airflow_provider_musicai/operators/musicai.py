@@ -17,11 +17,11 @@ from airflow.providers.common.compat.sdk import BaseOperator, conf
 from airflow_provider_musicai.operators._waiting import (
     as_seconds,
     defer_timeout,
+    job_from_event,
     job_id_of,
     job_ids_of,
     log_final_job,
-    read_succeeded_job,
-    succeeded_job_id,
+    public_job,
     wait_deadline,
 )
 
@@ -49,11 +49,13 @@ class _MusicAIOperator(BaseOperator):
 
 
 class MusicAIUploadOperator(_MusicAIOperator):
-    """Upload an audio file to Music AI's temporary storage; return its ``downloadUrl``.
+    """Upload an audio file to Music AI's temporary storage; return its ``downloadUrl``, sealed.
 
-    The returned URL (XCom ``return_value``) is what a job's ``inputUrl`` takes. It is a signed,
-    temporary URL: it is kept whole in XCom because the next task needs it, but it is logged
-    without its query string.
+    The return value (XCom ``return_value``) is what a job's ``inputUrl`` takes. The real
+    ``downloadUrl`` is a signed URL, i.e. a credential, so it is returned *sealed*
+    (``musicai-sealed:...``, encrypted with a key derived from the connection's API key): it stays
+    out of Airflow's database and logs, and ``MusicAICreateJobOperator`` (the hook's ``create_job``)
+    opens it again. Elsewhere, ``MusicAIHook().resolve_references(value)`` gives the URL back.
 
     :param source: a local path, a ``file://`` or fsspec URL (``s3://``, ``gs://``...), or an
         ``ObjectStoragePath`` (templated).
@@ -75,8 +77,8 @@ class MusicAIUploadOperator(_MusicAIOperator):
         shown = redact_url(self.source) if isinstance(self.source, str) else str(self.source)
         self.log.info("Uploading %s to Music AI", shown)
         url = self.hook.upload_file(self.source, content_type=self.content_type)
-        self.log.info("Uploaded %s; input URL: %s", shown, redact_url(url))
-        return url
+        self.log.info("Uploaded %s; input URL: %s (returned sealed)", shown, redact_url(url))
+        return self.hook.seal(url)
 
 
 class MusicAICreateJobOperator(_MusicAIOperator):
@@ -84,9 +86,12 @@ class MusicAICreateJobOperator(_MusicAIOperator):
 
     The job id is pushed to XCom (key ``job_id``) as soon as the job exists. When waiting, the
     return value is the final job document, so a later task can take one result from it, e.g.
-    ``job["result"]["vocals"]`` or ``{{ ti.xcom_pull(task_ids='stems')['result']['vocals'] }}``.
-    Without waiting the return value is the job id. A FAILED job raises ``MusicAIJobFailedError``
-    with the API's error code, title and message.
+    ``{{ ti.xcom_pull(task_ids='stems')['result']['vocals'] }}`` as the next job's ``inputUrl``.
+    In that document, URL results are ``musicai-result://<job id>/<key>`` references rather than
+    signed URLs (credentials that must not sit in XCom); the hook resolves them to fresh URLs
+    when a job is created from them or results are downloaded. Without waiting the return value
+    is the job id. A FAILED job raises ``MusicAIJobFailedError`` with the API's error code,
+    title and message.
 
     Retries do not create duplicates: a retry reattaches to the job an earlier try created (or
     reuses its result if it SUCCEEDED), and creates a fresh job only if that one FAILED or is gone.
@@ -150,7 +155,7 @@ class MusicAICreateJobOperator(_MusicAIOperator):
         context["ti"].xcom_push(key="job_id", value=self.job_id)
         if job is not None and job.get("status") == "SUCCEEDED":
             log_final_job(self.log, job)
-            return job if self.wait_for_completion else self.job_id
+            return public_job(job) if self.wait_for_completion else self.job_id
         if not self.wait_for_completion:
             return self.job_id
         deadline = wait_deadline(
@@ -217,13 +222,13 @@ class MusicAICreateJobOperator(_MusicAIOperator):
         remaining = None if deadline is None else max(0.0, deadline - time.time())
         job = self.hook.wait_for_job(self.job_id, poll_interval=self.poll_interval, timeout=remaining)
         log_final_job(self.log, job)
-        return job
+        return public_job(job)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger fired: return the final job document or raise its error."""
         if isinstance(event, Mapping) and event.get("job_id"):
             self.job_id = str(event["job_id"])
-        job = read_succeeded_job(self.hook, succeeded_job_id(event))
+        job = job_from_event(event)
         log_final_job(self.log, job)
         return job
 

@@ -11,10 +11,10 @@ from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnVa
 
 from airflow_provider_musicai.operators._waiting import (
     defer_timeout,
+    job_from_event,
     job_id_of,
     log_final_job,
-    read_succeeded_job,
-    succeeded_job_id,
+    public_job,
     wait_deadline,
 )
 
@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 
 
 class MusicAIJobSensor(BaseSensorOperator):
-    """Wait until a Music AI job is SUCCEEDED; return its final job document (XCom ``return_value``).
+    """Wait until a Music AI job is SUCCEEDED; return its final job document (XCom ``return_value``),
+    with ``musicai-result://`` references instead of signed result URLs (see the create operator).
 
     A FAILED job raises ``MusicAIJobFailedError`` with the API's code, title and message. Transient
     API errors (no answer, 429, 5xx once the hook's own retries are spent) count as "not yet" and
@@ -85,7 +86,7 @@ class MusicAIJobSensor(BaseSensorOperator):
             return False
         raise_if_failed(job)
         log_final_job(self.log, job)
-        return PokeReturnValue(is_done=True, xcom_value=job)
+        return PokeReturnValue(is_done=True, xcom_value=public_job(job))
 
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
@@ -125,9 +126,8 @@ class MusicAIJobSensor(BaseSensorOperator):
         from airflow_provider_musicai.exceptions import MusicAITimeoutError
 
         try:
-            job_id = succeeded_job_id(event)
+            job = job_from_event(event)
         except MusicAITimeoutError as exc:
             raise AirflowSensorTimeout(str(exc)) from exc
-        job = read_succeeded_job(self.hook, job_id)
         log_final_job(self.log, job)
         return job

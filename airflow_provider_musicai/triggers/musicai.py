@@ -8,9 +8,10 @@ one event::
      "message": str, "last_status": str | None}
 
 ``job`` is the final job document when the job reached a final status (SUCCEEDED, or FAILED with
-its ``error``), else None. Its URLs (results, input) are *redacted* (no query string): Airflow logs
-trigger events and stores them in the metadata database, and a signed URL's query string is a
-credential. The operators read the job again on resume, which also gives fresh signed URLs.
+its ``error``), else None. It carries no signed URL: Airflow logs trigger events and stores them in
+its database, and a signed URL's query string is a credential. URL results are
+``musicai-result://<job id>/<key>`` references (the hook resolves them to fresh URLs when a job is
+created from them or results are downloaded); input URLs lose their query string.
 
 Transient errors (network, 429, 5xx, unreadable bodies) are tolerated up to
 ``max_consecutive_errors`` polls in a row; errors that retrying cannot fix (bad key, job gone) end
@@ -63,20 +64,12 @@ def is_permanent_error(exc: BaseException) -> bool:
     )
 
 
-def redact_job(job: dict[str, Any]) -> dict[str, Any]:
-    """A copy of a job document whose URL values (results, params) have no query string."""
-    from airflow_provider_musicai.hooks._redact import redact_url
+def public_job(job: dict[str, Any]) -> dict[str, Any]:
+    """The job document without credentials: URL results become ``musicai-result://`` references
+    (resolved to fresh URLs by the hook when used), input URLs lose their query string."""
+    from airflow_provider_musicai.references import public_job_document
 
-    def clean(value: Any) -> Any:
-        if isinstance(value, str) and value.startswith(("http://", "https://")):
-            return redact_url(value)
-        if isinstance(value, dict):
-            return {key: clean(item) for key, item in value.items()}
-        if isinstance(value, list):
-            return [clean(item) for item in value]
-        return value
-
-    return {key: clean(value) if key in ("result", "workflowParams") else value for key, value in job.items()}
+    return public_job_document(job)
 
 
 def failure_message(job: dict[str, Any]) -> str:
@@ -230,11 +223,11 @@ class MusicAIJobTrigger(BaseTrigger):
                 "Music AI job %s SUCCEEDED; result keys: %s", self.job_id, ", ".join(keys) or "none"
             )
             return self._event(
-                "success", f"Music AI job {self.job_id} SUCCEEDED", job=redact_job(job), last_status=status
+                "success", f"Music AI job {self.job_id} SUCCEEDED", job=public_job(job), last_status=status
             )
         message = failure_message(job)
         self.log.warning("%s", message)
-        return self._event("error", message, job=redact_job(job), last_status=status)
+        return self._event("error", message, job=public_job(job), last_status=status)
 
     def _timeout_event(self, last_status: str | None) -> TriggerEvent:
         message = (

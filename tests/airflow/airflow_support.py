@@ -133,3 +133,26 @@ def xcom_value(dag_run: Any, task_id: str, key: str = "return_value", map_index:
             .one_or_none()
         )
         return None if row is None else XComModel.deserialize_value(row)
+
+
+def stored_rows_text() -> str:
+    """Every row of the tables where Airflow keeps task data (XCom, rendered template fields, task
+    instances with their trigger kwargs and events, triggers), as text to scan for secrets."""
+    from airflow import settings
+    from sqlalchemy import inspect, text
+
+    engine = settings.engine
+    assert engine is not None
+    tables = set(inspect(engine).get_table_names())
+    chunks: list[str] = []
+    with engine.connect() as connection:
+        for table in (
+            "xcom",
+            "rendered_task_instance_fields",
+            "task_instance",
+            "trigger",
+            "task_state_store",
+        ):
+            if table in tables:
+                chunks.extend(repr(tuple(row)) for row in connection.execute(text(f"SELECT * FROM {table}")))
+    return "\n".join(chunks)

@@ -10,7 +10,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from airflow_support import load_example, load_test_dag, run_dag, task_states, xcom_value
+from airflow_support import (
+    load_example,
+    load_test_dag,
+    run_dag,
+    stored_rows_text,
+    task_states,
+    xcom_value,
+)
 
 from airflow_provider_musicai.jobs import IDEMPOTENCY_METADATA_KEY
 
@@ -26,8 +33,9 @@ def no_retry_delay(dag: Any) -> Any:
     return dag
 
 
-def test_example_chain(musicai: Any, tmp_path: Path) -> None:
+def test_example_chain(musicai: Any, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     dag_run = run_dag(load_example("example_musicai_chain"), {"output_dir": str(tmp_path)})
+    logs = "".join(capfd.readouterr())
     states = task_states(dag_run)
     assert set(states.values()) == {"success"}, states
     assert len(states) == 8
@@ -36,8 +44,10 @@ def test_example_chain(musicai: Any, tmp_path: Path) -> None:
     lyrics = xcom_value(dag_run, "transcribe_vocals")
     assert stems["status"] == lyrics["status"] == "SUCCEEDED"
     assert xcom_value(dag_run, "separate_stems", key="job_id") == stems["id"]
-    # The second job ran on the first job's vocals stem.
-    assert urlsplit(lyrics["workflowParams"]["inputUrl"]).path == urlsplit(stems["result"]["vocals"]).path
+    # The second job ran on the first job's vocals stem (passed as a result reference, resolved by
+    # the hook when the job was created).
+    assert stems["result"]["vocals"] == f"musicai-result://{stems['id']}/vocals"
+    assert urlsplit(lyrics["workflowParams"]["inputUrl"]).path.endswith("/vocals.wav")
 
     files = xcom_value(dag_run, "download_stems")
     for name in ("vocals", "accompaniments"):
@@ -48,6 +58,13 @@ def test_example_chain(musicai: Any, tmp_path: Path) -> None:
 
     assert sorted(xcom_value(dag_run, "delete_jobs")) == sorted([stems["id"], lyrics["id"]])
     assert musicai.admin.jobs() == []
+
+    # Signed URLs and the key appear nowhere: not in XCom, rendered fields, trigger rows, task logs.
+    assert "Created Music AI job" in logs and "X-Expires" not in logs and "X-Signature" not in logs
+    stored = stored_rows_text()
+    assert stems["id"] in stored and "musicai-sealed:" in stored
+    for secret in ("X-Signature", "X-Expires", musicai.api_key):
+        assert secret not in stored and secret not in logs, secret
     counters = musicai.admin.counters()
     assert counters["jobs_created"] == 2 and counters["credential_leaks"] == 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -57,8 +58,9 @@ def test_create_waits_and_returns_the_final_document(musicai: Any, input_url: An
     job = create_op(input_url(), metadata={"user": 7}).execute(make_context(ti))
     assert job["status"] == "SUCCEEDED" and set(job["result"]) == {"vocals", "accompaniments"}
     assert ti.xcoms == {"job_id": job["id"]}
-    # Real signed URLs in the returned document: the next task needs them.
-    assert urlsplit(job["result"]["vocals"]).query not in ("", "<redacted>")
+    # No signed URL in what goes to XCom: result references, resolved by the hook on use.
+    assert job["result"]["vocals"] == f"musicai-result://{job['id']}/vocals"
+    assert "X-Signature" not in json.dumps(job)
     metadata = job["metadata"]
     assert metadata["user"] == 7 and metadata["airflowDagId"] == "dag" and metadata["airflowTaskId"] == "task"
     assert metadata[IDEMPOTENCY_METADATA_KEY].startswith("airflow-")
@@ -126,16 +128,12 @@ def test_execution_timeout_survives_deferral(musicai: Any, input_url: Any, make_
     assert deadline == pytest.approx(ti.start_date.timestamp() + 95, abs=2)
 
 
-def test_execute_complete_reads_the_job_again_for_fresh_urls(
-    musicai: Any, hook: Any, input_url: Any, make_context: Any
-) -> None:
-    job_id = hook.create_job("done", STEMS, {"inputUrl": input_url()})
-    hook.wait_for_job(job_id, poll_interval=0.2)
-    redacted = {"id": job_id, "status": "SUCCEEDED", "result": {"vocals": "http://x/vocals.wav?<redacted>"}}
-    event = {"status": "success", "job_id": job_id, "job": redacted, "message": "ok"}
-    job = create_op("unused").execute_complete(make_context(), event)
-    assert job["id"] == job_id
-    assert urlsplit(job["result"]["vocals"]).query not in ("", "<redacted>")
+def test_execute_complete_returns_the_events_document(musicai: Any, make_context: Any) -> None:
+    public = {"id": "j1", "status": "SUCCEEDED", "result": {"vocals": "musicai-result://j1/vocals"}}
+    event = {"status": "success", "job_id": "j1", "job": public, "message": "ok"}
+    assert create_op("unused").execute_complete(make_context(), event) == public
+    before = sum(musicai.admin.counters()["requests"].values())
+    assert before == 0, "resuming costs no request"
 
 
 def test_execute_complete_raises_what_the_event_reports(musicai: Any, make_context: Any) -> None:
@@ -325,8 +323,9 @@ def logged(capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) 
     return out + err + caplog.text
 
 
-def test_upload_returns_the_download_url_and_logs_it_redacted(
+def test_upload_returns_the_download_url_sealed_and_logs_it_redacted(
     musicai: Any,
+    hook: Any,
     tmp_path: Any,
     make_context: Any,
     caplog: pytest.LogCaptureFixture,
@@ -335,9 +334,11 @@ def test_upload_returns_the_download_url_and_logs_it_redacted(
     source = tmp_path / "in.wav"
     source.write_bytes(wav_bytes())
     caplog.set_level(logging.DEBUG)
-    url = MusicAIUploadOperator(task_id="up", source=str(source)).execute(make_context())
+    sealed = MusicAIUploadOperator(task_id="up", source=str(source)).execute(make_context())
+    assert sealed.startswith("musicai-sealed:")
+    url = hook.resolve_references(sealed)  # what create_job does with it
     query = urlsplit(url).query
-    assert query
+    assert "X-Signature" in query
     text = logged(capfd, caplog)
     assert "Uploaded" in text and urlsplit(url).path in text
     assert query not in text and musicai.api_key not in text
