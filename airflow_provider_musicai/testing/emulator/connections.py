@@ -35,18 +35,24 @@ class ConnectionTracker:
         self.listener = listener
         self._counters = counters
         self._open: dict[tuple[Address, Address], Connection] = {}
+        self._keys: dict[asyncio.Transport, tuple[Address, Address]] = {}
 
     def added(self, transport: asyncio.Transport) -> None:
-        """Register a new connection."""
-        self._open[(get_remote_addr(transport), get_local_addr(transport))] = Connection(transport)
+        """Register a new connection (its addresses are read now: a closing socket may lose them)."""
+        key = (get_remote_addr(transport), get_local_addr(transport))
+        self._open[key] = Connection(transport)
+        self._keys[transport] = key
         self._counters.connection_made(self.listener)
 
     def removed(self, transport: asyncio.Transport) -> None:
         """Forget a closed connection."""
-        key = (get_remote_addr(transport), get_local_addr(transport))
-        if self._open.get(key) is not None and self._open[key].transport is transport:
+        key = self._keys.pop(transport, None)
+        if key is None:
+            return
+        conn = self._open.get(key)
+        if conn is not None and conn.transport is transport:
             del self._open[key]
-            self._counters.connection_lost(self.listener)
+        self._counters.connection_lost(self.listener)
 
     def lookup(self, scope: Mapping[str, Any]) -> Connection | None:
         """The connection carrying the request of ``scope``."""
@@ -55,7 +61,7 @@ class ConnectionTracker:
 
     def is_open(self, transport: asyncio.Transport) -> bool:
         """Whether ``transport`` is still registered (its ``connection_lost`` has not run)."""
-        return any(conn.transport is transport for conn in self._open.values())
+        return transport in self._keys
 
     def mark_used(self, conn: Connection) -> None:
         """Count ``conn`` as opened by a client on its first public request."""
