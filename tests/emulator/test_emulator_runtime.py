@@ -150,14 +150,19 @@ def test_connection_helpers(musicai_connection_env):
     assert uri.startswith("musicai://:test-api-key@http%3A%2F%2F127.0.0.1%3A")
 
 
-def test_connection_uri_parses_in_airflow(emu):
+def test_connection_uri_parses_in_airflow(emu, tmp_path):
     pytest.importorskip("airflow")
     code = (
         "import sys; from airflow.models.connection import Connection; c = Connection(uri=sys.argv[1]); "
         "print('CONN', c.conn_type, c.host, c.password)"
     )
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path)}
     result = subprocess.run(
-        [sys.executable, "-c", code, emu.connection_uri()], capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", code, emu.connection_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
     )
     assert result.returncode == 0, result.stderr
     line = next(line for line in result.stdout.splitlines() if line.startswith("CONN "))
