@@ -5,10 +5,14 @@
 
 * ``make_track`` writes a short stereo WAV (a chord of sine waves) with the standard library, unless
   the ``track`` param names a file of your own (a local path, ``file://``, ``s3://``... URL).
+* ``upload_track`` returns the uploaded file's URL *sealed* (signed URLs are credentials and stay
+  out of XCom); the job operator opens it again.
 * ``separate_stems`` runs ``music-ai/stems-vocals-accompaniment`` and, deferred in the triggerer,
-  waits for it. Its return value is the final job document.
+  waits for it. Its return value is the final job document, whose URL results are
+  ``musicai-result://<job id>/<key>`` references rather than signed URLs.
 * ``transcribe_vocals`` runs ``music-ai/transcribe-vocals`` on the *vocals stem of the first job*:
-  the job document's ``result.vocals`` URL, taken with Jinja from the first task's XCom.
+  ``result.vocals`` of that document, taken with Jinja from the first task's XCom. The hook turns
+  the reference into a fresh signed URL when it creates the job.
 * Both jobs' results are downloaded under ``<output_dir>/<job id>/``; both jobs are then deleted,
   even when something upstream failed (``trigger_rule="all_done"``).
 

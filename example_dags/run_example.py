@@ -9,7 +9,7 @@ What it does, with nothing to set up beforehand:
 4. prints the job ids and the result files written.
 
 Usage: ``python example_dags/run_example.py [--output DIR] [--keep-home]``. Results go to
-``./musicai-example-output`` by default. Exits non-zero if the DAG run did not succeed.
+``./example_output`` by default. Exits non-zero if the DAG run did not succeed.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def find_dag(path: Path, dag_id: str) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--output", default="musicai-example-output", help="where results are written")
+    parser.add_argument("--output", default="example_output", help="where results are written")
     parser.add_argument("--keep-home", action="store_true", help="keep the temporary AIRFLOW_HOME")
     args = parser.parse_args(argv)
 
