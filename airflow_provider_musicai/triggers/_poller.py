@@ -14,8 +14,10 @@ again with a fresh poller).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +36,7 @@ class _Waiter:
     job_id: str
     workflow: str | None
     future: asyncio.Future[dict[str, Any]]
+    statuses: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
     last_status: str | None = None
 
 
@@ -72,18 +75,35 @@ class SharedJobPoller:
         """How many jobs are being waited on."""
         return len(self._waiters)
 
-    async def wait(self, job_id: str, workflow: str | None = None) -> dict[str, Any]:
+    async def wait(
+        self, job_id: str, workflow: str | None = None, on_status: Callable[[str], None] | None = None
+    ) -> dict[str, Any]:
         """Return ``job_id``'s final document (SUCCEEDED or FAILED) once the poller sees it.
 
-        Raises what made the wait impossible (the job was deleted, the key was revoked, too
-        many consecutive failures). Cancelling the caller only removes its own waiter.
+        ``on_status`` is called with each new status, in the caller's task (so that a trigger's
+        log lines land in its own task log). Raises what made the wait impossible (the job was
+        deleted, the key was revoked, too many consecutive failures). Cancelling the caller only
+        removes its own waiter.
         """
-        waiter = _Waiter(job_id, workflow, asyncio.get_running_loop().create_future())
+        loop = asyncio.get_running_loop()
+        waiter = _Waiter(job_id, workflow, loop.create_future())
         self._waiters.setdefault(job_id, []).append(waiter)
         if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name=f"musicai-poller-{id(self):x}")
+            # A context of its own: the poller must not inherit (and log as) the first trigger.
+            self._task = contextvars.Context().run(loop.create_task, self._run())
         try:
-            return await asyncio.shield(waiter.future)
+            while not waiter.future.done():
+                next_status = asyncio.ensure_future(waiter.statuses.get())
+                pending: set[asyncio.Future[Any]] = {waiter.future, next_status}
+                try:
+                    await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    next_status.cancel()
+                if next_status.done() and not next_status.cancelled() and on_status is not None:
+                    on_status(next_status.result())
+            while on_status is not None and not waiter.statuses.empty():
+                on_status(waiter.statuses.get_nowait())
+            return waiter.future.result()
         finally:
             self._forget(waiter)
 
@@ -173,7 +193,7 @@ class SharedJobPoller:
             status = str(job.get("status"))
             waiter.workflow = waiter.workflow or _text(job.get("workflow"))
             if status != waiter.last_status:
-                log.info("Music AI job %s is %s", job_id, status)
+                waiter.statuses.put_nowait(status)
                 waiter.last_status = status
             if status in TERMINAL_STATUSES:
                 waiter.future.set_result(job)

@@ -1,18 +1,32 @@
-"""Fixtures for hook tests: a connection to the session's emulator with quick retries."""
+"""Fixtures shared by every test folder.
+
+Airflow is pointed at a private, temporary AIRFLOW_HOME before anything imports it, so tests never
+read or write ``~/airflow``. ``make_hook``/``hook`` give hooks on connections to the session's
+emulator with quick retries; ``wav_file`` a small stereo WAV.
+"""
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import struct
+import tempfile
 import wave
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from airflow_provider_musicai.hooks.musicai import MusicAIHook
+if TYPE_CHECKING:
+    from airflow_provider_musicai.hooks.musicai import MusicAIHook
+
+# Set when pytest imports this file, i.e. before any test module imports Airflow.
+_HOME = tempfile.mkdtemp(prefix="musicai-tests-home-")
+os.environ["AIRFLOW_HOME"] = _HOME
+os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_HOME}/airflow.db"
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 
 FAST_RETRIES = {"retry_backoff": 0.01, "retry_max_wait": 0.05, "max_retries": 4, "timeout": 5}
 
@@ -21,6 +35,8 @@ FAST_RETRIES = {"retry_backoff": 0.01, "retry_max_wait": 0.05, "max_retries": 4,
 def make_hook(musicai_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., MusicAIHook]]:
     """Build hooks on connections to the emulator (``key`` and ``extra`` override the defaults)."""
     hooks: list[MusicAIHook] = []
+
+    from airflow_provider_musicai.hooks.musicai import MusicAIHook
 
     def build(conn_id: str = "musicai_test", key: str | None = None, **extra: Any) -> MusicAIHook:
         connection = musicai_emulator.connection_dict(key)

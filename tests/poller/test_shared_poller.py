@@ -1,0 +1,185 @@
+"""The shared poller: many waiters, a few list requests per cycle, each waiter its own final job."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from airflow_provider_musicai.exceptions import MusicAIAuthError, MusicAINotFoundError
+from airflow_provider_musicai.hooks._transport import close_shared_async_clients
+from airflow_provider_musicai.hooks.musicai import MusicAIHook
+from airflow_provider_musicai.triggers._poller import SharedJobPoller, shared_poller
+
+STEMS = "music-ai/stems-vocals-accompaniment"
+BEATS = "music-ai/beats-chords-key"
+NOWHERE = "http://127.0.0.1:9/x.wav"  # unreachable input: the job ends FAILED (TIMEOUT)
+
+
+def run(coroutine: Any) -> Any:
+    async def main() -> Any:
+        try:
+            return await coroutine
+        finally:
+            await close_shared_async_clients()
+
+    return asyncio.run(main())
+
+
+def create(hook: MusicAIHook, count: int, workflow: str = STEMS) -> list[str]:
+    return [hook.create_job(f"job {n}", workflow, {"inputUrl": NOWHERE}) for n in range(count)]
+
+
+def test_each_waiter_gets_its_own_final_document(hook: MusicAIHook, musicai_emulator: Any) -> None:
+    musicai_emulator.admin.configure(input_timeout_seconds=0.2)
+    ids = create(hook, 30)
+    poller = SharedJobPoller(hook, poll_interval=0.3)
+
+    async def scenario() -> list[dict[str, Any]]:
+        return list(await asyncio.gather(*(poller.wait(job_id, STEMS) for job_id in ids)))
+
+    jobs = run(scenario())
+    assert [job["id"] for job in jobs] == ids
+    assert {job["status"] for job in jobs} == {"FAILED"}
+    assert poller.waiting == 0
+    # While jobs are active a cycle costs one list request (30 jobs < one page); a job that left
+    # the active set costs one confirmation, once.
+    assert poller.stats.job_requests == len(ids)
+    assert poller.stats.list_requests == poller.stats.cycles
+
+
+def test_statuses_are_reported_in_the_callers_task(hook: MusicAIHook, musicai_emulator: Any) -> None:
+    musicai_emulator.admin.configure(queued_seconds=0.5, processing_seconds=0.5, input_timeout_seconds=0.2)
+    [job_id] = create(hook, 1)
+    poller = SharedJobPoller(hook, poll_interval=0.1)
+    seen: list[tuple[str, asyncio.Task[Any] | None]] = []
+
+    async def scenario() -> dict[str, Any]:
+        me = asyncio.current_task()
+        job = await poller.wait(
+            job_id, None, on_status=lambda status: seen.append((status, asyncio.current_task()))
+        )
+        assert all(task is me for _, task in seen)
+        return job
+
+    assert run(scenario())["status"] == "FAILED"
+    statuses = [status for status, _ in seen]
+    assert statuses[-1] == "FAILED"
+    assert statuses == sorted(set(statuses), key=statuses.index)  # each change once, in order
+
+
+def test_jobs_no_one_waits_on_do_not_cost_requests(hook: MusicAIHook, musicai_emulator: Any) -> None:
+    musicai_emulator.admin.configure(queued_seconds=60)
+    create(hook, 150, workflow=BEATS)  # another workflow, active the whole time
+    musicai_emulator.admin.configure(queued_seconds=0.5, input_timeout_seconds=0.2)
+    ids = create(hook, 3)
+    poller = SharedJobPoller(hook, poll_interval=0.3)
+
+    async def scenario() -> None:
+        await asyncio.gather(*(poller.wait(job_id, STEMS) for job_id in ids))
+
+    run(scenario())
+    assert max(poller.stats.requests_per_cycle) <= 1 + len(ids)
+    assert poller.stats.list_requests == poller.stats.cycles
+
+
+def test_page_shifts_never_lose_or_misreport_a_job(hook: MusicAIHook, musicai_emulator: Any) -> None:
+    # Small pages and jobs finishing all the time: pages shift between requests of one cycle.
+    musicai_emulator.admin.configure(queued_seconds=0.1, processing_seconds=0.1, input_timeout_seconds=0.05)
+    ids = []
+    for batch in range(6):
+        musicai_emulator.admin.configure(queued_seconds=0.2 * batch)
+        ids += create(hook, 8)
+    poller = SharedJobPoller(hook, poll_interval=0.05, page_size=3)
+
+    async def scenario() -> list[dict[str, Any]]:
+        return list(await asyncio.gather(*(poller.wait(job_id, STEMS) for job_id in ids)))
+
+    jobs = run(scenario())
+    assert [job["id"] for job in jobs] == ids
+    assert all(job["status"] in {"SUCCEEDED", "FAILED"} for job in jobs)
+
+
+def test_cancelling_one_waiter_leaves_the_others_and_the_poller_stops(
+    hook: MusicAIHook, musicai_emulator: Any
+) -> None:
+    musicai_emulator.admin.configure(queued_seconds=1.0, input_timeout_seconds=0.2)
+    ids = create(hook, 3)
+    poller = SharedJobPoller(hook, poll_interval=0.1)
+
+    async def scenario() -> tuple[list[Any], asyncio.Task[None] | None]:
+        tasks = [asyncio.ensure_future(poller.wait(job_id, STEMS)) for job_id in ids]
+        await asyncio.sleep(0.3)
+        tasks[0].cancel()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.sleep(0.3)
+        return results, poller._task
+
+    results, task = run(scenario())
+    assert isinstance(results[0], asyncio.CancelledError)
+    assert [job["id"] for job in results[1:]] == ids[1:]
+    assert poller.waiting == 0
+    assert task is not None and task.done()
+
+
+def test_deleted_job_fails_only_its_waiter(hook: MusicAIHook, musicai_emulator: Any) -> None:
+    musicai_emulator.admin.configure(queued_seconds=1.0, input_timeout_seconds=0.2)
+    doomed, kept = create(hook, 2)
+    hook.delete_job(doomed)
+    poller = SharedJobPoller(hook, poll_interval=0.1)
+
+    async def scenario() -> list[Any]:
+        return list(
+            await asyncio.gather(poller.wait(doomed, STEMS), poller.wait(kept, STEMS), return_exceptions=True)
+        )
+
+    gone, job = run(scenario())
+    assert isinstance(gone, MusicAINotFoundError)
+    assert job["id"] == kept
+
+
+def test_transient_list_failures_are_survived(
+    make_hook: Callable[..., MusicAIHook], musicai_emulator: Any
+) -> None:
+    hook = make_hook(max_retries=0)
+    musicai_emulator.admin.configure(queued_seconds=0.5, input_timeout_seconds=0.2)
+    ids = create(hook, 2)
+    musicai_emulator.admin.script_faults({"match": "GET /v1/job", "fault": "503", "count": 3})
+    poller = SharedJobPoller(hook, poll_interval=0.1)
+
+    async def scenario() -> list[dict[str, Any]]:
+        return list(await asyncio.gather(*(poller.wait(job_id, STEMS) for job_id in ids)))
+
+    assert [job["id"] for job in run(scenario())] == ids
+    assert poller.stats.failures == 3
+
+
+def test_revoked_key_fails_every_waiter(make_hook: Callable[..., MusicAIHook], musicai_emulator: Any) -> None:
+    good = make_hook()
+    ids = create(good, 2)
+    revoked = make_hook("musicai_revoked", key="revoked-key")
+    poller = SharedJobPoller(revoked, poll_interval=0.1)
+
+    async def scenario() -> list[Any]:
+        return list(
+            await asyncio.gather(*(poller.wait(job_id, STEMS) for job_id in ids), return_exceptions=True)
+        )
+
+    assert all(isinstance(error, MusicAIAuthError) for error in run(scenario()))
+
+
+def test_one_poller_per_loop_and_connection(make_hook: Callable[..., MusicAIHook]) -> None:
+    make_hook("musicai_default")
+
+    async def scenario() -> tuple[SharedJobPoller, SharedJobPoller, SharedJobPoller]:
+        return (
+            shared_poller("musicai_default", 1.0),
+            shared_poller("musicai_default", 1.0),
+            shared_poller("x", 1.0),
+        )
+
+    first, again, other = run(scenario())
+    assert first is again
+    assert other is not first
+    # A new event loop (a restarted triggerer) gets a fresh poller.
+    assert run(scenario())[0] is not first
