@@ -45,21 +45,28 @@ def public_job_document(job: Mapping[str, Any]) -> dict[str, Any]:
     job_id = str(job.get("id", ""))
     if isinstance(result, Mapping) and job_id:
         public["result"] = {
-            key: result_reference(job_id, str(key)) if is_url(value) else value
+            key: result_reference(job_id, str(key)) if is_url(value) else _without_signed_urls(value)
             for key, value in result.items()
         }
+    elif result is not None:
+        public["result"] = _without_signed_urls(result)
     params = job.get("workflowParams")
-    if isinstance(params, Mapping):
-        public["workflowParams"] = {
-            key: _redacted(value) if is_url(value) else value for key, value in params.items()
-        }
+    if params is not None:
+        public["workflowParams"] = _without_signed_urls(params)
     return public
 
 
-def _redacted(url: str) -> str:
-    from airflow_provider_musicai.hooks._redact import redact_url
+def _without_signed_urls(value: Any) -> Any:
+    """``value`` with every URL, however deeply nested, stripped of its query string (credential)."""
+    if is_url(value):
+        from airflow_provider_musicai.hooks._redact import redact_url
 
-    return redact_url(url)
+        return redact_url(value)
+    if isinstance(value, Mapping):
+        return {key: _without_signed_urls(inner) for key, inner in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_without_signed_urls(inner) for inner in value]
+    return value
 
 
 def _fernet(api_key: str) -> Any:

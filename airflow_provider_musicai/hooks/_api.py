@@ -147,7 +147,7 @@ def interpret_response(request: ApiRequest[T], status: int, body: bytes, content
         raise error_for_status(label, status, body, content_type)
     try:
         decoded = json.loads(body) if body else None
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser's stack
         raise MusicAIAPIError(
             f"The response body is not JSON ({_describe(body, content_type)}).",
             status_code=status,
@@ -194,7 +194,7 @@ def api_message_of(body: bytes) -> str | None:
     """The ``message`` (or ``error``) text of a JSON error body, shortened; None if there is none."""
     try:
         decoded = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if not isinstance(decoded, dict):
         return None

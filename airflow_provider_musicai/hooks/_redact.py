@@ -17,11 +17,12 @@ def redact_url(url: str) -> str:
     """
     try:
         parts = urlsplit(url)
+        port = parts.port  # parsed lazily: raises for a port that is not a number
     except ValueError:
         return "<unparseable URL>"
     host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
+    if port is not None:
+        host = f"{host}:{port}"
     query = "<redacted>" if parts.query else ""
     return urlunsplit((parts.scheme, host, parts.path, query, ""))
 

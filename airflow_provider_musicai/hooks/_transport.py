@@ -195,4 +195,6 @@ class AsyncTransport:
             return TransportFailure(f"read timeout ({_describe(exc)})", maybe_sent=True)
         except httpx.TransportError as exc:
             return TransportFailure(f"connection lost ({_describe(exc)})", maybe_sent=True)
+        except httpx.RequestError as exc:  # an answer httpx cannot read (DecodingError, TooManyRedirects)
+            return TransportFailure(f"unreadable answer ({_describe(exc)})", maybe_sent=True)
         return _answer(response.status_code, response.content, response.headers)

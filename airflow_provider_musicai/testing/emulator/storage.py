@@ -52,9 +52,11 @@ class UrlSigner:
         raw_expires, signature = query.get("X-Expires"), query.get("X-Signature")
         if not raw_expires or not signature:
             raise SignatureError("MissingSecurityHeader", "The URL is not signed (X-Expires/X-Signature).")
-        if not raw_expires.isdigit():
+        if not (raw_expires.isascii() and raw_expires.isdigit() and len(raw_expires) <= 20):
             raise SignatureError("InvalidArgument", "X-Expires is not a Unix timestamp.")
         expires = int(raw_expires)
+        if not signature.isascii():  # compare_digest cannot compare non-ASCII text (was a 500)
+            raise SignatureError("SignatureDoesNotMatch", "The request signature does not match.")
         if not hmac.compare_digest(signature, self._signature(method, path, expires)):
             for other in ("GET", "PUT"):
                 if other != method and hmac.compare_digest(signature, self._signature(other, path, expires)):

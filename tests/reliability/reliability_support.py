@@ -1,0 +1,260 @@
+"""Helpers shared by the reliability suites: sizes, figures, audio, checksums, log and secret scans."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import logging
+import math
+import os
+import re
+import socket
+import struct
+import threading
+import time
+import wave
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+# -- sizes -----------------------------------------------------------------------------------------
+
+#: ``MUSICAI_RELIABILITY_FULL=1`` runs every suite at full size; the default is the reduced CI size.
+FULL = os.environ.get("MUSICAI_RELIABILITY_FULL", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def size(ci: Any, full: Any) -> Any:
+    """``full`` when ``MUSICAI_RELIABILITY_FULL`` is set, else ``ci``."""
+    return full if FULL else ci
+
+
+def airflow_version() -> str:
+    """The installed Airflow version."""
+    from airflow import __version__
+
+    return str(__version__)
+
+
+def airflow_major() -> int:
+    """2 or 3."""
+    return int(airflow_version().split(".")[0])
+
+
+# -- figures ---------------------------------------------------------------------------------------
+
+FIGURES: dict[str, dict[str, Any]] = {}
+_FIGURES_LOCK = threading.Lock()
+
+
+def record(suite: str, name: str, value: Any) -> None:
+    """Remember one figure of a suite; printed at the end of the session (and written to
+    ``MUSICAI_RELIABILITY_FIGURES`` if set)."""
+    with _FIGURES_LOCK:
+        FIGURES.setdefault(suite, {})[name] = value
+
+
+def write_figures(path: Path) -> None:
+    """Merge this session's figures into the JSON file ``path`` under the Airflow version and size."""
+    existing: dict[str, Any] = {}
+    if path.exists():
+        with contextlib.suppress(ValueError):
+            existing = json.loads(path.read_text())
+    key = f"airflow-{airflow_version()}-{'full' if FULL else 'ci'}"
+    run = existing.setdefault(key, {})
+    for suite, figures in FIGURES.items():
+        run.setdefault(suite, {}).update(figures)
+    path.write_text(json.dumps(existing, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def percentiles(values: Iterable[float]) -> dict[str, float]:
+    """p50/p95/p99/max of ``values`` in milliseconds (values are seconds)."""
+    ordered = sorted(values)
+    if not ordered:
+        return {}
+
+    def at(share: float) -> float:
+        return round(1000 * ordered[min(len(ordered) - 1, int(share * len(ordered)))], 2)
+
+    return {
+        "p50_ms": at(0.50),
+        "p95_ms": at(0.95),
+        "p99_ms": at(0.99),
+        "max_ms": round(1000 * ordered[-1], 2),
+    }
+
+
+# -- audio and files -------------------------------------------------------------------------------
+
+
+def wav_bytes(seconds: float = 0.3, rate: int = 8000, frequency: float = 440.0) -> bytes:
+    """A small stereo 16-bit WAV, different for every frequency."""
+    frames = bytearray()
+    for n in range(int(seconds * rate)):
+        left = int(11000 * math.sin(2 * math.pi * frequency * n / rate))
+        right = int(6000 * math.sin(2 * math.pi * frequency * 1.5 * n / rate))
+        frames += struct.pack("<hh", left, right)
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(2)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(bytes(frames))
+    return buffer.getvalue()
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, read in blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def blob_digests(storage_dir: str | Path) -> dict[str, int]:
+    """``{sha256: size}`` of every object the emulator stores (uploads and results)."""
+    objects = Path(storage_dir) / "objects"
+    return {sha256_file(path): path.stat().st_size for path in objects.iterdir() if path.is_file()}
+
+
+def leftover_partials(*folders: Path) -> list[Path]:
+    """Temporary or partial files (``.<name>.<hex>.part``) left under ``folders``."""
+    found: list[Path] = []
+    for folder in folders:
+        if folder.exists():
+            found.extend(path for path in folder.rglob("*") if path.name.endswith(".part"))
+    return found
+
+
+# -- counting what the client logged ---------------------------------------------------------------
+
+#: Loggers whose warnings mark a retry taken by the hook (API calls) or its storage client.
+RETRY_LOGGERS = ("airflow_provider_musicai.hooks._calls", "airflow_provider_musicai.hooks._storage")
+_RETRY_DELAY = re.compile(r"in (\d+(?:\.\d+)?)s")
+
+
+class RetryCounter(logging.Handler):
+    """Counts the hook's retries (and the backoff they slept) from its own log records."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+        self.retries: Counter[str] = Counter()
+        self.backoff_seconds = 0.0
+        self._lock_counts = threading.Lock()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+        except Exception:
+            return
+        with self._lock_counts:
+            if record.name.endswith("_calls") and "retry" in message:
+                self.retries[message.split(":", 1)[0].removeprefix("Music AI ").strip()] += 1
+            elif record.name.endswith("_storage") and "starting again" in message:
+                self.retries["storage " + message.split(" ", 1)[0]] += 1
+            else:
+                return
+            found = _RETRY_DELAY.search(message)
+            if found:
+                self.backoff_seconds += float(found.group(1))
+
+    @property
+    def total(self) -> int:
+        return sum(self.retries.values())
+
+
+@contextlib.contextmanager
+def counting_retries() -> Iterator[RetryCounter]:
+    """Attach a :class:`RetryCounter` to the hook's loggers for the duration of the block."""
+    counter = RetryCounter()
+    loggers = [logging.getLogger(name) for name in RETRY_LOGGERS]
+    for logger in loggers:
+        logger.addHandler(counter)
+    try:
+        yield counter
+    finally:
+        for logger in loggers:
+            logger.removeHandler(counter)
+
+
+# -- secrets ---------------------------------------------------------------------------------------
+
+SIGNATURE = re.compile(r"X-Signature=([0-9a-f]{64})")
+
+
+def signatures_in(text: str) -> set[str]:
+    """The signed-URL signatures (hex HMACs) found in ``text``."""
+    return set(SIGNATURE.findall(text))
+
+
+def secret_hits(text: str, secrets: Iterable[str]) -> list[str]:
+    """Every secret of ``secrets`` that occurs in ``text`` (empty list: clean)."""
+    return sorted({secret for secret in secrets if secret and secret in text})
+
+
+def all_rows_text() -> str:
+    """Every row of every table of Airflow's metadata database, as text."""
+    from airflow import settings
+    from sqlalchemy import inspect, text
+
+    engine = settings.engine
+    assert engine is not None
+    chunks: list[str] = []
+    with engine.connect() as connection:
+        for table in inspect(engine).get_table_names():
+            with contextlib.suppress(Exception):
+                rows = connection.execute(text(f'SELECT * FROM "{table}"'))
+                chunks.extend(f"{table}: {tuple(row)!r}" for row in rows)
+    return "\n".join(chunks)
+
+
+# -- loopback only ---------------------------------------------------------------------------------
+
+_LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
+
+
+def is_loopback(host: Any) -> bool:
+    """True for loopback names and addresses."""
+    import ipaddress
+
+    if isinstance(host, bytes):
+        host = host.decode(errors="replace")
+    if not isinstance(host, str):
+        return False
+    name = host.strip("[]").lower().rstrip(".")
+    if name in _LOOPBACK_NAMES or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+class LoopbackGuard:
+    """Refuses (as an unresolvable name) every lookup of a host that is not loopback, so that no
+    test in this process can send a packet anywhere else; remembers what was refused."""
+
+    def __init__(self) -> None:
+        self.refused: list[str] = []
+        self._real = socket.getaddrinfo
+
+    def getaddrinfo(self, host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host is None or is_loopback(host):
+            return self._real(host, *args, **kwargs)
+        self.refused.append(str(host))
+        raise socket.gaierror(socket.EAI_NONAME, f"{host}: refused by the reliability suites (not loopback)")
+
+
+def wait_until(what: str, check: Any, timeout: float = 60.0, interval: float = 0.05) -> Any:
+    """Poll ``check()`` until it is truthy; return its value or fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
