@@ -210,6 +210,7 @@ class MusicAICreateJobOperator(_MusicAIOperator):
                 poll_interval=self.poll_interval,
                 deadline=deadline,
                 delete_on_kill=self.delete_on_kill,
+                workflow=self.workflow,
             ),
             method_name="execute_complete",
             timeout=defer_timeout(deadline),

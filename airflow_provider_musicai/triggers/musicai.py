@@ -94,6 +94,7 @@ class MusicAIJobTrigger(BaseTrigger):
     :param delete_on_kill: delete the job when a user kills the deferred task.
     :param max_consecutive_errors: transient poll failures tolerated in a row (the hook already
         retries each request) before an ``error`` event.
+    :param workflow: the job's workflow slug, if known (lets a shared poller filter the job list).
     """
 
     def __init__(
@@ -104,6 +105,7 @@ class MusicAIJobTrigger(BaseTrigger):
         deadline: float | None = None,
         delete_on_kill: bool = False,
         max_consecutive_errors: int = 5,
+        workflow: str | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.job_id = job_id
@@ -112,6 +114,7 @@ class MusicAIJobTrigger(BaseTrigger):
         self.deadline = float(deadline) if deadline is not None else None
         self.delete_on_kill = bool(delete_on_kill)
         self.max_consecutive_errors = int(max_consecutive_errors)
+        self.workflow = workflow
         self._event_sent = False
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -125,6 +128,7 @@ class MusicAIJobTrigger(BaseTrigger):
                 "deadline": self.deadline,
                 "delete_on_kill": self.delete_on_kill,
                 "max_consecutive_errors": self.max_consecutive_errors,
+                "workflow": self.workflow,
             },
         )
 

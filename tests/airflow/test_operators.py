@@ -111,7 +111,7 @@ def test_deferrable_defers_with_a_serializable_trigger(
     assert isinstance(trigger, MusicAIJobTrigger)
     _, kwargs = trigger.serialize()
     assert kwargs["job_id"] == ti.xcoms["job_id"] and kwargs["poll_interval"] == 7.0
-    assert kwargs["delete_on_kill"] is True
+    assert kwargs["delete_on_kill"] is True and kwargs["workflow"] == STEMS
     assert kwargs["deadline"] == pytest.approx(time.time() + 600, abs=5)
     assert deferred.timeout.total_seconds() == pytest.approx(600 + TRIGGER_TIMEOUT_GRACE, abs=5)
 

@@ -39,6 +39,7 @@ def test_serialize_round_trip_is_plain_and_secret_free(musicai: Any) -> None:
         deadline=1_900_000_000.5,
         delete_on_kill=True,
         max_consecutive_errors=3,
+        workflow=STEMS,
     )
     classpath, kwargs = trigger.serialize()
     assert classpath == "airflow_provider_musicai.triggers.musicai.MusicAIJobTrigger"
@@ -49,10 +50,11 @@ def test_serialize_round_trip_is_plain_and_secret_free(musicai: Any) -> None:
         "deadline": 1_900_000_000.5,
         "delete_on_kill": True,
         "max_consecutive_errors": 3,
+        "workflow": STEMS,
     }
     assert all(isinstance(value, (str, int, float, bool, type(None))) for value in kwargs.values())
     text = json.dumps(kwargs)
-    assert musicai.api_key not in text and "http" not in text
+    assert musicai.api_key not in text and "http" not in text and "?" not in text
     # Through Airflow's own serializer, as the trigger row is stored, and back.
     restored = BaseSerialization.deserialize(BaseSerialization.serialize(kwargs))
     assert MusicAIJobTrigger(**restored).serialize() == (classpath, kwargs)
