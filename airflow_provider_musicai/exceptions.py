@@ -44,7 +44,7 @@ class MusicAIAPIError(MusicAIError):
         self.endpoint = endpoint
         self.api_message = api_message
         status = f"HTTP {status_code}" if status_code is not None else "invalid response"
-        detail = f": {api_message}" if api_message else ""
+        detail = f": {api_message.rstrip().rstrip('.')}" if api_message else ""  # no "..": the "." follows
         super().__init__(f"Music AI {endpoint} failed ({status}){detail}. {message}".strip())
         self._message = message
 

@@ -55,11 +55,23 @@ class ConnectionConfig:
     read_timeout: float = 60.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     async_pool_size: int = 10
+    allow_plain_http: bool = False
 
     @property
     def api_origin(self) -> tuple[str, str, int]:
         """(scheme, host, port) of the API: the only origin the API key may be sent to."""
         return origin_of(self.base_url)
+
+    def check_transport_security(self) -> None:
+        """Refuse to send the API key in clear text: plain HTTP only to loopback, unless the
+        connection's extra ``allow_plain_http`` declares the network to the host trusted."""
+        scheme, host, _ = self.api_origin
+        if scheme == "http" and not self.allow_plain_http and not is_loopback_host(host):
+            raise MusicAIConfigurationError(
+                f"Refusing to send the Music AI API key over plain HTTP to {host}: it would travel "
+                "unencrypted. Use an https:// host, or set the connection extra "
+                '"allow_plain_http": true if the network to that host is trusted.'
+            )
 
     @classmethod
     def from_connection(
@@ -92,6 +104,7 @@ class ConnectionConfig:
             read_timeout=_number(conn_id, extras, "timeout", 60.0, float, minimum=0.001),
             retry=retry,
             async_pool_size=_number(conn_id, extras, "async_pool_size", 10, int, minimum=1),
+            allow_plain_http=_flag(conn_id, extras, "allow_plain_http"),
         )
 
 
@@ -184,3 +197,16 @@ def _number(
             f"Connection {conn_id!r}: extra {name!r} must be a {kind.__name__} >= {minimum}, got {raw!r}"
         )
     return value
+
+
+def _flag(conn_id: str, extras: Mapping[str, Any], name: str) -> bool:
+    raw = extras.get(name)
+    if raw is None or raw == "":
+        return False
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.strip().lower() in {"true", "false", "1", "0", "yes", "no"}:
+        return raw.strip().lower() in {"true", "1", "yes"}
+    raise MusicAIConfigurationError(
+        f"Connection {conn_id!r}: extra {name!r} must be true or false, got {raw!r}"
+    )

@@ -7,10 +7,12 @@ Failed transfers start again from the first byte, within the connection's retry 
 
 from __future__ import annotations
 
+import html
 import logging
+import re
 import time
 from collections.abc import Callable
-from typing import IO
+from typing import IO, Any
 
 import requests
 
@@ -37,20 +39,41 @@ class _RetryableTransfer(Exception):
         self.retry_after = retry_after
 
 
-def _check(response: requests.Response, what: str) -> None:
-    """Raise for a storage error answer; a retryable one (403 expired, 408, 429, 5xx) is marked so."""
+_XML_MESSAGE = re.compile(rb"<Message>(.*?)</Message>", re.DOTALL)
+_SIGNATURE_VALUE = re.compile(r"(?i)(signature\w*[=:]\s*)[^\s&<\"']+")
+
+
+def storage_message(body: bytes) -> str | None:
+    """The message of a storage error: JSON, or the ``<Message>`` of an S3/GCS-style XML error
+    (signature values blanked out), shortened; None if there is none."""
+    message = api_message_of(body)
+    if message is None:
+        found = _XML_MESSAGE.search(body)
+        message = html.unescape(found.group(1).decode("utf-8", "replace")).strip() if found else None
+    if not message:
+        return None
+    message = _SIGNATURE_VALUE.sub(r"\1<redacted>", message)
+    return message if len(message) <= 300 else message[:297] + "..."
+
+
+def _check(response: requests.Response, what: str, *, refreshable: bool) -> None:
+    """Raise for a storage error answer; a retryable one (408, 429, 5xx; 403 only when a fresh
+    signed URL will be used) is marked so."""
     if response.status_code < 400:
         return
-    body = response.content[:2048]
+    body = response.content[:4096]
+    forbidden = response.status_code == 403
+    hint = ""
+    if forbidden:
+        hint = (
+            "Signed URLs expire: a fresh one is requested before trying again."
+            if refreshable
+            else "Signed URLs expire: this one cannot be used again; read the job again for a fresh one."
+        )
     error = MusicAIAPIError(
-        "Signed storage URLs are temporary; a fresh one is requested on retry."
-        if response.status_code == 403
-        else "",
-        status_code=response.status_code,
-        endpoint=what,
-        api_message=api_message_of(body),
+        hint, status_code=response.status_code, endpoint=what, api_message=storage_message(body)
     )
-    if response.status_code in {403, 408, 429} or response.status_code >= 500:
+    if (forbidden and refreshable) or response.status_code in {408, 429} or response.status_code >= 500:
         raise _RetryableTransfer(error, parse_retry_after(response.headers.get("retry-after")))
     raise error
 
@@ -101,7 +124,7 @@ class StorageClient:
                     timeout=(self.config.connect_timeout, self.config.read_timeout),
                     allow_redirects=False,
                 )
-            _check(response, f"PUT {redact_url(urls['uploadUrl'])}")
+            _check(response, f"PUT {redact_url(urls['uploadUrl'])}", refreshable=True)
             elapsed = max(time.monotonic() - started, 1e-9)
             log.info(
                 "Uploaded %s (%.1f MB, %s) in %.1fs at %.1f MB/s",
@@ -115,18 +138,41 @@ class StorageClient:
 
         return self._retrying(attempt, what)
 
-    def download(self, url: str, handle: IO[bytes], *, label: str) -> int:
-        """GET ``url`` into ``handle`` (rewound on every retry); return the byte count."""
+    def download(
+        self, url: str, handle: IO[bytes], *, label: str, fresh_url: Callable[[], str] | None = None
+    ) -> int:
+        """GET ``url`` into ``handle`` (rewound on every retry); return the byte count.
+
+        A 403 means the signed URL expired (or was refused): the same URL cannot work again, so it
+        is retried only with ``fresh_url()``, when given, and fails at once otherwise.
+        """
         shown = redact_url(url)
+        current: dict[str, Any] = {"url": url, "refused": None}
 
         def attempt(_: int) -> str:
+            refused = current["refused"]
+            if refused is not None and fresh_url is not None:
+                fresh = fresh_url()
+                if fresh == current["url"]:  # the API hands out the same URL: it will not heal
+                    raise MusicAIAPIError(
+                        "Reading the job again gave the same URL: the result is no longer available.",
+                        status_code=refused.status_code,
+                        endpoint=refused.endpoint,
+                        api_message=refused.api_message,
+                    )
+                current["url"], current["refused"] = fresh, None
             handle.seek(0)
             handle.truncate()
             started = time.monotonic()
             with self.session.get(
-                url, stream=True, timeout=(self.config.connect_timeout, self.config.read_timeout)
+                current["url"], stream=True, timeout=(self.config.connect_timeout, self.config.read_timeout)
             ) as response:
-                _check(response, f"GET {shown}")
+                try:
+                    _check(response, f"GET {shown}", refreshable=fresh_url is not None)
+                except _RetryableTransfer as retryable:
+                    if response.status_code == 403:
+                        current["refused"] = retryable.error
+                    raise
                 expected = response.headers.get("content-length")
                 received = 0
                 next_report = started + PROGRESS_EVERY_SECONDS

@@ -6,7 +6,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -186,10 +186,12 @@ class MusicAIHook(BaseHook):
 
     def _call(self, request: ApiRequest[T]) -> T:
         config = self.config
+        config.check_transport_security()
         return run_sync(call_plan(request, config.retry), SyncTransport(config, self._session).send)
 
     async def _acall(self, request: ApiRequest[T]) -> T:
         config = await self.aconfig()
+        config.check_transport_security()
         return await run_async(call_plan(request, config.retry), AsyncTransport(config).send)
 
     def close(self) -> None:
@@ -467,7 +469,12 @@ class MusicAIHook(BaseHook):
         written: dict[str, str] = {}
         for key, url in urls.items():
             with target.atomic_writer(names[key]) as handle:
-                self.storage.download(url, handle, label=f"{key} of job {job_id}")
+                self.storage.download(
+                    url,
+                    handle,
+                    label=f"{key} of job {job_id}",
+                    fresh_url=None if job_id == "?" else self._fresh_result_url(job_id, key),
+                )
             written[key] = target.location(names[key])
             self.log.info("Result %r of job %s -> %s", key, job_id, written[key])
         if values:
@@ -475,6 +482,19 @@ class MusicAIHook(BaseHook):
             written.update(dict.fromkeys(values, values_path))
             self.log.info("Result values %s of job %s -> %s", sorted(values), job_id, values_path)
         return written
+
+    def _fresh_result_url(self, job_id: str, key: str) -> Callable[[], str]:
+        """Reads the job again for a fresh signed URL of result ``key`` (the one in hand expired)."""
+
+        def fetch() -> str:
+            result = self.get_job(job_id).get("result")
+            url = result.get(key) if isinstance(result, Mapping) else None
+            if not _is_url(url):
+                raise MusicAIError(f"Music AI job {job_id} no longer has a URL result {key!r}")
+            self.log.info("The signed URL of result %r of job %s expired; using a fresh one", key, job_id)
+            return str(url)
+
+        return fetch
 
 
 class StatusTracker:

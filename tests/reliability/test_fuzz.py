@@ -11,8 +11,6 @@ import asyncio
 import contextlib
 import json
 import math
-import socket
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -20,7 +18,7 @@ import pytest
 import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from reliability_support import record, size
+from reliability_support import RawServer, record, size
 
 from airflow_provider_musicai.exceptions import MusicAIError
 from airflow_provider_musicai.hooks import _api
@@ -342,37 +340,6 @@ def raw_responses(draw: Callable[..., Any]) -> bytes:
             value = "/v1/redirected"  # relative only: a redirect must not leave loopback
         lines.append(f"{name}: {value}".encode("latin-1"))
     return b"\r\n".join(lines) + b"\r\n\r\n" + body
-
-
-class RawServer:
-    """A loopback TCP server answering every connection with the current ``payload``, then closing."""
-
-    def __init__(self) -> None:
-        self.payload = b""
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self._stop = False
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while not self._stop:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                conn.settimeout(2)
-                with contextlib.suppress(OSError):
-                    conn.recv(65536)
-                    conn.sendall(self.payload)
-                    conn.shutdown(socket.SHUT_WR)
-
-    def close(self) -> None:
-        self._stop = True
-        self.sock.close()
 
 
 @pytest.fixture
