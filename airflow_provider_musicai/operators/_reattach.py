@@ -202,7 +202,12 @@ class JobLedger:
             if not isinstance(metadata, Mapping):
                 continue
             generation = generation_of(self.base, metadata.get(IDEMPOTENCY_METADATA_KEY))
-            if generation is not None:
+            if generation is None:
+                continue
+            # Two jobs under one key only happen when a run was deleted and re-created under the
+            # same run_id: the newer job is this run's.
+            known = found.get(generation)
+            if known is None or str(job.get("createdAt") or "") > str(known.get("createdAt") or ""):
                 found[generation] = job
         return found
 

@@ -387,3 +387,17 @@ def test_template_fields() -> None:
     assert "source" in MusicAIUploadOperator.template_fields
     assert {"job_id", "destination"} <= set(MusicAIDownloadResultsOperator.template_fields)
     assert "job_id" in MusicAIDeleteJobOperator.template_fields
+
+
+def test_idempotency_keys_are_deterministic_per_task_instance() -> None:
+    from airflow_provider_musicai.operators._reattach import TaskIdentity, generation_key, generation_of
+
+    one = TaskIdentity("dag", "task", "run", -1, try_number=1)
+    assert one.base_key == TaskIdentity("dag", "task", "run", -1, try_number=3).base_key  # every try
+    assert one.base_key != TaskIdentity("dag", "task", "run", 0, try_number=1).base_key  # map index
+    assert one.base_key != TaskIdentity("dag", "task", "run2", -1, try_number=1).base_key
+    assert len(one.base_key) == len("airflow-") + 40
+    base = one.base_key
+    assert [generation_of(base, generation_key(base, n)) for n in (0, 1, 12)] == [0, 1, 12]
+    assert generation_of(base, base + ".x") is None and generation_of(base, "other") is None
+    assert generation_of(base, None) is None
