@@ -127,6 +127,11 @@ def new_session(pool_size: int = 10) -> requests.Session:
     return session
 
 
+#: Seconds an idle pooled async connection is kept. httpx's default (5 s) is shorter than a
+#: trigger's poll interval (10 s by default), so every poll cycle would reconnect the whole pool.
+#: A connection that the server closed meanwhile is noticed and replaced before reuse.
+ASYNC_KEEPALIVE_SECONDS = 120.0
+
 # One httpx2 client per (event loop, API base URL, pool size): every trigger of a triggerer
 # process that talks to the same API shares its connection pool.
 _ASYNC_CLIENTS: weakref.WeakKeyDictionary[
@@ -155,7 +160,9 @@ def shared_async_client(config: ConnectionConfig) -> httpx2.AsyncClient:
         client = httpx.AsyncClient(
             follow_redirects=True,
             limits=httpx.Limits(
-                max_connections=config.async_pool_size, max_keepalive_connections=config.async_pool_size
+                max_connections=config.async_pool_size,
+                max_keepalive_connections=config.async_pool_size,
+                keepalive_expiry=ASYNC_KEEPALIVE_SECONDS,
             ),
             headers={"User-Agent": USER_AGENT},
         )

@@ -555,3 +555,22 @@ class TestAsync:
                 await close_shared_async_clients()
 
         asyncio.run(scenario())
+
+    @pytest.mark.slow
+    def test_pooled_connections_outlive_a_poll_interval(
+        self, make_hook: Callable[..., MusicAIHook], musicai_emulator: Any
+    ) -> None:
+        # httpx closes connections idle for 5 s by default: a 10 s poll would reconnect every cycle.
+        hook = make_hook()
+
+        async def scenario() -> None:
+            try:
+                await hook.aget_application()
+                opened = musicai_emulator.admin.counters()["connections"]["api"]["opened"]
+                await asyncio.sleep(5.5)
+                await hook.aget_application()
+                assert musicai_emulator.admin.counters()["connections"]["api"]["opened"] == opened
+            finally:
+                await close_shared_async_clients()
+
+        asyncio.run(scenario())
