@@ -117,8 +117,10 @@ class SharedJobPoller:
             waiter.future.cancel()
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         failures = 0
         while self._waiters:
+            started = loop.time()
             try:
                 await self._cycle()
                 failures = 0
@@ -130,7 +132,12 @@ class SharedJobPoller:
                     self._fail_all(error)
                     failures = 0
             if self._waiters:
-                await asyncio.sleep(self.poll_interval)
+                await asyncio.sleep(self.pause_after(loop.time() - started))
+
+    def pause_after(self, elapsed: float) -> float:
+        """Seconds to sleep after a cycle that took ``elapsed``: a cycle starts every poll interval,
+        so a finished job is seen at most one interval later however long confirmations take."""
+        return max(0.0, self.poll_interval - elapsed)
 
     async def _cycle(self) -> None:
         requests_before = self.stats.list_requests + self.stats.job_requests

@@ -183,3 +183,12 @@ def test_one_poller_per_loop_and_connection(make_hook: Callable[..., MusicAIHook
     assert other is not first
     # A new event loop (a restarted triggerer) gets a fresh poller.
     assert run(scenario())[0] is not first
+
+
+def test_cycles_start_every_poll_interval_however_long_they_take() -> None:
+    # Sleeping a whole interval after a cycle made the period interval + cycle time: 1,000 jobs
+    # finishing within two cycles (500 confirmations each) pushed the p99 delay past interval + 1 s.
+    poller = SharedJobPoller(MusicAIHook("musicai_unused"), poll_interval=10.0)
+    assert poller.pause_after(0.25) == 9.75
+    assert poller.pause_after(3.0) == 7.0
+    assert poller.pause_after(12.0) == 0.0
