@@ -26,7 +26,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path[:0] = [str(HERE), str(REPO / "tests" / "airflow")]
 
-from reliability_support import FIGURES, FULL, LoopbackGuard, write_figures  # noqa: E402
+from reliability_support import FIGURES, FULL, LoopbackGuard, signatures_in, write_figures  # noqa: E402
 
 _SHARED_HOME_PREFIX = "musicai-tests-airflow-home-"
 _AIRFLOW_ALREADY_IMPORTED = "airflow.settings" in sys.modules
@@ -136,16 +136,35 @@ class HookSpy:
     def __init__(self) -> None:
         self.urls: list[str] = []
         self.sealed: list[str] = []
+        self.signatures: set[str] = set()
         self.ambiguous_creates = 0
+
+    def saw(self, outcome: Any) -> Any:
+        """Collect the signatures of every signed URL in an API answer."""
+        body = getattr(outcome, "body", None)
+        if isinstance(body, bytes):
+            self.signatures |= signatures_in(body.decode("utf-8", "replace"))
+        return outcome
 
 
 @pytest.fixture
 def spy(monkeypatch: pytest.MonkeyPatch) -> HookSpy:
     """A :class:`HookSpy` on every MusicAIHook of this process."""
-    from airflow_provider_musicai.hooks import _storage
+    from airflow_provider_musicai.hooks import _storage, _transport
     from airflow_provider_musicai.hooks.musicai import MusicAIHook
 
     seen = HookSpy()
+    real_send = _transport.SyncTransport.send
+    real_asend = _transport.AsyncTransport.send
+
+    def send(self: Any, request: Any) -> Any:
+        return seen.saw(real_send(self, request))
+
+    async def asend(self: Any, request: Any) -> Any:
+        return seen.saw(await real_asend(self, request))
+
+    monkeypatch.setattr(_transport.SyncTransport, "send", send)
+    monkeypatch.setattr(_transport.AsyncTransport, "send", asend)
     real_upload_url = MusicAIHook.get_upload_url
     real_get_job = MusicAIHook.get_job
     real_find = MusicAIHook._find_after_ambiguity
@@ -176,9 +195,9 @@ def spy(monkeypatch: pytest.MonkeyPatch) -> HookSpy:
         seen.sealed.append(token)
         return token
 
-    def download(self: Any, url: str, handle: Any, *, label: str) -> int:
+    def download(self: Any, url: str, handle: Any, **kwargs: Any) -> int:
         seen.urls.append(url)
-        return real_download(self, url, handle, label=label)
+        return real_download(self, url, handle, **kwargs)
 
     monkeypatch.setattr(MusicAIHook, "get_upload_url", get_upload_url)
     monkeypatch.setattr(MusicAIHook, "get_job", get_job)
