@@ -289,3 +289,125 @@ class RawServer:
     def close(self) -> None:
         self._stop = True
         self.sock.close()
+
+
+class GatedFileServer:
+    """A loopback HTTP server (a third-party host holding the input) that serves one file, each
+    request held until :meth:`release`: a job fetching its input from here stays STARTED."""
+
+    def __init__(self, data: bytes) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.gate = threading.Event()
+        self.requests = 0
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                server.requests += 1
+                server.gate.wait(600)
+                self.send_response(200)
+                self.send_header("Content-Type", "audio/wav")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}/track.wav"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def release(self) -> None:
+        self.gate.set()
+
+    def close(self) -> None:
+        self.gate.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class CuttingProxy:
+    """A loopback TCP proxy to ``port``. The first connection is cut once ``cut_after`` bytes came
+    from the client: abruptly (both sides reset) or, with ``hold``, by stopping to forward and
+    waiting for the client to go away (then the upstream is reset). Later connections pass."""
+
+    def __init__(self, port: int, cut_after: int, *, hold: bool = False) -> None:
+        self.target = port
+        self.cut_after = cut_after
+        self.hold = hold
+        self.reached = threading.Event()
+        self.connections = 0
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            cut = self.connections == 1
+            threading.Thread(target=self._serve, args=(client, cut), daemon=True).start()
+
+    @staticmethod
+    def _reset(sock: socket.socket) -> None:
+        """Close now (a recv blocked in another thread would otherwise keep the socket open)."""
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+        sock.close()
+
+    def _serve(self, client: socket.socket, cut: bool) -> None:
+        upstream = socket.create_connection(("127.0.0.1", self.target))
+
+        def back() -> None:
+            with contextlib.suppress(OSError):
+                while data := upstream.recv(65536):
+                    client.sendall(data)
+
+        threading.Thread(target=back, daemon=True).start()
+        forwarded = 0
+        try:
+            while data := client.recv(65536):
+                if cut and forwarded + len(data) >= self.cut_after:
+                    upstream.sendall(data[: self.cut_after - forwarded])
+                    self.reached.set()
+                    if self.hold:
+                        while client.recv(65536):  # until the client dies
+                            pass
+                    break
+                upstream.sendall(data)
+                forwarded += len(data)
+        except OSError:
+            pass
+        if cut:
+            self._reset(upstream)
+            self._reset(client)
+        else:
+            with contextlib.suppress(OSError):
+                upstream.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def route_uploads_through(port: int, hook: Any) -> None:
+    """Send ``hook``'s upload PUTs (only them) through a loopback proxy on ``port``: the URL's
+    signature covers the method, path and expiry, not the host."""
+    real = hook.get_upload_url
+
+    def get_upload_url() -> dict[str, str]:
+        urls = dict(real())
+        origin = urls["uploadUrl"].split("/storage/", 1)[0]
+        urls["uploadUrl"] = urls["uploadUrl"].replace(origin, f"http://127.0.0.1:{port}", 1)
+        return urls
+
+    hook.get_upload_url = get_upload_url
