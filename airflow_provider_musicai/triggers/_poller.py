@@ -38,6 +38,7 @@ class _Waiter:
     future: asyncio.Future[dict[str, Any]]
     statuses: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
     last_status: str | None = None
+    failures: int = 0
 
 
 @dataclass
@@ -118,21 +119,32 @@ class SharedJobPoller:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        failures = 0
         while self._waiters:
             started = loop.time()
             try:
                 await self._cycle()
-                failures = 0
             except MusicAIError as error:
-                failures += 1
                 self.stats.failures += 1
-                log.warning("Music AI job poll failed (%d in a row): %s", failures, error)
-                if failures >= self.max_consecutive_failures or not is_transient(error):
-                    self._fail_all(error)
-                    failures = 0
+                log.warning("Listing the active Music AI jobs failed: %s", error)
+                if is_transient(error):
+                    self._count_failure(self._all_waiters(), error)
+                else:
+                    self._fail(self._all_waiters(), error)
             if self._waiters:
                 await asyncio.sleep(self.pause_after(loop.time() - started))
+
+    def _count_failure(self, waiters: list[_Waiter], error: MusicAIError) -> None:
+        """A transient failure for these waiters; one that reaches the cap fails its wait."""
+        for waiter in waiters:
+            waiter.failures += 1
+            if waiter.failures >= self.max_consecutive_failures:
+                self._fail(
+                    [waiter],
+                    MusicAIError(
+                        f"Music AI job {waiter.job_id} could not be polled {waiter.failures} times in a row; "
+                        f"last error: {error}"
+                    ),
+                )
 
     def pause_after(self, elapsed: float) -> float:
         """Seconds to sleep after a cycle that took ``elapsed``: a cycle starts every poll interval,
@@ -147,6 +159,9 @@ class SharedJobPoller:
         await self._confirm(unknown)
         workflows = sorted({w.workflow for w in self._all_waiters() if w.workflow})
         active = await self._active_job_ids(workflows) if workflows else set()
+        for waiter in self._all_waiters():
+            if waiter.job_id in active:
+                waiter.failures = 0
         await self._confirm({w.job_id for w in self._all_waiters() if w.job_id not in active} - unknown)
         self.stats.cycles += 1
         self.stats.requests_per_cycle.append(
@@ -178,26 +193,23 @@ class SharedJobPoller:
                 try:
                     job = await self.hook.aget_job(job_id)
                 except MusicAIError as error:
+                    waiters = list(self._waiters.get(job_id, []))
                     if is_transient(error):
                         log.warning("Could not read job %s (%s); will try again next cycle", job_id, error)
+                        self._count_failure(waiters, error)
                     else:
-                        self._resolve(job_id, error=error)
+                        self._fail(waiters, error)
                     return
-                self._resolve(job_id, job=job)
+                self._resolve(job_id, job)
 
         await asyncio.gather(*(confirm(job_id) for job_id in sorted(job_ids)))
 
-    def _resolve(
-        self, job_id: str, *, job: dict[str, Any] | None = None, error: BaseException | None = None
-    ) -> None:
+    def _resolve(self, job_id: str, job: dict[str, Any]) -> None:
+        status = str(job.get("status"))
         for waiter in list(self._waiters.get(job_id, [])):
             if waiter.future.done():
                 continue
-            if error is not None:
-                waiter.future.set_exception(error)
-                continue
-            assert job is not None
-            status = str(job.get("status"))
+            waiter.failures = 0
             waiter.workflow = waiter.workflow or _text(job.get("workflow"))
             if status != waiter.last_status:
                 waiter.statuses.put_nowait(status)
@@ -205,26 +217,30 @@ class SharedJobPoller:
             if status in TERMINAL_STATUSES:
                 waiter.future.set_result(job)
 
-    def _fail_all(self, error: BaseException) -> None:
-        for group in list(self._waiters.values()):
-            for waiter in group:
-                if not waiter.future.done():
-                    waiter.future.set_exception(error)
+    @staticmethod
+    def _fail(waiters: list[_Waiter], error: BaseException) -> None:
+        for waiter in waiters:
+            if not waiter.future.done():
+                waiter.future.set_exception(error)
 
 
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-_POLLERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, float], SharedJobPoller]]
+_POLLERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, float, int], SharedJobPoller]]
 _POLLERS = weakref.WeakKeyDictionary()
 
 
-def shared_poller(conn_id: str, poll_interval: float) -> SharedJobPoller:
-    """The running loop's poller for ``conn_id`` and ``poll_interval``, created on first use."""
+def shared_poller(conn_id: str, poll_interval: float, max_consecutive_failures: int = 10) -> SharedJobPoller:
+    """The running loop's poller for these settings, created on first use."""
     pollers = _POLLERS.setdefault(asyncio.get_running_loop(), {})
-    key = (conn_id, float(poll_interval))
+    key = (conn_id, float(poll_interval), int(max_consecutive_failures))
     poller = pollers.get(key)
     if poller is None:
-        poller = pollers[key] = SharedJobPoller(MusicAIHook(musicai_conn_id=conn_id), poll_interval)
+        poller = pollers[key] = SharedJobPoller(
+            MusicAIHook(musicai_conn_id=conn_id),
+            poll_interval,
+            max_consecutive_failures=max_consecutive_failures,
+        )
     return poller

@@ -1,8 +1,9 @@
 """Wait for a Music AI job in Airflow's triggerer, without holding a worker slot.
 
-The trigger polls the job's status with the hook's async methods (one pooled httpx2 client per
-event loop and connection, shared by every trigger of the triggerer process), and emits exactly
-one event::
+The trigger waits through the triggerer's shared poller (``_poller.py``): the triggers of one
+triggerer process that wait on jobs of the same connection share one loop that lists the active
+jobs (a request per 100) and fetches a job only once it has left that set, over one pooled httpx2
+client. Each trigger still emits exactly one event, with its own job::
 
     {"status": "success" | "error" | "timeout", "job_id": str, "job": dict | None,
      "message": str, "last_status": str | None}
@@ -14,8 +15,8 @@ its database, and a signed URL's query string is a credential. URL results are
 created from them or results are downloaded); input URLs lose their query string.
 
 Transient errors (network, 429, 5xx, unreadable bodies) are tolerated up to
-``max_consecutive_errors`` polls in a row; errors that retrying cannot fix (bad key, job gone) end
-the wait at once.
+``max_consecutive_errors`` poll cycles in a row; errors that retrying cannot fix (bad key, job
+gone) end the wait at once.
 
 Killing the task deletes the job when ``delete_on_kill`` is set: through ``on_kill`` on Airflow
 3.3+, which the triggerer calls only on a user action (mark failed/success, clear), and on
@@ -39,8 +40,6 @@ if TYPE_CHECKING:
 #: Airflow 3.3+ calls ``BaseTrigger.on_kill`` on user actions; older versions only ``cleanup``.
 TRIGGER_HAS_ON_KILL = "on_kill" in vars(BaseTrigger)
 
-_FINAL = ("SUCCEEDED", "FAILED")
-
 
 def _now() -> float:
     return time.time()
@@ -48,20 +47,6 @@ def _now() -> float:
 
 def _stamp(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, tz=timezone.utc).isoformat(timespec="seconds")
-
-
-def is_permanent_error(exc: BaseException) -> bool:
-    """True for errors that another poll cannot fix: bad key, job gone, malformed id, bad config."""
-    from airflow_provider_musicai.exceptions import (
-        MusicAIAuthError,
-        MusicAIConfigurationError,
-        MusicAIInvalidRequestError,
-        MusicAINotFoundError,
-    )
-
-    return isinstance(
-        exc, (MusicAIAuthError, MusicAINotFoundError, MusicAIInvalidRequestError, MusicAIConfigurationError)
-    )
 
 
 def public_job(job: dict[str, Any]) -> dict[str, Any]:
@@ -165,58 +150,47 @@ class MusicAIJobTrigger(BaseTrigger):
         yield event
 
     async def _wait(self) -> TriggerEvent:
-        hook = self._hook()
+        from airflow_provider_musicai.triggers._poller import shared_poller
+
         started = _now()
         last_status: str | None = None
-        failures = 0
+
+        def on_status(status: str) -> None:
+            nonlocal last_status
+            last_status = status
+            self.log.info(
+                "Music AI job %s is %s at %s (%.1fs after the wait began)",
+                self.job_id,
+                status,
+                _stamp(_now()),
+                _now() - started,
+            )
+
         self.log.info(
             "Waiting for Music AI job %s (poll every %.1fs, deadline %s)",
             self.job_id,
             self.poll_interval,
             _stamp(self.deadline) if self.deadline is not None else "none",
         )
-        while True:
-            remaining = self._remaining()
-            if remaining is not None and remaining <= 0:
-                return self._timeout_event(last_status)
-            try:
-                status = await hook.aget_job_status(self.job_id)
-                job = await hook.aget_job(self.job_id) if status in _FINAL else None
-            except Exception as exc:
-                if is_permanent_error(exc):
-                    return self._event("error", f"Polling Music AI job {self.job_id} failed: {exc}")
-                failures += 1
-                if failures >= self.max_consecutive_errors:
-                    return self._event(
-                        "error",
-                        f"Polling Music AI job {self.job_id} failed {failures} times in a row; last error: "
-                        f"{type(exc).__name__}: {exc}",
-                        last_status=last_status,
-                    )
-                self.log.warning(
-                    "Transient error polling Music AI job %s (%d/%d in a row): %s: %s",
-                    self.job_id,
-                    failures,
-                    self.max_consecutive_errors,
-                    type(exc).__name__,
-                    exc,
-                )
-            else:
-                failures = 0
-                if status != last_status:
-                    self.log.info(
-                        "Music AI job %s is %s at %s (%.1fs after the wait began)",
-                        self.job_id,
-                        status,
-                        _stamp(_now()),
-                        _now() - started,
-                    )
-                    last_status = status
-                if job is not None:
-                    return self._final_event(job)
-            remaining = self._remaining()
-            delay = self.poll_interval if remaining is None else max(0.0, min(self.poll_interval, remaining))
-            await asyncio.sleep(delay)
+        remaining = self._remaining()
+        if remaining is not None and remaining <= 0:
+            return self._timeout_event(last_status)
+        # Every trigger of this triggerer waiting on jobs of the same connection shares one poller:
+        # a list request per 100 active jobs per cycle instead of a request per job.
+        poller = shared_poller(self.musicai_conn_id, self.poll_interval, self.max_consecutive_errors)
+        try:
+            job = await asyncio.wait_for(
+                poller.wait(self.job_id, self.workflow, on_status), timeout=remaining
+            )
+        except asyncio.TimeoutError:
+            return self._timeout_event(last_status)
+        except Exception as exc:
+            return self._event(
+                "error",
+                f"Polling Music AI job {self.job_id} failed: {type(exc).__name__}: {exc}",
+                last_status=last_status,
+            )
+        return self._final_event(job)
 
     def _final_event(self, job: dict[str, Any]) -> TriggerEvent:
         status = str(job.get("status"))

@@ -91,10 +91,8 @@ def test_failed_job_is_an_error_event_with_code_title_and_message(
 
 def test_transient_errors_are_tolerated(hook: Any, input_url: Any, musicai: Any) -> None:
     job_id = create_job(hook, input_url)
-    # 6 failures = two whole polls lost (each poll is 1 attempt + 2 hook retries).
-    musicai.admin.script_faults(
-        {"match": "GET /v1/job/{id}/status", "fault": "503", "count": 6, "retry_after": 0}
-    )
+    # 6 failures = two whole poll cycles lost (each list request is 1 attempt + 2 hook retries).
+    musicai.admin.script_faults({"match": "GET /v1/job", "fault": "503", "count": 6, "retry_after": 0})
     (event,) = collect(MusicAIJobTrigger(job_id=job_id, poll_interval=0.1, max_consecutive_errors=3))
     assert event.payload["status"] == "success"
     assert musicai.admin.counters()["faults"] == {"503": 6}
@@ -102,7 +100,9 @@ def test_transient_errors_are_tolerated(hook: Any, input_url: Any, musicai: Any)
 
 def test_too_many_consecutive_errors_end_the_wait(hook: Any, input_url: Any, musicai: Any) -> None:
     job_id = create_job(hook, input_url)
-    musicai.admin.set_faults(rate=1.0, weights={"503": 1}, match=["GET /v1/job/{id}/status"], retry_after=0)
+    musicai.admin.set_faults(
+        rate=1.0, weights={"503": 1}, match=["GET /v1/job", "GET /v1/job/{id}"], retry_after=0
+    )
     (event,) = collect(MusicAIJobTrigger(job_id=job_id, poll_interval=0.05, max_consecutive_errors=2))
     payload = event.payload
     assert payload["status"] == "error" and payload["job"] is None
