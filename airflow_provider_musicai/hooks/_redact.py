@@ -36,13 +36,18 @@ class RedactQueryStrings(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
-            record.args = tuple(
-                _QUERY.sub("?<redacted>", arg) if isinstance(arg, str) and "?" in arg else arg
-                for arg in record.args
-            )
+            record.args = tuple(_without_query(arg) for arg in record.args)
         if isinstance(record.msg, str) and "?" in record.msg and not record.args:
             record.msg = _QUERY.sub("?<redacted>", record.msg)
         return True
+
+
+def _without_query(arg: object) -> object:
+    """``arg`` (a string or a URL object such as httpx's) with any query string redacted."""
+    if isinstance(arg, (int, float)) or arg is None:
+        return arg
+    text = arg if isinstance(arg, str) else str(arg)
+    return _QUERY.sub("?<redacted>", text) if "?" in text else arg
 
 
 _LOGGERS_THAT_PRINT_URLS = ("urllib3.connectionpool", "httpx2", "httpx", "httpcore2", "httpcore")

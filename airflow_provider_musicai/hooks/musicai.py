@@ -431,14 +431,16 @@ class MusicAIHook(BaseHook):
                     job = self.get_job(job_id)
                     raise_if_failed(job)
                     return job
-            if deadline is not None and time.monotonic() + poll_interval > deadline:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
                 raise MusicAITimeoutError(
                     f"Music AI job {job_id} did not finish within {timeout}s (last status: "
                     f"{tracker.last or 'unknown'})",
                     job_id=job_id,
                     last_status=tracker.last,
                 )
-            time.sleep(poll_interval)
+            # The last poll happens at the deadline, not one interval before it.
+            time.sleep(poll_interval if remaining is None else min(poll_interval, remaining))
 
     def download_results(self, job_or_id: str | Mapping[str, Any], destination: Any) -> dict[str, str]:
         """Stream every URL-valued result of a SUCCEEDED job into ``destination``.

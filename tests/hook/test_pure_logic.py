@@ -338,3 +338,24 @@ class TestSmallHelpers:
         )
         copy = pickle.loads(pickle.dumps(error))
         assert type(copy) is MusicAINotFoundError and copy.status_code == 404 and str(copy) == str(error)
+
+
+def test_http_library_log_records_lose_query_strings() -> None:
+    import logging
+
+    import httpx2
+
+    from airflow_provider_musicai.hooks._redact import RedactQueryStrings
+
+    url = httpx2.URL("http://h/storage/x?X-Signature=secret")
+    record = logging.LogRecord(
+        "httpx2", logging.INFO, "f", 1, 'HTTP Request: %s %s "%s"', ("GET", url, 200), None
+    )
+    RedactQueryStrings().filter(record)
+    assert "secret" not in record.getMessage()
+    assert "http://h/storage/x?<redacted>" in record.getMessage()
+    record = logging.LogRecord(
+        "urllib3", logging.DEBUG, "f", 1, '"%s %s" %s', ("GET", "/x?sig=abc", 200), None
+    )
+    RedactQueryStrings().filter(record)
+    assert record.getMessage() == '"GET /x?<redacted>" 200'

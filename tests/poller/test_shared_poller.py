@@ -192,3 +192,24 @@ def test_cycles_start_every_poll_interval_however_long_they_take() -> None:
     assert poller.pause_after(0.25) == 9.75
     assert poller.pause_after(3.0) == 7.0
     assert poller.pause_after(12.0) == 0.0
+
+
+def test_a_job_that_can_never_be_read_ends_only_its_own_wait(
+    make_hook: Callable[..., MusicAIHook], musicai_emulator: Any
+) -> None:
+    hook = make_hook(max_retries=0)
+    musicai_emulator.admin.configure(queued_seconds=0.3, input_timeout_seconds=0.2)
+    unreadable, fine = create(hook, 2)
+    musicai_emulator.admin.set_faults(rate=1.0, weights={"503": 1}, match=[f"GET /v1/job/{unreadable}"])
+    poller = SharedJobPoller(hook, poll_interval=0.1, max_consecutive_failures=3)
+
+    async def scenario() -> list[Any]:
+        return list(
+            await asyncio.gather(
+                poller.wait(unreadable, STEMS), poller.wait(fine, STEMS), return_exceptions=True
+            )
+        )
+
+    error, job = run(scenario())
+    assert "3 times in a row" in str(error)
+    assert job["id"] == fine
