@@ -115,22 +115,30 @@ class MusicAIHook(BaseHook):
         try:
             from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
             from flask_babel import lazy_gettext
-            from wtforms import FloatField, IntegerField
+            from wtforms import IntegerField, StringField
             from wtforms.validators import NumberRange, Optional
         except ImportError:
             return {}
         from airflow_provider_musicai.get_provider_info import CONN_FIELDS
 
+        # Airflow's form supports only Integer/String/Password/Boolean fields: seconds are strings,
+        # parsed (and validated with a clear error) by ConnectionConfig.
         widgets: dict[str, Any] = {}
         for name, spec in CONN_FIELDS.items():
-            kinds = spec["schema"]["type"]
-            field_cls = IntegerField if "integer" in kinds else FloatField
-            widgets[name] = field_cls(
-                lazy_gettext(spec["label"]),
-                widget=BS3TextFieldWidget(),
-                validators=[Optional(), NumberRange(min=spec["schema"].get("minimum", 0))],
-                default=spec["schema"].get("default"),
-            )
+            schema = spec["schema"]
+            if "integer" in schema["type"]:
+                widgets[name] = IntegerField(
+                    lazy_gettext(spec["label"]),
+                    widget=BS3TextFieldWidget(),
+                    validators=[Optional(), NumberRange(min=schema.get("minimum", 0))],
+                    default=schema.get("default"),
+                )
+            else:
+                widgets[name] = StringField(
+                    lazy_gettext(spec["label"]),
+                    widget=BS3TextFieldWidget(),
+                    default=str(schema.get("default")),
+                )
         return widgets
 
     @property
