@@ -167,10 +167,13 @@ def test_catalog_survives_twenty_percent_faults(
         tracks[path.stem] = path
     dag = load_example("example_musicai_catalog")
 
-    def conf(name: str) -> dict[str, Any]:
-        return {"catalog": f"file://{catalog}", "output": f"file://{tmp_path / name}"}
+    def conf(name: str, folder: Path = catalog) -> dict[str, Any]:
+        return {"catalog": f"file://{folder}", "output": f"file://{tmp_path / name}"}
 
-    run_under_faults(emulator, spy, dag, conf("warm-up"), False)
+    one_track = tmp_path / "warm-up-catalog"
+    one_track.mkdir()
+    (one_track / "warm-up.wav").write_bytes(wav_bytes(seconds=0.2))
+    run_under_faults(emulator, spy, dag, conf("warm-up", one_track), False)
     dag_run, took, cost = run_under_faults(emulator, spy, dag, conf("chaos"), True)
     blobs = blob_digests(storage_dir)
     jobs_left = emulator.admin.jobs()
