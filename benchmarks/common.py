@@ -161,6 +161,15 @@ def versions() -> dict[str, str]:
     except OSError:
         commit = ""
     found["repo commit"] = commit or "unknown"
+    dirty = subprocess.run(
+        ["git", "-C", str(REPO_DIR), "status", "--porcelain", "--", "airflow_provider_musicai"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.split("\n")
+    changed = sorted(line[3:] for line in dirty if line.strip())
+    if changed:
+        found["repo commit"] += " + uncommitted changes in " + ", ".join(changed)
     return found
 
 
@@ -248,3 +257,96 @@ def airflow_env(home: Path) -> dict[str, str]:
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
         "PYTHONWARNINGS": "ignore",
     }
+
+
+def _busy_cores_jiffies() -> tuple[float, float]:
+    """(busy, total) CPU jiffies of the whole machine since boot."""
+    with open("/proc/stat") as stat:
+        fields = [float(value) for value in stat.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)
+    return sum(fields) - idle, sum(fields)
+
+
+def _tree_cpu_seconds(root: int) -> float:
+    """CPU seconds of ``root`` (including its reaped children) and of its live descendants."""
+    import psutil
+
+    total = 0.0
+    try:
+        process = psutil.Process(root)
+        processes = [process, *process.children(recursive=True)]
+    except psutil.Error:
+        return total
+    for member in processes:
+        try:
+            times = member.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system + times.children_user + times.children_system
+    return total
+
+
+class MachineLoad:
+    """Samples, every second, how much CPU the machine spends outside this benchmark's processes.
+
+    Other work on the machine (test suites of other people, say) slows any measurement down; the
+    report shows this "other load" next to the figures so that a noisy run is recognisable.
+    """
+
+    def __init__(self, every: float = 1.0) -> None:
+        self.every = every
+        self.samples: list[tuple[float, float]] = []  # (time, cores busy outside the benchmark)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="machine-load", daemon=True)
+        self._ticks = os.sysconf("SC_CLK_TCK")
+
+    def _run(self) -> None:
+        busy, _ = _busy_cores_jiffies()
+        ours = _tree_cpu_seconds(os.getpid())
+        last = time.time()
+        while not self._stop.wait(self.every):
+            now_busy, _ = _busy_cores_jiffies()
+            now_ours = _tree_cpu_seconds(os.getpid())
+            now = time.time()
+            elapsed = max(now - last, 1e-9)
+            other = (now_busy - busy) / self._ticks / elapsed - (now_ours - ours) / elapsed
+            self.samples.append((now, max(0.0, other)))
+            busy, ours, last = now_busy, now_ours, now
+
+    def start(self) -> MachineLoad:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def between(self, start: float, end: float) -> float:
+        """Mean cores used by other processes between two times (0 if no sample fell inside)."""
+        inside = [other for when, other in self.samples if start <= when <= end + self.every]
+        return sum(inside) / len(inside) if inside else 0.0
+
+    def summary(self) -> dict[str, float]:
+        values = [other for _, other in self.samples]
+        return {
+            "mean_cores": round(sum(values) / len(values), 2) if values else 0.0,
+            "max_cores": round(max(values), 2) if values else 0.0,
+            "share_of_time_above_half_a_core": round(sum(v > 0.5 for v in values) / len(values), 2)
+            if values
+            else 0.0,
+        }
+
+
+_LOAD: MachineLoad | None = None
+
+
+def start_machine_load() -> MachineLoad:
+    """Start the process-wide sampler that :func:`other_load` reads."""
+    global _LOAD
+    _LOAD = MachineLoad().start()
+    return _LOAD
+
+
+def other_load(start: float, end: float) -> float | None:
+    """Mean cores used by processes outside the benchmark between two times, if sampled."""
+    return None if _LOAD is None else round(_LOAD.between(start, end), 2)

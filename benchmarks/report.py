@@ -59,9 +59,10 @@ def transfer_headline(data: dict[str, Any], kind: str) -> list[str]:
         names = ("hook.download_results", "curl -o (same folder)", "musicai-sdk download_file")
         hook, curl, sdk = (rows[f"download: {n}"] for n in names)
     ratio = values(hook, "wall").median / values(curl, "wall").median
+    paired = spread(h["wall"] / c["wall"] for h, c in zip(hook, curl, strict=False))
     growth = values(hook, "rss_growth_mib").max
     provider = (
-        f"hook {values(hook, 'wall').fmt(2)} s = **{ratio:.2f}x curl**; "
+        f"hook {values(hook, 'wall').fmt(2)} s = **{ratio:.2f}x curl** (run by run: {paired.fmt(2)}); "
         f"RSS growth **{growth:.0f} MiB** (worst run)"
     )
     compared = (
@@ -78,6 +79,12 @@ def transfer_headline(data: dict[str, Any], kind: str) -> list[str]:
     return [provider, compared, verdict(misses)]
 
 
+def load_text(rows: list[Row]) -> str:
+    """Cores used by other processes on the machine during these measurements."""
+    found = [float(item["other_load_cores"]) for item in rows if item.get("other_load_cores") is not None]
+    return spread(found).fmt(2) if found else "-"
+
+
 def transfer_section(data: dict[str, Any]) -> list[str]:
     runs = len(next(iter(data["rows"].values())))
     lines = [
@@ -87,9 +94,18 @@ def transfer_section(data: dict[str, Any]) -> list[str]:
         "rotating order, after `sync`. Wall time covers the transfer only (for the hook and the SDK,",
         "`GET /upload` + PUT), not interpreter start-up. RSS growth = peak `ru_maxrss` minus the RSS just",
         "before the transfer; for curl, its whole peak RSS (`VmHWM`). Emulator CPU = its user + system",
-        "time during the transfer / wall time (100% = one core).",
+        "time during the transfer / wall time (100% = one core). Other load = CPU used by processes",
+        "outside the benchmark during the row (other people's test suites, say), in cores.",
         "",
-        *header("row", "wall (s)", "MB/s", "RSS growth (MiB)", "client CPU (s)", "emulator CPU"),
+        *header(
+            "row",
+            "wall (s)",
+            "MB/s",
+            "RSS growth (MiB)",
+            "client CPU (s)",
+            "emulator CPU",
+            "other load (cores)",
+        ),
     ]
     for name, runs in data["rows"].items():
         growth = values(runs, "rss_growth_mib").fmt(0) + (" (whole process)" if "curl" in name else "")
@@ -104,6 +120,7 @@ def transfer_section(data: dict[str, Any]) -> list[str]:
                 growth,
                 values(runs, "cpu").fmt(2),
                 emulator,
+                load_text(runs),
             )
         )
     return [*lines, ""]
@@ -177,6 +194,7 @@ def wait_section(rows: list[Row], jobs: int, poll: float) -> list[str]:
             "delay max (s)",
             "waiter CPU (s)",
             "emulator CPU mean / max",
+            "other load (cores)",
         ),
     ]
     for mode, runs in by_mode(rows).items():
@@ -196,6 +214,7 @@ def wait_section(rows: list[Row], jobs: int, poll: float) -> list[str]:
                 values(runs, lambda r: r["emulator"]["cpu_mean"] * 100).fmt(0, "%")
                 + " / "
                 + values(runs, lambda r: r["emulator"]["cpu_max"] * 100).fmt(0, "%"),
+                load_text(runs),
             )
         )
     lines.append("")
@@ -226,6 +245,8 @@ def sweep_section(points: dict[str, dict[int, list[Row]]]) -> list[str]:
             "connections",
             "RSS growth (MiB)",
             "p99 delay (s)",
+            "emulator CPU max",
+            "other load (cores)",
             "runs",
         ),
     ]
@@ -241,6 +262,8 @@ def sweep_section(points: dict[str, dict[int, list[Row]]]) -> list[str]:
                     values(runs, "connections_opened").fmt(0),
                     values(runs, "rss_growth_mib").fmt(0),
                     p99_text(runs),
+                    values(runs, lambda r: r["emulator"]["cpu_max"] * 100).fmt(0, "%"),
+                    load_text(runs),
                     len(runs),
                 )
             )
@@ -407,6 +430,15 @@ def write(results: dict[str, Any], out: Path) -> None:
         f"Linux {machine['kernel']}, Python {machine['python']}.",
         "",
     ]
+    if "machine_load" in results:
+        load = results["machine_load"]
+        lines += [
+            f"Other processes on the machine used {load['mean_cores']:.2f} cores on average during the run "
+            f"(max {load['max_cores']:.2f}; more than half a core "
+            f"{100 * load['share_of_time_above_half_a_core']:.0f}% of the time): see the 'other load'",
+            "columns.",
+            "",
+        ]
     if settings["quick"]:
         lines += [
             "> **--quick run**: smaller file, 2 s poll interval, one run. Not the reference figures.",

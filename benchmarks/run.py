@@ -22,7 +22,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import BENCH_DIR, MIB, airflow_env, machine, spread, versions
+from common import BENCH_DIR, MIB, airflow_env, machine, other_load, spread, start_machine_load, versions
 
 ALL_PARTS = ("transfers", "wait", "sweep", "parse", "list")
 
@@ -86,6 +86,7 @@ def run_all(settings: Settings, work: Path, only: set[str]) -> dict[str, Any]:
 
     env = airflow_env(work / "airflow-home")
     os.environ.update(env)
+    load = start_machine_load()
     results: dict[str, Any] = {
         "settings": asdict(settings),
         "machine": machine(),
@@ -139,7 +140,9 @@ def run_all(settings: Settings, work: Path, only: set[str]) -> dict[str, Any]:
         import dag_parse
 
         log(f"DAG parsing: {settings.parse_reps} fresh interpreters per case")
+        started = time.time()
         results["parse"] = dag_parse.run_dag_parse(settings.parse_reps, {**os.environ, **env}, log)
+        results["parse"]["other_load_cores"] = other_load(started, time.time())
     if "list" in only:
         import listing
 
@@ -148,6 +151,8 @@ def run_all(settings: Settings, work: Path, only: set[str]) -> dict[str, Any]:
             results["listing"] = listing.run_listing(
                 emu, settings.list_jobs, settings.runs, env, _input_url(emu), log
             )
+    load.stop()
+    results["machine_load"] = load.summary()
     results["duration_s"] = round(time.monotonic() - _T0)
     return results
 

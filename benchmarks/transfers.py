@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import struct
 import subprocess
@@ -23,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from common import MIB, cpu_seconds, emit, peak_rss_bytes, rss_bytes, run_worker
+from common import MIB, cpu_seconds, emit, other_load, peak_rss_bytes, rss_bytes, run_worker
 
 STEMS = "music-ai/stems-vocals-accompaniment"
 
@@ -43,6 +44,7 @@ def _measure(action: Callable[[], Any], emulator_pid: int) -> dict[str, Any]:
 
     gc.collect()
     baseline = rss_bytes()
+    usage_before = resource.getrusage(resource.RUSAGE_SELF)
     cpu_before = cpu_seconds()
     emulator_before = _process_cpu(emulator_pid)
     started = time.perf_counter()
@@ -50,9 +52,12 @@ def _measure(action: Callable[[], Any], emulator_pid: int) -> dict[str, Any]:
     wall = time.perf_counter() - started
     emulator_cpu = _process_cpu(emulator_pid) - emulator_before
     peak = peak_rss_bytes()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     return {
         "wall": wall,
         "cpu": cpu_seconds() - cpu_before,
+        "cpu_system": usage.ru_stime - usage_before.ru_stime,
+        "page_faults": usage.ru_minflt - usage_before.ru_minflt,
         "emulator_cpu_share": emulator_cpu / wall,
         "rss_baseline_mib": baseline / MIB,
         "rss_peak_mib": peak / MIB,
@@ -263,7 +268,9 @@ def run_transfers(
                 before()
                 os.sync()  # no dirty pages of the previous run are written back during this one
                 time.sleep(0.3)
+                started = time.time()
                 measured = group[name]()
+                measured["other_load_cores"] = other_load(started, time.time())
                 measured["throughput_mb_s"] = nbytes / 1e6 / measured["wall"]
                 rows.setdefault(name, []).append(measured)
                 log(

@@ -35,7 +35,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from common import MIB, ProcessSampler, cpu_seconds, emit, peak_rss_bytes, percentile, rss_bytes
+from common import MIB, ProcessSampler, cpu_seconds, emit, other_load, peak_rss_bytes, percentile, rss_bytes
 
 #: The trigger under test; MUSICAI_BENCH_TRIGGER runs another class through the same harness.
 TRIGGER_CLASSPATH = os.environ.get(
@@ -284,7 +284,7 @@ class CounterSampler:
 
 def _create_jobs(emu: Any, n: int, start_at: float, poll: float, input_url: str) -> list[dict[str, str]]:
     """Create ``n`` jobs that stay active until ``start_at + FIRST_DONE*poll`` and then finish
-    evenly over ``SPREAD*poll``: processing_seconds is set before each batch of 20 jobs."""
+    evenly over ``SPREAD*poll`` (processing_seconds is set before each of 50 batches)."""
     import requests
 
     local = threading.local()
@@ -301,7 +301,7 @@ def _create_jobs(emu: Any, n: int, start_at: float, poll: float, input_url: str)
         answer.raise_for_status()
         return {"id": str(answer.json()["id"]), "workflow": WORKFLOW}
 
-    batch = 20
+    batch = max(1, -(-n // 50))  # 50 distinct completion times, whatever the number of jobs
     jobs: list[dict[str, str]] = []
     with ThreadPoolExecutor(8) as pool:
         for first in range(0, n, batch):
@@ -380,7 +380,9 @@ def run_wait(
     if process.returncode != 0 or not lines:
         raise RuntimeError(f"the {mode} worker failed ({process.returncode}):\n" + "".join(stderr)[-3000:])
     outcome = json.loads(lines[-1][len("RESULT ") :])
-    return _summarise(emu, mode, n, poll, jobs, start_at, outcome, counters, emulator)
+    row = _summarise(emu, mode, n, poll, jobs, start_at, outcome, counters, emulator)
+    row["other_load_cores"] = other_load(start_at, outcome["ended"])
+    return row
 
 
 def _summarise(
