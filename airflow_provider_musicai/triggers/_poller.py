@@ -158,10 +158,11 @@ class SharedJobPoller:
         unknown = {w.job_id for w in self._all_waiters() if w.workflow is None}
         await self._confirm(unknown)
         workflows = sorted({w.workflow for w in self._all_waiters() if w.workflow})
-        active = await self._active_job_ids(workflows) if workflows else set()
+        active = await self._active_jobs(workflows) if workflows else {}
         for waiter in self._all_waiters():
             if waiter.job_id in active:
                 waiter.failures = 0
+                self._observe(waiter, active[waiter.job_id])
         await self._confirm({w.job_id for w in self._all_waiters() if w.job_id not in active} - unknown)
         self.stats.cycles += 1
         self.stats.requests_per_cycle.append(
@@ -171,13 +172,14 @@ class SharedJobPoller:
     def _all_waiters(self) -> list[_Waiter]:
         return [waiter for group in self._waiters.values() for waiter in group]
 
-    async def _active_job_ids(self, workflows: list[str]) -> set[str]:
-        active: set[str] = set()
+    async def _active_jobs(self, workflows: list[str]) -> dict[str, str]:
+        """``{job id: status}`` of the QUEUED or STARTED jobs of these workflows."""
+        active: dict[str, str] = {}
         count = 0
         async for job in self.hook.alist_jobs(
             status=sorted(ACTIVE_STATUSES), workflow=workflows, page_size=self.page_size
         ):
-            active.add(str(job.get("id")))
+            active[str(job.get("id"))] = str(job.get("status"))
             count += 1
         self.stats.list_requests += count // self.page_size + 1
         return active
@@ -211,11 +213,16 @@ class SharedJobPoller:
                 continue
             waiter.failures = 0
             waiter.workflow = waiter.workflow or _text(job.get("workflow"))
-            if status != waiter.last_status:
-                waiter.statuses.put_nowait(status)
-                waiter.last_status = status
+            self._observe(waiter, status)
             if status in TERMINAL_STATUSES:
                 waiter.future.set_result(job)
+
+    @staticmethod
+    def _observe(waiter: _Waiter, status: str) -> None:
+        """Queue ``status`` for the waiter's caller if it changed."""
+        if status != waiter.last_status:
+            waiter.statuses.put_nowait(status)
+            waiter.last_status = status
 
     @staticmethod
     def _fail(waiters: list[_Waiter], error: BaseException) -> None:

@@ -213,3 +213,14 @@ def test_a_job_that_can_never_be_read_ends_only_its_own_wait(
     error, job = run(scenario())
     assert "3 times in a row" in str(error)
     assert job["id"] == fine
+
+
+def test_statuses_seen_in_the_active_listing_are_reported(hook: MusicAIHook, musicai_emulator: Any) -> None:
+    musicai_emulator.admin.configure(queued_seconds=0.6, processing_seconds=0.6, input_timeout_seconds=0.2)
+    [job_id] = create(hook, 1)
+    poller = SharedJobPoller(hook, poll_interval=0.1)
+    seen: list[str] = []
+    assert run(poller.wait(job_id, STEMS, on_status=seen.append))["status"] == "FAILED"
+    assert seen[0] == "QUEUED"
+    assert seen[-1] == "FAILED"
+    assert poller.stats.job_requests == 1  # the listing told QUEUED/STARTED; one fetch confirmed the end
