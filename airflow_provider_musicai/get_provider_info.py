@@ -30,6 +30,11 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         "label": "Longest wait between retries (seconds)",
         "schema": {"type": ["number", "null"], "default": 30, "minimum": 0},
     },
+    "allow_plain_http": {
+        "label": "Allow plain HTTP",
+        "description": "Send the API key over plain http:// to a non-loopback host (default: refused).",
+        "schema": {"type": ["boolean", "null"], "default": False},
+    },
     "retry_max_time": {
         "label": "Retry time budget (seconds)",
         "description": "A call gives up once retrying would take longer than this.",

@@ -85,6 +85,7 @@ def test_connection_form_widgets_are_ones_airflow_supports() -> None:
 
     widgets = MusicAIHook.get_connection_form_widgets()
     assert set(widgets) == {
+        "allow_plain_http",
         "timeout",
         "connect_timeout",
         "max_retries",

@@ -115,7 +115,7 @@ class MusicAIHook(BaseHook):
         try:
             from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
             from flask_babel import lazy_gettext
-            from wtforms import IntegerField, StringField
+            from wtforms import BooleanField, IntegerField, StringField
             from wtforms.validators import NumberRange, Optional
         except ImportError:
             return {}
@@ -126,7 +126,9 @@ class MusicAIHook(BaseHook):
         widgets: dict[str, Any] = {}
         for name, spec in CONN_FIELDS.items():
             schema = spec["schema"]
-            if "integer" in schema["type"]:
+            if "boolean" in schema["type"]:
+                widgets[name] = BooleanField(lazy_gettext(spec["label"]), default=schema.get("default"))
+            elif "integer" in schema["type"]:
                 widgets[name] = IntegerField(
                     lazy_gettext(spec["label"]),
                     widget=BS3TextFieldWidget(),
