@@ -8,6 +8,7 @@ session carries it as a default header, so nothing else (signed storage URLs) ca
 from __future__ import annotations
 
 import asyncio
+import http.client
 import importlib
 import weakref
 from typing import TYPE_CHECKING, Any
@@ -72,6 +73,9 @@ class SyncTransport:
             sent = _sent(exc)
             what = "connection lost" if sent else "cannot connect"
             return TransportFailure(f"{what} ({_cause_name(exc)})", maybe_sent=sent)
+        except (UnicodeError, http.client.HTTPException) as exc:
+            # An answer requests cannot even parse (e.g. a redirect whose Location is not UTF-8).
+            return TransportFailure(f"unreadable answer ({type(exc).__name__})", maybe_sent=True)
         return _answer(response.status_code, body, response.headers)
 
 
@@ -202,6 +206,6 @@ class AsyncTransport:
             return TransportFailure(f"read timeout ({_describe(exc)})", maybe_sent=True)
         except httpx.TransportError as exc:
             return TransportFailure(f"connection lost ({_describe(exc)})", maybe_sent=True)
-        except httpx.RequestError as exc:  # an answer httpx cannot read (DecodingError, TooManyRedirects)
+        except (httpx.RequestError, httpx.InvalidURL, UnicodeError) as exc:  # an answer httpx cannot read
             return TransportFailure(f"unreadable answer ({_describe(exc)})", maybe_sent=True)
         return _answer(response.status_code, response.content, response.headers)

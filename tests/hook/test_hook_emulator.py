@@ -594,3 +594,33 @@ class TestAsync:
                 await close_shared_async_clients()
 
         asyncio.run(scenario())
+
+
+def test_an_answer_requests_cannot_parse_is_a_typed_transport_error(monkeypatch: Any) -> None:
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        for _ in range(3):
+            connection, _ = listener.accept()
+            with connection:
+                connection.recv(65536)
+                connection.sendall(b"HTTP/1.1 302 Found\r\nLocation: \x80\xff\r\nContent-Length: 0\r\n\r\n")
+
+    threading.Thread(target=serve, daemon=True).start()
+    port = listener.getsockname()[1]
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_MUSICAI_GARBLED",
+        json.dumps(
+            {
+                "conn_type": "musicai",
+                "host": f"http://127.0.0.1:{port}/v1",
+                "password": "k",
+                "extra": {"max_retries": 2, "retry_backoff": 0.01},
+            }
+        ),
+    )
+    with pytest.raises(MusicAITransportError, match="unreadable answer"):
+        MusicAIHook("musicai_garbled").get_application()
+    listener.close()

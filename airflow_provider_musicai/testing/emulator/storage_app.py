@@ -111,11 +111,18 @@ class StorageApp:
                 await pending
             complete = received == length
         finally:
+
+            def cleanup(_: object = None) -> None:
+                os.close(fd)
+                if not complete:
+                    discard(tmp)
+
+            # Even if this task is cancelled here, the file is closed (and an incomplete one
+            # removed) once the last write finishes: never before it, never not at all.
             if pending is not None and not pending.done():
-                await asyncio.wait([pending])
-            await loop.run_in_executor(None, os.close, fd)
-            if not complete:
-                discard(tmp)
+                pending.add_done_callback(cleanup)
+            else:
+                cleanup()
         if not complete:
             await _error(send, 400, "IncompleteBody", "The body does not match the Content-Length header.")
             return
