@@ -174,7 +174,7 @@ def wait_section(rows: list[Row], jobs: int, poll: float) -> list[str]:
     lines = [
         f"## 3. {jobs} jobs waited on at once (poll interval {poll:.0f} s)",
         "",
-        "Jobs are created first (emulator timings set per batch of 20) so that all of them stay active",
+        "Jobs are created first (emulator timings set for 50 batches) so that all of them stay active",
         "for the first 2 poll intervals after the waiters start, then finish evenly over the next 2.",
         "Requests are the emulator's `GET /v1/job*` counters, sampled every second. 'All jobs active' is",
         "the second interval (the first includes registration); 'busiest' is the largest interval, when",
@@ -308,7 +308,6 @@ def plot(points: dict[str, dict[int, list[Row]]], poll: float, out: Path) -> str
     left.set_yscale("log")
     left.set_ylabel("API requests per poll interval")
     left.set_title("Requests per poll cycle")
-    right.set_yscale("log")
     right.set_ylabel("p99 delay, job completion to event (s)")
     right.set_title(f"p99 delay (poll interval {poll:.0f} s)")
     figure.tight_layout()
