@@ -46,6 +46,20 @@ class RetryPolicy:
 
 
 @dataclass(frozen=True)
+class TransferLimits:
+    """Wall-clock bounds of one upload or download attempt (the read timeout bounds only each read).
+
+    An attempt fails (and is retried within the retry policy) when it moved fewer than
+    ``min_rate`` bytes/s on average over ``rate_window`` seconds, or ran longer than ``max_time``
+    seconds. 0 turns a bound off.
+    """
+
+    min_rate: float = 1024.0
+    rate_window: float = 60.0
+    max_time: float = 0.0
+
+
+@dataclass(frozen=True)
 class ConnectionConfig:
     """Everything the hook needs from an Airflow connection of type ``musicai``."""
 
@@ -56,6 +70,7 @@ class ConnectionConfig:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     async_pool_size: int = 10
     allow_plain_http: bool = False
+    transfer: TransferLimits = field(default_factory=TransferLimits)
 
     @property
     def api_origin(self) -> tuple[str, str, int]:
@@ -105,6 +120,11 @@ class ConnectionConfig:
             retry=retry,
             async_pool_size=_number(conn_id, extras, "async_pool_size", 10, int, minimum=1),
             allow_plain_http=_flag(conn_id, extras, "allow_plain_http"),
+            transfer=TransferLimits(
+                min_rate=_number(conn_id, extras, "transfer_min_rate", 1024.0, float, minimum=0.0),
+                rate_window=_number(conn_id, extras, "transfer_rate_window", 60.0, float, minimum=0.1),
+                max_time=_number(conn_id, extras, "transfer_max_time", 0.0, float, minimum=0.0),
+            ),
         )
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import IO, Any
 
 import requests
+import urllib3
 
 from airflow_provider_musicai.exceptions import MusicAIAPIError, MusicAIError, MusicAITransportError
 from airflow_provider_musicai.hooks._api import api_message_of
@@ -24,6 +25,8 @@ from airflow_provider_musicai.hooks._redact import redact_url
 from airflow_provider_musicai.hooks._transfer import (
     PROGRESS_EVERY_SECONDS,
     ProgressReader,
+    RateGuard,
+    TransferTooSlow,
     UploadSource,
     log_progress,
 )
@@ -37,10 +40,13 @@ DOWNLOAD_CHUNK_SIZE = 256 << 10
 
 
 class _RetryableTransfer(Exception):
-    def __init__(self, error: MusicAIError, retry_after: float | None = None) -> None:
+    def __init__(
+        self, error: MusicAIError, retry_after: float | None = None, *, expired: bool = False
+    ) -> None:
         super().__init__(str(error))
         self.error = error
         self.retry_after = retry_after
+        self.expired = expired
 
 
 _XML_MESSAGE = re.compile(rb"<Message>(.*?)</Message>", re.DOTALL)
@@ -60,15 +66,29 @@ def storage_message(body: bytes) -> str | None:
     return message if len(message) <= 300 else message[:297] + "..."
 
 
-def _check(response: requests.Response, what: str, *, refreshable: bool) -> None:
-    """Raise for a storage error answer; a retryable one (408, 429, 5xx; 403 only when a fresh
-    signed URL will be used) is marked so."""
+_XML_CODE = re.compile(rb"<Code>\s*([A-Za-z]+)\s*</Code>")
+#: Cloud Storage answers an expired V4 signed URL with 400 ExpiredToken (and a bad expiry with 400
+#: MalformedSecurityHeader), not 403: both mean "this signed URL is spent", like a 403.
+_EXPIRED_CODES = frozenset({b"ExpiredToken", b"MalformedSecurityHeader"})
+
+
+def is_expired_url(status: int, body: bytes) -> bool:
+    """Whether a storage answer says the signed URL expired or was refused (a fresh one may work)."""
+    if status == 403:
+        return True
+    found = _XML_CODE.search(body) if status == 400 else None
+    return found is not None and found.group(1) in _EXPIRED_CODES
+
+
+def _check(response: requests.Response, what: str, *, refreshable: bool) -> bool:
+    """Raise for a storage error answer; a retryable one (408, 429, 5xx; an expired signed URL
+    only when a fresh one will be used) is marked so. Returns False for any other answer."""
     if response.status_code < 400:
-        return
+        return False
     body = response.content[:4096]
-    forbidden = response.status_code == 403
+    expired = is_expired_url(response.status_code, body)
     hint = ""
-    if forbidden:
+    if expired:
         hint = (
             "Signed URLs expire: a fresh one is requested before trying again."
             if refreshable
@@ -77,9 +97,29 @@ def _check(response: requests.Response, what: str, *, refreshable: bool) -> None
     error = MusicAIAPIError(
         hint, status_code=response.status_code, endpoint=what, api_message=storage_message(body)
     )
-    if (forbidden and refreshable) or response.status_code in {408, 429} or response.status_code >= 500:
-        raise _RetryableTransfer(error, parse_retry_after(response.headers.get("retry-after")))
+    if (expired and refreshable) or response.status_code in {408, 429} or response.status_code >= 500:
+        raise _RetryableTransfer(
+            error, parse_retry_after(response.headers.get("retry-after")), expired=expired
+        )
     raise error
+
+
+def _not_a_whole_file(response: requests.Response, what: str) -> MusicAIAPIError:
+    """The error for a download answer that is not an error yet not a complete object either."""
+    status = response.status_code
+    if 300 <= status < 400:
+        detail = (
+            "a redirect without a Location header"
+            if "location" not in response.headers
+            else "a redirect that was not followed"
+        )
+    elif status == 206:
+        detail = "a partial body (206) that was not asked for"
+    else:
+        detail = f"HTTP {status}, not a complete object (200)"
+    return MusicAIAPIError(
+        f"The storage answered {detail}; nothing was saved.", status_code=status, endpoint=what
+    )
 
 
 class StorageClient:
@@ -99,10 +139,12 @@ class StorageClient:
         while True:
             try:
                 return action(attempt)
-            except requests.RequestException as exc:
+            except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
                 failure: _RetryableTransfer = _RetryableTransfer(
                     MusicAITransportError(f"{what} failed: {type(exc).__name__}", endpoint=what)
                 )
+            except TransferTooSlow as exc:
+                failure = _RetryableTransfer(MusicAITransportError(str(exc), endpoint=what))
             except _RetryableTransfer as retryable:
                 failure = retryable
             attempt += 1
@@ -118,9 +160,12 @@ class StorageClient:
 
         def attempt(_: int) -> str:
             urls = new_urls()
+            shown = f"PUT {redact_url(urls['uploadUrl'])}"
             started = time.monotonic()
             with source.open() as handle:
-                reader = ProgressReader(handle, source.size, source.label)
+                reader = ProgressReader(
+                    handle, source.size, source.label, RateGuard(self.config.transfer, shown)
+                )
                 response = self.session.put(
                     urls["uploadUrl"],
                     data=reader,
@@ -128,7 +173,14 @@ class StorageClient:
                     timeout=(self.config.connect_timeout, self.config.read_timeout),
                     allow_redirects=False,
                 )
-            _check(response, f"PUT {redact_url(urls['uploadUrl'])}", refreshable=True)
+            _check(response, shown, refreshable=True)
+            if not 200 <= response.status_code < 300:  # a redirect stored nothing; never followed
+                raise MusicAIAPIError(
+                    "Only a 2xx answer means the file was stored; a redirect is not followed with a "
+                    "signed URL.",
+                    status_code=response.status_code,
+                    endpoint=shown,
+                )
             elapsed = max(time.monotonic() - started, 1e-9)
             log.info(
                 "Uploaded %s (%.1f MB, %s) in %.1fs at %.1f MB/s",
@@ -145,12 +197,15 @@ class StorageClient:
     def download(
         self, url: str, handle: IO[bytes], *, label: str, fresh_url: Callable[[], str] | None = None
     ) -> int:
-        """GET ``url`` into ``handle`` (rewound on every retry); return the byte count.
+        """GET ``url`` into ``handle`` (rewound on every retry); return the byte count written.
 
-        A 403 means the signed URL expired (or was refused): the same URL cannot work again, so it
-        is retried only with ``fresh_url()``, when given, and fails at once otherwise.
+        Only a complete 200 body is a result. An expired signed URL (403, or Cloud Storage's 400
+        ``ExpiredToken``/``MalformedSecurityHeader``) cannot work again, so it is retried only with
+        ``fresh_url()``, when given, and fails at once otherwise. A ``Content-Encoding: gzip``
+        body is saved decoded; its ``Content-Length`` is checked against the encoded bytes received.
         """
         shown = redact_url(url)
+        what = f"GET {shown}"
         current: dict[str, Any] = {"url": url, "refused": None}
 
         def attempt(_: int) -> str:
@@ -172,27 +227,35 @@ class StorageClient:
                 current["url"], stream=True, timeout=(self.config.connect_timeout, self.config.read_timeout)
             ) as response:
                 try:
-                    _check(response, f"GET {shown}", refreshable=fresh_url is not None)
+                    _check(response, what, refreshable=fresh_url is not None)
                 except _RetryableTransfer as retryable:
-                    if response.status_code == 403:
+                    if retryable.expired:
                         current["refused"] = retryable.error
                     raise
+                if response.status_code != 200:
+                    raise _not_a_whole_file(response, what)
                 expected = response.headers.get("content-length")
-                received = 0
+                total = int(expected) if expected and expected.isdigit() else None
+                guard = RateGuard(self.config.transfer, what)
+                raw = response.raw
+                written = 0
                 next_report = started + PROGRESS_EVERY_SECONDS
-                for chunk in response.iter_content(DOWNLOAD_CHUNK_SIZE):
+                while True:
+                    # read1: whatever has arrived (one socket read), so the rate guard sees a trickle.
+                    chunk = raw.read1(DOWNLOAD_CHUNK_SIZE, decode_content=True)
+                    if not chunk:  # read1 returns b"" only at the end of the body
+                        break
                     handle.write(chunk)
-                    received += len(chunk)
+                    written += len(chunk)
+                    guard.advance(raw.tell() - guard.total)  # bytes on the wire (encoded)
                     if time.monotonic() >= next_report:
                         next_report = time.monotonic() + PROGRESS_EVERY_SECONDS
-                        total = int(expected) if expected and expected.isdigit() else None
-                        log_progress("Downloading", label, received, total, time.monotonic() - started)
-            if expected is not None and expected.isdigit() and int(expected) != received:
+                        log_progress("Downloading", label, guard.total, total, time.monotonic() - started)
+                received = raw.tell()
+            if total is not None and total != received:
                 raise _RetryableTransfer(
-                    MusicAITransportError(
-                        f"GET {shown} ended after {received} of {expected} bytes", endpoint=f"GET {shown}"
-                    )
+                    MusicAITransportError(f"{what} ended after {received} of {total} bytes", endpoint=what)
                 )
-            return str(received)
+            return str(written)
 
         return int(self._retrying(attempt, f"Download of {label} from {shown}"))

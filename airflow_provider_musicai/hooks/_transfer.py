@@ -21,6 +21,7 @@ from typing import IO, Any
 from urllib.parse import unquote, urlsplit
 
 from airflow_provider_musicai.exceptions import MusicAIInputError
+from airflow_provider_musicai.hooks._config import TransferLimits
 
 log = logging.getLogger(__name__)
 
@@ -199,10 +200,11 @@ class ProgressReader:
     ``__iter__`` makes it stream the body with ``read`` in bounded blocks.
     """
 
-    def __init__(self, handle: IO[bytes], size: int, label: str) -> None:
+    def __init__(self, handle: IO[bytes], size: int, label: str, guard: RateGuard | None = None) -> None:
         self._handle = handle
         self._size = size
         self._label = label
+        self._guard = guard
         self.sent = 0
         self._started = time.monotonic()
         self._next_report = self._started + PROGRESS_EVERY_SECONDS
@@ -221,11 +223,54 @@ class ProgressReader:
                 "while being uploaded?)"
             )
         self.sent += len(chunk)
+        if self._guard is not None:
+            self._guard.advance(len(chunk))
         now = time.monotonic()
         if now >= self._next_report:
             self._next_report = now + PROGRESS_EVERY_SECONDS
             log_progress("Uploading", self._label, self.sent, self._size, now - self._started)
         return chunk
+
+
+class TransferTooSlow(Exception):
+    """A transfer attempt broke a :class:`TransferLimits` bound (the message names the extra)."""
+
+
+class RateGuard:
+    """Enforces :class:`TransferLimits` on one attempt: fed the bytes moved as they move.
+
+    The rate is averaged over consecutive windows of ``rate_window`` seconds; the check runs
+    whenever bytes move (silence itself is bounded by the read timeout).
+    """
+
+    def __init__(self, limits: TransferLimits, what: str) -> None:
+        self._limits = limits
+        self._what = what
+        self._started = self._window_start = time.monotonic()
+        self._window_bytes = 0
+        self.total = 0
+
+    def advance(self, count: int) -> None:
+        """Record ``count`` more bytes; raise :class:`TransferTooSlow` if a bound is broken."""
+        self.total += count
+        self._window_bytes += count
+        now = time.monotonic()
+        limits = self._limits
+        if limits.max_time and now - self._started > limits.max_time:
+            raise TransferTooSlow(
+                f"{self._what} took longer than {limits.max_time:g}s (connection extra "
+                f"transfer_max_time) after {self.total} bytes"
+            )
+        elapsed = now - self._window_start
+        if elapsed < limits.rate_window:
+            return
+        if limits.min_rate and self._window_bytes < limits.min_rate * elapsed:
+            raise TransferTooSlow(
+                f"{self._what} is too slow: {self._window_bytes} bytes in the last {elapsed:.1f}s, "
+                f"below the minimum of {limits.min_rate:g} bytes/s (connection extras transfer_min_rate, "
+                "transfer_rate_window)"
+            )
+        self._window_start, self._window_bytes = now, 0
 
 
 def log_progress(verb: str, label: str, done: int, total: int | None, elapsed: float) -> None:

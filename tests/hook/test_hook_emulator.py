@@ -150,16 +150,16 @@ class TestJobs:
     ) -> None:
         # urllib3 allocates every 1 MiB block afresh (a page fault per block): a 1 GiB result took
         # 0.6-2.0 s in 1 MiB blocks and 0.45-0.8 s in 256 KiB blocks (curl: 1.0 s). See benchmarks/.
-        import requests
+        from urllib3.response import HTTPResponse
 
         sizes: list[int] = []
-        original = requests.Response.iter_content
+        original = HTTPResponse.read1
 
-        def spy(response: requests.Response, chunk_size: int = 1, decode_unicode: bool = False) -> Any:
-            sizes.append(chunk_size)
-            return original(response, chunk_size, decode_unicode)
+        def spy(response: HTTPResponse, amt: int | None = None, decode_content: bool | None = None) -> bytes:
+            sizes.append(amt or 0)
+            return original(response, amt, decode_content)
 
-        monkeypatch.setattr(requests.Response, "iter_content", spy)
+        monkeypatch.setattr(HTTPResponse, "read1", spy)
         job = {"id": "blocks", "status": "SUCCEEDED", "result": {"input": hook.upload_file(wav_file)}}
         written = hook.download_results(job, tmp_path)
         assert Path(written["input"]).read_bytes() == wav_file.read_bytes()
