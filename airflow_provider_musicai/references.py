@@ -20,7 +20,7 @@ import base64
 import hashlib
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urlsplit
 
 from airflow_provider_musicai.exceptions import MusicAIConfigurationError
 
@@ -34,8 +34,24 @@ def result_reference(job_id: str, key: str) -> str:
 
 
 def is_url(value: Any) -> bool:
-    """True for an ``http(s)://`` string (a result or upload URL)."""
-    return isinstance(value, str) and value.startswith(("http://", "https://"))
+    """True for an ``http(s)://`` string (a result or upload URL); schemes are case-insensitive."""
+    return isinstance(value, str) and value[:8].lower().startswith(("http://", "https://"))
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be fetched (e.g. ``"invalid IPv6 address"``), or None if it can.
+
+    The reason never quotes the URL: a signed URL's query string is a credential.
+    """
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - parsed lazily: raises for a port that is not a number
+    except ValueError as exc:
+        reason = str(exc)  # about the host or port, never the query
+        return reason if reason and "?" not in reason else "unparseable URL"
+    if not parts.hostname:
+        return "no host"
+    return None
 
 
 def public_job_document(job: Mapping[str, Any]) -> dict[str, Any]:

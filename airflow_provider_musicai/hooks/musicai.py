@@ -27,7 +27,12 @@ from airflow_provider_musicai.hooks import _api
 from airflow_provider_musicai.hooks._api import ApiRequest, build_request
 from airflow_provider_musicai.hooks._calls import AmbiguousRequestError, call_plan, run_async, run_sync
 from airflow_provider_musicai.hooks._config import ConnectionConfig
-from airflow_provider_musicai.hooks._destination import resolve_destination, write_json
+from airflow_provider_musicai.hooks._destination import (
+    check_existing,
+    overwrite_flag,
+    resolve_destination,
+    write_json,
+)
 from airflow_provider_musicai.hooks._redact import install_log_redaction, redact_url
 from airflow_provider_musicai.hooks._storage import StorageClient
 from airflow_provider_musicai.hooks._transfer import (
@@ -452,14 +457,20 @@ class MusicAIHook(BaseHook):
             # The last poll happens at the deadline, not one interval before it.
             time.sleep(poll_interval if remaining is None else min(poll_interval, remaining))
 
-    def download_results(self, job_or_id: str | Mapping[str, Any], destination: Any) -> dict[str, str]:
+    def download_results(
+        self, job_or_id: str | Mapping[str, Any], destination: Any, *, overwrite: bool | str = True
+    ) -> dict[str, str]:
         """Stream every URL-valued result of a SUCCEEDED job into ``destination``.
 
         ``destination`` is a local folder, an fsspec URL or an ``ObjectStoragePath``. Files are
         named after their result key with the URL's extension (``vocals.wav``), made safe so no key
         can escape the folder, and written atomically. Non-URL values (a key, a bpm) go to
-        ``result.json``. Returns ``{result name: written path}``.
+        ``result.json`` (strict JSON: NaN and Infinity become strings). A file of the same name is
+        replaced (logged) when ``overwrite`` is true, and with ``overwrite=False`` makes the call
+        fail naming it before anything is downloaded; a symbolic link of that name is replaced
+        itself, never followed. Returns ``{result name: written path}``.
         """
+        replace = overwrite_flag(overwrite)
         job = dict(job_or_id) if isinstance(job_or_id, Mapping) else self.get_job(job_or_id)
         if _has_references(job):  # an XCom copy: fetch the job for its real (and fresh) URLs
             job = self.get_job(str(job["id"]))
@@ -474,13 +485,22 @@ class MusicAIHook(BaseHook):
             raise MusicAIAPIError(
                 "The job's result is not an object.", status_code=None, endpoint=_api.GET_JOB.label
             )
-        target = resolve_destination(destination)
         urls = {key: value for key, value in result.items() if _is_url(value)}
         values = {key: value for key, value in result.items() if key not in urls}
+        for key, url in urls.items():
+            problem = references.url_problem(url)
+            if problem is not None:
+                raise MusicAIAPIError(
+                    f"Result {key!r} of job {job_id} is not a usable URL ({problem}).",
+                    status_code=None,
+                    endpoint=_api.GET_JOB.label,
+                )
+        target = resolve_destination(destination)
         names = unique_names((key, safe_filename(key, url)) for key, url in urls.items())
+        check_existing(target, [*names.values(), *(["result.json"] if values else [])], replace, self.log)
         written: dict[str, str] = {}
         for key, url in urls.items():
-            with target.atomic_writer(names[key]) as handle:
+            with target.atomic_writer(names[key], overwrite=replace) as handle:
                 self.storage.download(
                     url,
                     handle,
@@ -490,7 +510,7 @@ class MusicAIHook(BaseHook):
             written[key] = target.location(names[key])
             self.log.info("Result %r of job %s -> %s", key, job_id, written[key])
         if values:
-            values_path = write_json(target, "result.json", values)
+            values_path = write_json(target, "result.json", values, overwrite=replace)
             written.update(dict.fromkeys(values, values_path))
             self.log.info("Result values %s of job %s -> %s", sorted(values), job_id, values_path)
         return written

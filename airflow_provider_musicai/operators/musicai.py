@@ -296,23 +296,27 @@ class MusicAIDownloadResultsOperator(_MusicAIOperator):
 
     :param job_id: a job id or a job document (templated).
     :param destination: a local folder, an fsspec URL or an ``ObjectStoragePath`` (templated).
+    :param overwrite: replace files of the same name (logged; a symbolic link is replaced itself,
+        never followed), or, when false, fail naming the file before downloading anything
+        (templated: a rendered ``"False"`` means false).
     :param musicai_conn_id: Airflow connection of type ``musicai``.
     :return: ``{result name: written path}``.
     """
 
-    template_fields: Sequence[str] = ("job_id", "destination", "musicai_conn_id")
+    template_fields: Sequence[str] = ("job_id", "destination", "overwrite", "musicai_conn_id")
     ui_color = "#c9e7d3"
 
-    def __init__(self, *, job_id: Any, destination: Any, **kwargs: Any) -> None:
+    def __init__(self, *, job_id: Any, destination: Any, overwrite: bool | str = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.job_id = job_id
         self.destination = destination
+        self.overwrite = overwrite
 
     def execute(self, context: Context) -> dict[str, str]:
         # Always by id: the job is read again, so its signed result URLs are fresh even when the
         # document passed in (e.g. from XCom) is hours old.
         job_id = job_id_of(self.job_id)
-        written = self.hook.download_results(job_id, self.destination)
+        written = self.hook.download_results(job_id, self.destination, overwrite=self.overwrite)
         self.log.info(
             "Downloaded %d result(s) of Music AI job %s to %s: %s",
             len(written),
