@@ -6,12 +6,15 @@ from one :class:`HostileServer`, answering as Cloud Storage, a CDN or a broken p
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import logging
 import math
 import os
+import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -359,6 +362,31 @@ def test_overwrite_false_into_an_empty_folder_downloads(
     assert Path(written["vocals"]).read_bytes() == AUDIO
 
 
+def test_download_operator_passes_a_templated_overwrite(
+    hook_on: Callable[..., MusicAIHook], two_results: tuple[HostileServer, dict[str, Any]], tmp_path: Path
+) -> None:
+    from airflow_provider_musicai.operators.musicai import MusicAIDownloadResultsOperator
+
+    server, _ = two_results
+    hook_on(server)  # registers the connection musicai_hostile
+    (tmp_path / "vocals.wav").write_bytes(b"old")
+    operator = MusicAIDownloadResultsOperator(
+        task_id="download",
+        job_id="job-1",
+        destination=str(tmp_path),
+        overwrite="{{ params.replace }}",
+        musicai_conn_id="musicai_hostile",
+    )
+    assert "overwrite" in operator.template_fields
+    operator.overwrite = "False"  # what rendering "{{ params.replace }}" with replace=False gives
+    with pytest.raises(MusicAIInputError, match=r"vocals\.wav.*overwrite=False"):
+        operator.execute({})  # type: ignore[arg-type]
+    assert (tmp_path / "vocals.wav").read_bytes() == b"old"
+    operator.overwrite = True
+    operator.execute({})  # type: ignore[arg-type]
+    assert (tmp_path / "vocals.wav").read_bytes() == AUDIO
+
+
 def test_overwrite_must_be_a_boolean(hook_on: Callable[..., MusicAIHook], tmp_path: Path) -> None:
     with HostileServer(lambda request: Reply(500)) as server:
         with pytest.raises(MusicAIConfigurationError, match="overwrite must be true or false"):
@@ -392,6 +420,45 @@ def test_a_download_longer_than_transfer_max_time_is_cut_off(
         hook = hook_on(server, transfer_min_rate=0, transfer_max_time=0.2, max_retries=0)
         with pytest.raises(MusicAITransportError, match=r"longer than 0\.2s.*transfer_max_time"):
             hook.download_results(job, tmp_path)
+
+
+def test_an_upload_the_storage_reads_slowly_is_cut_off(
+    hook_on: Callable[..., MusicAIHook], tmp_path: Path
+) -> None:
+    source = tmp_path / "big.wav"
+    source.write_bytes(os.urandom(16 << 20))
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(30)
+    puts: list[int] = []
+
+    def storage() -> None:  # reads a PUT body at about 1 MB/s, then says it is stored
+        with contextlib.suppress(OSError):
+            connection, _ = listener.accept()
+            with connection:
+                connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
+                received = 0
+                while chunk := connection.recv(16 << 10):
+                    received += len(chunk)
+                    puts.append(received)
+                    time.sleep(0.015)
+                    if received >= source.stat().st_size:
+                        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                        return
+
+    threading.Thread(target=storage, daemon=True).start()
+    storage_url = f"http://127.0.0.1:{listener.getsockname()[1]}/put/1?{SIGNATURE}"
+    api = HostileServer(
+        lambda request: Reply(200, json_body={"uploadUrl": storage_url, "downloadUrl": storage_url})
+    )
+    try:
+        hook = hook_on(api, transfer_min_rate=20e6, transfer_rate_window=0.5, max_retries=0)
+        with pytest.raises(MusicAITransportError, match=r"too slow.*transfer_min_rate") as raised:
+            hook.upload_file(source)
+        assert_no_secrets(str(raised.value))
+        assert puts and puts[-1] < source.stat().st_size
+    finally:
+        api.close()
+        listener.close()
 
 
 @pytest.mark.parametrize(
