@@ -40,6 +40,22 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         "description": "A call gives up once retrying would take longer than this.",
         "schema": {"type": ["number", "null"], "default": 300, "minimum": 0},
     },
+    "transfer_min_rate": {
+        "label": "Slowest transfer (bytes/s)",
+        "description": "An upload or download slower than this on average over the rate window is cut "
+        "off and retried (0: no minimum).",
+        "schema": {"type": ["number", "null"], "default": 1024, "minimum": 0},
+    },
+    "transfer_rate_window": {
+        "label": "Transfer rate window (seconds)",
+        "description": "The period over which the transfer rate is averaged.",
+        "schema": {"type": ["number", "null"], "default": 60, "minimum": 0.1},
+    },
+    "transfer_max_time": {
+        "label": "Longest transfer (seconds)",
+        "description": "Longest time one upload or download attempt may take (0: no limit).",
+        "schema": {"type": ["number", "null"], "default": 0, "minimum": 0},
+    },
 }
 
 UI_FIELD_BEHAVIOUR: dict[str, Any] = {
