@@ -507,3 +507,19 @@ def test_upper_case_scheme_results_are_downloaded(
         assert len(server.requests_to("GET", "/files/")) == 1
     assert Path(written["vocals"]).read_bytes() == AUDIO
     assert not (tmp_path / "result.json").exists()
+
+
+def test_upper_case_scheme_results_never_reach_xcom_signed() -> None:
+    from airflow_provider_musicai import references
+
+    job = {
+        "id": "job-1",
+        "status": "SUCCEEDED",
+        "result": {
+            "vocals": "HTTPS://storage.example/v.wav?X-Goog-Signature=deadbeefcafe",
+            "n": ["Http://storage.example/n.wav?X-Goog-Signature=deadbeefcafe"],
+        },
+    }
+    public = references.public_job_document(job)
+    assert public["result"]["vocals"] == references.result_reference("job-1", "vocals")
+    assert_no_secrets(json.dumps(public))
