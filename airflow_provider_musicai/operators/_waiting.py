@@ -99,6 +99,7 @@ def describe_result(job: Mapping[str, Any]) -> str:
     """``"vocals=https://host/path?<redacted>, bpm=120"``: a job's result safe for logs (result
     references, ``musicai-result://<job>/<key>``, hold no secret and are shown as they are)."""
     from airflow_provider_musicai.hooks._redact import redact_url
+    from airflow_provider_musicai.references import is_url
 
     result = job.get("result")
     if not isinstance(result, Mapping) or not result:
@@ -106,7 +107,7 @@ def describe_result(job: Mapping[str, Any]) -> str:
     parts = []
     for key in sorted(result):
         value = result[key]
-        if isinstance(value, str) and value.startswith(("http://", "https://")):
+        if is_url(value):  # any case: HTTPS://... is a signed URL too
             shown = redact_url(value)
         else:
             shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."

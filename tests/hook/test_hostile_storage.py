@@ -523,3 +523,10 @@ def test_upper_case_scheme_results_never_reach_xcom_signed() -> None:
     public = references.public_job_document(job)
     assert public["result"]["vocals"] == references.result_reference("job-1", "vocals")
     assert_no_secrets(json.dumps(public))
+
+
+def test_upper_case_scheme_results_are_logged_redacted() -> None:
+    from airflow_provider_musicai.operators._waiting import describe_result
+
+    shown = describe_result({"result": {"vocals": "HTTPS://s.example/v.wav?X-Goog-Signature=deadbeefcafe"}})
+    assert shown == "vocals=https://s.example/v.wav?<redacted>"
