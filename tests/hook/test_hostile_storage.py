@@ -530,3 +530,23 @@ def test_upper_case_scheme_results_are_logged_redacted() -> None:
 
     shown = describe_result({"result": {"vocals": "HTTPS://s.example/v.wav?X-Goog-Signature=deadbeefcafe"}})
     assert shown == "vocals=https://s.example/v.wav?<redacted>"
+
+
+def test_overwrite_policy_on_object_storage(
+    hook_on: Callable[..., MusicAIHook], two_results: tuple[HostileServer, dict[str, Any]]
+) -> None:
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    server, _ = two_results
+    fs = MemoryFileSystem()
+    folder = "/hostile-overwrite"
+    fs.pipe(f"{folder}/vocals.wav", b"old")
+    hook = hook_on(server)
+    with pytest.raises(MusicAIInputError, match=r"memory://.*vocals\.wav.*overwrite=False"):
+        hook.download_results("job-1", f"memory://{folder}", overwrite=False)
+    assert fs.cat(f"{folder}/vocals.wav") == b"old"
+    assert server.requests_to("GET", "/files/") == []
+    written = hook.download_results("job-1", f"memory://{folder}")
+    assert fs.cat(f"{folder}/vocals.wav") == AUDIO
+    assert written["vocals"] == f"memory://{folder}/vocals.wav"
+    fs.rm(folder, recursive=True)
