@@ -122,6 +122,22 @@ def _not_a_whole_file(response: requests.Response, what: str) -> MusicAIAPIError
     )
 
 
+def _check_encoding(response: requests.Response, what: str) -> None:
+    """Refuse a body in a ``Content-Encoding`` that cannot be decoded here: saved as it is, it
+    would be a compressed blob under the result's name, not the result."""
+    declared = response.headers.get("content-encoding", "")
+    codings = [coding.strip().lower() for coding in declared.split(",") if coding.strip()]
+    decodable = {*urllib3.HTTPResponse.CONTENT_DECODERS, "identity"}
+    unknown = [coding for coding in codings if coding not in decodable]
+    if unknown:
+        raise MusicAIAPIError(
+            f"The storage sent the result in Content-Encoding {', '.join(unknown)!r}, which cannot be "
+            "decoded here; nothing was saved.",
+            status_code=response.status_code,
+            endpoint=what,
+        )
+
+
 class StorageClient:
     """Streams bodies to and from signed URLs in bounded memory."""
 
@@ -234,6 +250,7 @@ class StorageClient:
                     raise
                 if response.status_code != 200:
                     raise _not_a_whole_file(response, what)
+                _check_encoding(response, what)
                 expected = response.headers.get("content-length")
                 total = int(expected) if expected and expected.isdigit() else None
                 guard = RateGuard(self.config.transfer, what)

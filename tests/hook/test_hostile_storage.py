@@ -550,3 +550,16 @@ def test_overwrite_policy_on_object_storage(
     assert fs.cat(f"{folder}/vocals.wav") == AUDIO
     assert written["vocals"] == f"memory://{folder}/vocals.wav"
     fs.rm(folder, recursive=True)
+
+
+@pytest.mark.parametrize("encoding", ["compress", "x-unknown", "gzip, compress"])
+def test_a_result_in_an_encoding_that_cannot_be_decoded_is_not_saved(
+    hook_on: Callable[..., MusicAIHook], tmp_path: Path, encoding: str
+) -> None:
+    with HostileServer(
+        lambda request: Reply(200, body=b"\x1b\x00compressed", headers={"content-encoding": encoding})
+    ) as server:
+        job = job_document(server, {"vocals": signed(server, "/files/vocals.wav")})
+        with pytest.raises(MusicAIAPIError, match=r"Content-Encoding .*cannot be decoded"):
+            hook_on(server).download_results(job, tmp_path)
+    assert list(tmp_path.iterdir()) == []
