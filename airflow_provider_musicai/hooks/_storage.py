@@ -80,11 +80,11 @@ def is_expired_url(status: int, body: bytes) -> bool:
     return found is not None and found.group(1) in _EXPIRED_CODES
 
 
-def _check(response: requests.Response, what: str, *, refreshable: bool) -> bool:
+def _check(response: requests.Response, what: str, *, refreshable: bool) -> None:
     """Raise for a storage error answer; a retryable one (408, 429, 5xx; an expired signed URL
-    only when a fresh one will be used) is marked so. Returns False for any other answer."""
+    only when a fresh one will be used) is marked so."""
     if response.status_code < 400:
-        return False
+        return
     body = response.content[:4096]
     expired = is_expired_url(response.status_code, body)
     hint = ""
