@@ -563,3 +563,17 @@ def test_a_result_in_an_encoding_that_cannot_be_decoded_is_not_saved(
         with pytest.raises(MusicAIAPIError, match=r"Content-Encoding .*cannot be decoded"):
             hook_on(server).download_results(job, tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_overwrite_false_never_replaces_a_file_that_appears_during_the_download(
+    hook_on: Callable[..., MusicAIHook], tmp_path: Path
+) -> None:
+    def storage(request: Request) -> Reply:
+        (tmp_path / "vocals.wav").write_bytes(b"written meanwhile by someone else")
+        return Reply(200, body=AUDIO)
+
+    server = HostileServer(serve_job(lambda: {"vocals": signed(server, "/files/vocals.wav")}, storage))
+    with server, pytest.raises(MusicAIInputError, match=r"vocals\.wav \(overwrite=False\)"):
+        hook_on(server).download_results("job-1", tmp_path, overwrite=False)
+    assert (tmp_path / "vocals.wav").read_bytes() == b"written meanwhile by someone else"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["vocals.wav"]  # no temporary file left
