@@ -24,6 +24,8 @@ from airflow_provider_musicai.hooks._config import ConnectionConfig
 from airflow_provider_musicai.hooks._redact import redact_url
 from airflow_provider_musicai.hooks._transfer import (
     PROGRESS_EVERY_SECONDS,
+    CorruptBody,
+    Gunzip,
     ProgressReader,
     RateGuard,
     TransferTooSlow,
@@ -122,12 +124,18 @@ def _not_a_whole_file(response: requests.Response, what: str) -> MusicAIAPIError
     )
 
 
-def _check_encoding(response: requests.Response, what: str) -> None:
-    """Refuse a body in a ``Content-Encoding`` that cannot be decoded here: saved as it is, it
-    would be a compressed blob under the result's name, not the result."""
+def _gunzip_for(response: requests.Response, what: str) -> Gunzip | None:
+    """Our own checked decoder for a plain gzip body, None to let urllib3 decode (or not) the rest.
+
+    A body in a ``Content-Encoding`` that cannot be decoded here is refused: saved as it is, it
+    would be a compressed blob under the result's name, not the result.
+    """
     declared = response.headers.get("content-encoding", "")
     codings = [coding.strip().lower() for coding in declared.split(",") if coding.strip()]
-    decodable = {*urllib3.HTTPResponse.CONTENT_DECODERS, "identity"}
+    codings = [coding for coding in codings if coding != "identity"]
+    if codings in (["gzip"], ["x-gzip"]):
+        return Gunzip()
+    decodable = set(urllib3.HTTPResponse.CONTENT_DECODERS)
     unknown = [coding for coding in codings if coding not in decodable]
     if unknown:
         raise MusicAIAPIError(
@@ -136,6 +144,7 @@ def _check_encoding(response: requests.Response, what: str) -> None:
             status_code=response.status_code,
             endpoint=what,
         )
+    return None
 
 
 class StorageClient:
@@ -161,6 +170,8 @@ class StorageClient:
                 )
             except TransferTooSlow as exc:
                 failure = _RetryableTransfer(MusicAITransportError(str(exc), endpoint=what))
+            except CorruptBody as exc:
+                failure = _RetryableTransfer(MusicAITransportError(f"{what}: {exc}", endpoint=what))
             except _RetryableTransfer as retryable:
                 failure = retryable
             attempt += 1
@@ -250,7 +261,7 @@ class StorageClient:
                     raise
                 if response.status_code != 200:
                     raise _not_a_whole_file(response, what)
-                _check_encoding(response, what)
+                gunzip = _gunzip_for(response, what)
                 expected = response.headers.get("content-length")
                 total = int(expected) if expected and expected.isdigit() else None
                 guard = RateGuard(self.config.transfer, what)
@@ -259,16 +270,19 @@ class StorageClient:
                 next_report = started + PROGRESS_EVERY_SECONDS
                 while True:
                     # read1: whatever has arrived (one socket read), so the rate guard sees a trickle.
-                    chunk = raw.read1(DOWNLOAD_CHUNK_SIZE, decode_content=True)
+                    chunk = raw.read1(DOWNLOAD_CHUNK_SIZE, decode_content=gunzip is None)
                     if not chunk:  # read1 returns b"" only at the end of the body
                         break
-                    handle.write(chunk)
-                    written += len(chunk)
+                    for piece in (chunk,) if gunzip is None else gunzip.feed(chunk):
+                        handle.write(piece)
+                        written += len(piece)
                     guard.advance(raw.tell() - guard.total)  # bytes on the wire (encoded)
                     if time.monotonic() >= next_report:
                         next_report = time.monotonic() + PROGRESS_EVERY_SECONDS
                         log_progress("Downloading", label, guard.total, total, time.monotonic() - started)
                 received = raw.tell()
+                if gunzip is not None:
+                    gunzip.finish()
             if total is not None and total != received:
                 raise _RetryableTransfer(
                     MusicAITransportError(f"{what} ended after {received} of {total} bytes", endpoint=what)

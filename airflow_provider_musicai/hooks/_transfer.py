@@ -14,6 +14,7 @@ import shutil
 import tempfile
 import time
 import uuid
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -271,6 +272,46 @@ class RateGuard:
                 "transfer_rate_window)"
             )
         self._window_start, self._window_bytes = now, 0
+
+
+class CorruptBody(Exception):
+    """A body that cannot be decoded, or ended before its encoding says it is complete."""
+
+
+class Gunzip:
+    """Streams the decoding of a ``Content-Encoding: gzip`` body and knows whether it ended whole.
+
+    urllib3's decoder accepts a gzip stream cut short (a body delimited by the connection's
+    close has no length to check): here the gzip trailer (CRC-32 and size of the content, checked
+    by zlib) must be reached. Members may follow one another; output comes in bounded pieces.
+    """
+
+    PIECE = 1 << 20
+
+    def __init__(self) -> None:
+        self._decoder = zlib.decompressobj(wbits=31)
+        self._open = False  # a member has started and its trailer has not been read yet
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        """The decoded pieces of the next ``data`` bytes."""
+        while data:
+            self._open = True
+            try:
+                piece = self._decoder.decompress(data, self.PIECE)
+            except zlib.error as exc:
+                raise CorruptBody(f"the gzip body is corrupt ({exc})") from None
+            if piece:
+                yield piece
+            if self._decoder.eof:
+                data = self._decoder.unused_data
+                self._decoder, self._open = zlib.decompressobj(wbits=31), False
+            else:
+                data = self._decoder.unconsumed_tail
+
+    def finish(self) -> None:
+        """Raise :class:`CorruptBody` if the body ended inside a gzip member."""
+        if self._open:
+            raise CorruptBody("the gzip body ended before its end (cut short)")
 
 
 def log_progress(verb: str, label: str, done: int, total: int | None, elapsed: float) -> None:

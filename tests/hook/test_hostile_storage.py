@@ -264,6 +264,48 @@ def test_gzip_encoded_result_cut_short_is_retried_then_fails(
     assert list(tmp_path.iterdir()) == []
 
 
+def test_gzip_result_cut_short_without_a_length_is_not_saved(
+    hook_on: Callable[..., MusicAIHook], tmp_path: Path
+) -> None:
+    # No Content-Length, no chunked framing: the connection's close ends the body, so only the
+    # gzip stream itself (its trailer) tells that it is whole.
+    encoded = gzip.compress(os.urandom(64 << 10))
+    head = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nConnection: close\r\n\r\n"
+    with HostileServer(lambda request: Reply(raw=head + encoded[:-100])) as server:
+        job = job_document(server, {"notes": signed(server, "/files/notes.bin")})
+        with pytest.raises(MusicAITransportError, match="gzip body ended before its end"):
+            hook_on(server, max_retries=1).download_results(job, tmp_path)
+        assert len(server.requests_to("GET", "/files/")) == 2
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_gzip_result_with_a_wrong_checksum_is_not_saved(
+    hook_on: Callable[..., MusicAIHook], tmp_path: Path
+) -> None:
+    encoded = bytearray(gzip.compress(AUDIO))
+    encoded[-8] ^= 0xFF  # the CRC-32 of the content, in the gzip trailer
+    with HostileServer(
+        lambda request: Reply(200, body=bytes(encoded), headers={"content-encoding": "gzip"})
+    ) as server:
+        job = job_document(server, {"notes": signed(server, "/files/notes.bin")})
+        with pytest.raises(MusicAITransportError, match="gzip body is corrupt"):
+            hook_on(server, max_retries=0).download_results(job, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_gzip_result_of_several_members_is_saved_whole(
+    hook_on: Callable[..., MusicAIHook], tmp_path: Path
+) -> None:
+    big = os.urandom(3 << 20)  # decoded in bounded pieces
+    encoded = gzip.compress(AUDIO) + gzip.compress(big)
+    with HostileServer(
+        lambda request: Reply(200, body=encoded, headers={"content-encoding": "x-gzip"})
+    ) as server:
+        job = job_document(server, {"notes": signed(server, "/files/notes.bin")})
+        written = hook_on(server).download_results(job, tmp_path)
+    assert Path(written["notes"]).read_bytes() == AUDIO + big
+
+
 # -- 8. result.json is strict JSON ---------------------------------------------------------------
 
 
