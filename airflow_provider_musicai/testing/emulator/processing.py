@@ -178,7 +178,7 @@ class JobRunner:
             self._signer.check("GET", path, query)
         except SignatureError as exc:
             raise JobFailure(
-                "BAD_INPUT", f"The input URL was refused by the storage (HTTP 403): {exc}"
+                "BAD_INPUT", f"The input URL was refused by the storage (HTTP {exc.status} {exc.code})."
             ) from exc
         blob = self._store.get(path[len(STORAGE_PREFIX) :])
         if blob is None:

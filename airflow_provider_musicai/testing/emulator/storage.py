@@ -21,11 +21,17 @@ _KEY_RE = re.compile(r"^[0-9a-f]{32}(?:/[A-Za-z0-9][A-Za-z0-9._-]{0,127})?$")
 
 
 class SignatureError(Exception):
-    """A signed URL was refused; ``code`` is a GCS-like error code, ``str(self)`` the message."""
+    """A signed URL was refused, as Cloud Storage refuses it: HTTP ``status``, XML ``code``, ``details``.
 
-    def __init__(self, code: str, message: str) -> None:
+    Cloud Storage answers 400 for an expired (``ExpiredToken``) or malformed (``MalformedSecurityHeader``)
+    signed URL and 403 for a signature that does not match (see FIDELITY.md).
+    """
+
+    def __init__(self, code: str, message: str, *, status: int = 403, details: str | None = None) -> None:
         super().__init__(message)
         self.code = code
+        self.status = status
+        self.details = details
 
 
 class UrlSigner:
@@ -53,7 +59,12 @@ class UrlSigner:
         if not raw_expires or not signature:
             raise SignatureError("MissingSecurityHeader", "The URL is not signed (X-Expires/X-Signature).")
         if not (raw_expires.isascii() and raw_expires.isdigit() and len(raw_expires) <= 20):
-            raise SignatureError("InvalidArgument", "X-Expires is not a Unix timestamp.")
+            raise SignatureError(
+                "MalformedSecurityHeader",
+                "Your request has a malformed header.",
+                status=400,
+                details="X-Expires is not a Unix timestamp.",
+            )
         expires = int(raw_expires)
         if not signature.isascii():  # compare_digest cannot compare non-ASCII text (was a 500)
             raise SignatureError("SignatureDoesNotMatch", "The request signature does not match.")
@@ -68,8 +79,10 @@ class UrlSigner:
         if (time.time() if now is None else now) >= expires:
             raise SignatureError(
                 "ExpiredToken",
-                f"The signed URL has expired (X-Expires={expires}, "
-                f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(expires))}).",
+                "Invalid argument.",
+                status=400,
+                details="The provided token has expired. Request signature expired at: "
+                f"{time.strftime('%Y-%m-%dT%H:%M:%S+00:00', time.gmtime(expires))}",
             )
 
 
