@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -66,10 +65,25 @@ def admin_router(emu: Emulator) -> APIRouter:
         if isinstance(body, JSONResponse):
             return body
         try:
-            emu.config.update(body)
+            emu.configure(body)
         except ValueError as exc:
             return _bad(str(exc))
         return emu.config.to_json()
+
+    @router.get("/clock")
+    async def get_clock() -> dict[str, Any]:
+        return {"now": emu.clock.now(), "frozen": emu.clock.frozen}
+
+    @router.post("/clock/advance")
+    async def advance_clock(request: Request) -> Any:
+        body = await _json_object(request)
+        if isinstance(body, JSONResponse):
+            return body
+        seconds = body.get("seconds")
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds >= 0:
+            return _bad("'seconds' must be a number >= 0")
+        emu.clock.advance(float(seconds))
+        return {"now": emu.clock.now(), "frozen": emu.clock.frozen}
 
     @router.get("/faults")
     async def get_faults() -> dict[str, Any]:
@@ -97,7 +111,7 @@ def admin_router(emu: Emulator) -> APIRouter:
 
     @router.get("/jobs")
     async def jobs() -> dict[str, Any]:
-        now = time.time()
+        now = emu.clock.now()
         return {"jobs": [job.to_doc(now) for job in emu.jobs.all()]}
 
     @router.get("/storage")

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Path, Query, Request, Security
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
@@ -168,6 +167,8 @@ def create_app(emu: Emulator) -> FastAPI:
         where = f"{loc[0]} parameter '{loc[1]}'" if len(loc) > 1 else "request"
         return error_response(400, f"Invalid {where}: {error.get('msg', 'invalid value')}.")
 
+    api = APIRouter()
+
     def job_of(app_: Application, job_id: str) -> Any:
         if not _UUID_RE.match(job_id):
             raise ApiError(400, "Invalid job ID format")
@@ -176,14 +177,14 @@ def create_app(emu: Emulator) -> FastAPI:
             raise ApiError(404, "Job not found")
         return job
 
-    @app.get(
-        "/v1/application", response_model=models.ApplicationOut, responses=_errors(401), tags=["Applications"]
+    @api.get(
+        "/application", response_model=models.ApplicationOut, responses=_errors(401), tags=["Applications"]
     )
     async def get_application(app_: App) -> JSONResponse:
         """Get the application of the API key."""
         return JSONResponse(app_.to_json())
 
-    @app.get("/v1/upload", response_model=models.UploadOut, responses=_errors(401), tags=["File Upload"])
+    @api.get("/upload", response_model=models.UploadOut, responses=_errors(401), tags=["File Upload"])
     async def get_upload(app_: App) -> JSONResponse:
         """Get signed URLs to upload a file (PUT) and download it (GET)."""
         key = emu.store.new_key()
@@ -194,13 +195,13 @@ def create_app(emu: Emulator) -> FastAPI:
             }
         )
 
-    @app.get("/v1/job/{id}", response_model=models.JobOut, responses=_errors(400, 401, 404), tags=["Jobs"])
+    @api.get("/job/{id}", response_model=models.JobOut, responses=_errors(400, 401, 404), tags=["Jobs"])
     async def get_job(app_: App, id: JobId) -> JSONResponse:
         """Get a job by its ID."""
-        return JSONResponse(job_of(app_, id).to_doc(time.time()))
+        return JSONResponse(job_of(app_, id).to_doc(emu.clock.now()))
 
-    @app.get(
-        "/v1/job/{id}/status",
+    @api.get(
+        "/job/{id}/status",
         response_model=models.JobStatusOut,
         responses=_errors(400, 401, 404),
         tags=["Jobs"],
@@ -208,21 +209,20 @@ def create_app(emu: Emulator) -> FastAPI:
     async def get_job_status(app_: App, id: JobId) -> JSONResponse:
         """Get the status of a job by its ID."""
         job = job_of(app_, id)
-        return JSONResponse({"id": job.id, "status": job.status(time.time())})
+        return JSONResponse({"id": job.id, "status": job.status(emu.clock.now())})
 
-    @app.delete(
-        "/v1/job/{id}", response_model=models.JobIdOut, responses=_errors(400, 401, 404), tags=["Jobs"]
-    )
+    @api.delete("/job/{id}", response_model=models.JobIdOut, responses=_errors(400, 401, 404), tags=["Jobs"])
     async def delete_job(app_: App, id: JobId) -> JSONResponse:
         """Delete a job (a QUEUED or STARTED job is stopped)."""
         job = job_of(app_, id)
         if emu.jobs.delete(app_, job.id) is None:
             raise ApiError(404, "Job not found")
+        emu.runner.release(job)
         emu.counters.job_deleted()
         return JSONResponse({"id": job.id})
 
-    @app.get(
-        "/v1/job",
+    @api.get(
+        "/job",
         response_model=list[models.JobOut] | models.JobListOut,
         responses=_errors(400, 401),
         tags=["Jobs"],
@@ -246,12 +246,12 @@ def create_app(emu: Emulator) -> FastAPI:
             workflows=workflow or (),
             batch_name=batchName,
             page=page,
-            size=size,
+            size=min(size, emu.config.max_page_size),
         )
         return JSONResponse(jobs if emu.config.list_shape == "array" else {"jobs": jobs})
 
-    @app.post(
-        "/v1/job",
+    @api.post(
+        "/job",
         response_model=models.JobIdOut,
         responses=_errors(400, 401, 404, 422),
         tags=["Jobs"],
@@ -287,13 +287,17 @@ def create_app(emu: Emulator) -> FastAPI:
         emu.counters.job_created(app_.name)
         return JSONResponse({"id": job.id})
 
-    @app.get(
-        "/v1/workflow", response_model=models.WorkflowListOut, responses=_errors(400, 401), tags=["Workflows"]
+    @api.get(
+        "/workflow", response_model=models.WorkflowListOut, responses=_errors(400, 401), tags=["Workflows"]
     )
     async def list_workflows(app_: App, page: Page = 0, size: Size = 100) -> JSONResponse:
         """List workflows, newest first."""
+        size = min(size, emu.config.max_page_size)
         selected = WORKFLOWS[page * size : (page + 1) * size]
         return JSONResponse({"workflows": [w.to_doc() for w in selected]})
 
+    app.include_router(api, prefix="/v1")
+    # The legacy prefix (JS SDK 1.0.8, the python SDK's real-service tests, older docs): an alias.
+    app.include_router(api, prefix="/api", include_in_schema=False)
     app.include_router(admin_router(emu))
     return app

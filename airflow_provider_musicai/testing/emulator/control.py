@@ -70,6 +70,18 @@ class EmulatorAdmin:
         """Change runtime config (queued_seconds, processing_seconds, list_shape, *_url_ttl_seconds, ...)."""
         return dict(self._call("POST", "/config", changes))
 
+    def clock(self) -> dict[str, Any]:
+        """``{"now": <emulated Unix time>, "frozen": bool}``."""
+        return dict(self._call("GET", "/clock"))
+
+    def advance_clock(self, seconds: float) -> dict[str, Any]:
+        """Move emulated time forward (jobs progress, signed URLs expire) without sleeping."""
+        return dict(self._call("POST", "/clock/advance", {"seconds": seconds}))
+
+    def freeze_clock(self, frozen: bool = True) -> dict[str, Any]:
+        """Stop (or with ``frozen=False`` resume) time-driven progress: the ``manual_clock`` config."""
+        return self.configure(manual_clock=frozen)
+
     def set_faults(self, plan: Mapping[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
         """Replace the fault plan (see :mod:`.faults` for its fields); returns the plan as parsed."""
         return dict(self._call("POST", "/faults", {**(plan or {}), **fields}))

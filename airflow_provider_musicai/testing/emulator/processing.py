@@ -19,13 +19,14 @@ import ipaddress
 import logging
 import ssl
 import threading
-import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import parse_qsl, urlsplit
 
+from .clock import Clock
 from .faults import JOB_ERROR_TITLES
 from .state import EmulatorConfig, Job, JobError
 from .storage import STORAGE_PREFIX, BlobStore, SignatureError, UrlSigner, discard
@@ -78,7 +79,12 @@ class _Sink:
 
 
 class JobRunner:
-    """Schedules each job's processing at its start time on a small thread pool."""
+    """Admits each job when it is due and its application has a free slot, and processes it on a pool.
+
+    Admission and slot release run on the event loop through the :class:`~.clock.Clock`; processing runs
+    in worker threads. ``max_concurrent_jobs`` counts an application's STARTED jobs: a job is due
+    ``queued_seconds`` after creation and waits (QUEUED) in creation order while the limit is reached.
+    """
 
     def __init__(
         self,
@@ -87,25 +93,64 @@ class JobRunner:
         signer: UrlSigner,
         config: EmulatorConfig,
         storage_address: tuple[str, int],
+        clock: Clock,
         workers: int = 8,
     ) -> None:
         self._loop = loop
         self._store = store
         self._signer = signer
         self._config = config
+        self._clock = clock
         self._storage_host, self._storage_port = storage_address
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="musicai-emulator-job")
         self._closed = threading.Event()
+        self._running: dict[str, set[Job]] = {}
+        self._waiting: dict[str, deque[Job]] = {}
 
     def schedule(self, job: Job) -> None:
-        """Arrange for ``job`` to be processed once it is STARTED (call from the event loop)."""
-        delay = max(0.0, job.start_at - time.time())
-        job.timer = self._loop.call_later(delay, self._submit, job)
+        """Arrange for ``job`` to be admitted once it is due (call from the event loop)."""
+        self._clock.call_at(job.ready_at, lambda: self._due(job))
 
-    def _submit(self, job: Job) -> None:
-        job.timer = None
-        if not job.cancelled and not self._closed.is_set():
-            self._pool.submit(self.process, job)
+    def _due(self, job: Job) -> None:
+        if not job.cancelled:
+            self._waiting.setdefault(job.app.id, deque()).append(job)
+            self._pump(job.app.id)
+
+    def _pump(self, app_id: str) -> None:
+        """Admit waiting jobs of ``app_id`` while it has free slots."""
+        waiting, running = self._waiting.get(app_id), self._running.setdefault(app_id, set())
+        limit = self._config.max_concurrent_jobs
+        while waiting and (not limit or len(running) < limit):
+            job = waiting.popleft()
+            if job.cancelled:
+                continue
+            job.admit(self._clock.now())
+            running.add(job)
+            if not self._closed.is_set():
+                self._pool.submit(self._process_and_release, job)
+
+    def pump_all(self) -> None:
+        """Admit what a raised ``max_concurrent_jobs`` now allows (call from the event loop)."""
+        for app_id in list(self._waiting):
+            self._pump(app_id)
+
+    def _process_and_release(self, job: Job) -> None:
+        try:
+            self.process(job)
+        finally:
+            self._clock.call_at_threadsafe(job.done_at, lambda: self.release(job))
+
+    def release(self, job: Job) -> None:
+        """Free ``job``'s slot (finished or deleted) and admit the next waiting job (event loop)."""
+        running = self._running.get(job.app.id)
+        if running is not None and job in running:
+            running.discard(job)
+            self._pump(job.app.id)
+
+    def reset(self) -> None:
+        """Forget every waiting and running job (they were cancelled by the job store)."""
+        self._running.clear()
+        self._waiting.clear()
 
     def close(self) -> None:
         """Stop accepting work; running jobs finish in the background."""
@@ -117,16 +162,18 @@ class JobRunner:
         if job.cancelled:
             return
         if job.injected_error is not None:
-            job.finish(error=job.injected_error)
+            job.finish(self._clock.now(), error=job.injected_error)
             return
         try:
-            job.finish(result=self._run(job))
+            result = self._run(job)
+            job.finish(self._clock.now(), result=result)
         except JobFailure as exc:
-            job.finish(error=exc.to_error())
+            job.finish(self._clock.now(), error=exc.to_error())
         except Exception as exc:
             logger.exception("job %s crashed", job.id)
             job.finish(
-                error=JobFailure("INTERNAL_ERROR", f"Emulator error while running the job: {exc}").to_error()
+                self._clock.now(),
+                error=JobFailure("INTERNAL_ERROR", f"Emulator error while running the job: {exc}").to_error(),
             )
 
     def _run(self, job: Job) -> dict[str, Any]:
@@ -178,7 +225,9 @@ class JobRunner:
             self._signer.check("GET", path, query)
         except SignatureError as exc:
             raise JobFailure(
-                "BAD_INPUT", f"The input URL was refused by the storage (HTTP {exc.status} {exc.code})."
+                "BAD_INPUT",
+                f"The input URL was refused by the storage (HTTP {exc.status} {exc.code}): "
+                f"{exc.details or exc}",
             ) from exc
         blob = self._store.get(path[len(STORAGE_PREFIX) :])
         if blob is None:

@@ -7,7 +7,9 @@ import copy
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
+from .clock import Clock
 from .counters import Counters
 from .faults import FaultPlan
 from .processing import JobRunner
@@ -34,11 +36,12 @@ class Emulator:
         self.storage_address = storage_address
         self.config = config or EmulatorConfig()
         self._initial_config = copy.deepcopy(self.config)
+        self.clock = Clock(frozen=self.config.manual_clock)
         self.apps: dict[str, Application] = make_applications(api_keys)
         self.api_key_set = frozenset(self.apps)
-        self.jobs = JobStore()
+        self.jobs = JobStore(self.clock)
         self.store = BlobStore(storage_dir)
-        self.signer = UrlSigner(secret or secrets.token_bytes(32), storage_url)
+        self.signer = UrlSigner(secret or secrets.token_bytes(32), storage_url, self.clock.now)
         self.counters = Counters()
         self.faults = FaultPlan()
         self._runner: JobRunner | None = None
@@ -52,7 +55,8 @@ class Emulator:
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         """Start background job processing on ``loop``."""
-        self._runner = JobRunner(loop, self.store, self.signer, self.config, self.storage_address)
+        self.clock.attach(loop)
+        self._runner = JobRunner(loop, self.store, self.signer, self.config, self.storage_address, self.clock)
 
     def close(self) -> None:
         """Stop processing and delete the blobs (and the storage folder if the emulator created it)."""
@@ -61,9 +65,21 @@ class Emulator:
             self._runner.close()
         self.store.close()
 
+    def configure(self, changes: Mapping[str, Any]) -> None:
+        """Change the runtime config (ValueError naming a bad key) and apply it to the clock and runner."""
+        self.config.update(changes)
+        self.clock.set_frozen(self.config.manual_clock)
+        if self._runner is not None:
+            self._runner.pump_all()
+
     def reset(self, *, config: bool = False, blobs: bool = True) -> None:
-        """Drop jobs, faults and counters (and blobs unless ``blobs`` is false; config too if ``config``)."""
+        """Drop jobs, faults and counters (and blobs unless ``blobs`` is false; config too if ``config``).
+
+        The clock goes back to real time (frozen there if ``manual_clock``).
+        """
         self.jobs.reset()
+        if self._runner is not None:
+            self._runner.reset()
         self.faults = FaultPlan()
         self.counters.reset()
         if blobs:
@@ -71,3 +87,4 @@ class Emulator:
         if config:
             fresh = copy.deepcopy(self._initial_config)
             self.config.update(fresh.to_json())
+        self.clock.reset(frozen=self.config.manual_clock)

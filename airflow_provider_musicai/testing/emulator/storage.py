@@ -10,7 +10,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
@@ -37,9 +37,10 @@ class SignatureError(Exception):
 class UrlSigner:
     """Makes and checks ``?X-Expires=<unix>&X-Signature=<hmac-sha256(method, path, expiry)>`` URLs."""
 
-    def __init__(self, secret: bytes, base_url: str) -> None:
+    def __init__(self, secret: bytes, base_url: str, clock: Callable[[], float] = time.time) -> None:
         self._secret = secret
         self.base_url = base_url.rstrip("/")
+        self._now = clock
 
     def _signature(self, method: str, path: str, expires: int) -> str:
         message = f"{method}\n{path}\n{expires}".encode()
@@ -48,7 +49,7 @@ class UrlSigner:
     def sign_url(self, method: str, key: str, ttl_seconds: float, now: float | None = None) -> str:
         """Return an absolute URL for ``method`` on object ``key``, valid for ``ttl_seconds``."""
         path = STORAGE_PREFIX + key
-        expires = int((time.time() if now is None else now) + ttl_seconds)
+        expires = int((self._now() if now is None else now) + ttl_seconds)
         query = urlencode({"X-Expires": expires, "X-Signature": self._signature(method, path, expires)})
         return f"{self.base_url}{path}?{query}"
 
@@ -76,7 +77,7 @@ class UrlSigner:
                         f"The signature does not match: this URL is signed for {other}, not {method}.",
                     )
             raise SignatureError("SignatureDoesNotMatch", "The request signature does not match.")
-        if (time.time() if now is None else now) >= expires:
+        if (self._now() if now is None else now) >= expires:
             raise SignatureError(
                 "ExpiredToken",
                 "Invalid argument.",
