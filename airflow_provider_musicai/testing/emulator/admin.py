@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from .catalog import DeclarationError
 from .faults import FaultPlan
 from .runtime import Emulator
 
@@ -104,6 +105,47 @@ def admin_router(emu: Emulator) -> APIRouter:
     async def clear_faults() -> dict[str, Any]:
         emu.faults = FaultPlan()
         return emu.faults.to_json()
+
+    @router.get("/workflows")
+    async def list_workflows() -> dict[str, Any]:
+        return {"workflows": [w.to_doc() for w in emu.workflows.all()]}
+
+    @router.post("/workflows")
+    async def declare_workflow(request: Request) -> Any:
+        body = await _json_object(request)
+        if isinstance(body, JSONResponse):
+            return body
+        try:
+            return emu.workflows.declare(body, emu.clock.now()).to_doc()
+        except DeclarationError as exc:
+            return _bad(str(exc))
+
+    @router.delete("/workflows/{slug:path}")
+    async def remove_workflow(slug: str) -> Any:
+        if not emu.workflows.remove(slug):
+            return JSONResponse(
+                {"statusCode": 404, "error": "Not Found", "message": f"no declared workflow '{slug}'"},
+                status_code=404,
+            )
+        return {"slug": slug}
+
+    @router.get("/input-files")
+    async def get_input_files() -> dict[str, Any]:
+        return {"files": {url: str(path) for url, path in emu.input_files.items()}}
+
+    @router.post("/input-files")
+    async def set_input_files(request: Request) -> Any:
+        body = await _json_object(request)
+        if isinstance(body, JSONResponse):
+            return body
+        files = body.get("files")
+        if not isinstance(files, dict):
+            return _bad('the body must be {"files": {url: local path}}')
+        try:
+            emu.set_input_files(files)
+        except ValueError as exc:
+            return _bad(str(exc))
+        return {"files": {url: str(path) for url, path in emu.input_files.items()}}
 
     @router.get("/counters")
     async def counters() -> dict[str, Any]:

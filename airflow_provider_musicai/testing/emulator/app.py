@@ -16,7 +16,7 @@ from . import models
 from .admin import admin_router
 from .runtime import Emulator
 from .state import Application, JobError
-from .workflows import LANGUAGES, WORKFLOWS, WORKFLOWS_BY_SLUG, ParamError
+from .workflows import ParamError
 
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 _UUID_RE = re.compile(UUID_PATTERN)
@@ -50,16 +50,11 @@ _CREATE_JOB_SCHEMA: dict[str, Any] = {
     "required": ["name", "workflow", "params"],
     "properties": {
         "name": {"type": "string", "minLength": 1, "description": "Arbitrary job name."},
-        "workflow": {"type": "string", "description": "Workflow slug.", "enum": [w.slug for w in WORKFLOWS]},
+        "workflow": {"type": "string", "description": "Workflow slug."},
         "params": {
             "type": "object",
-            "description": "Workflow parameters; must match the workflow's input schema.",
-            "required": ["inputUrl"],
-            "properties": {
-                "inputUrl": {"type": "string", "minLength": 1},
-                "language": {"type": "string", "enum": list(LANGUAGES)},
-            },
-            "additionalProperties": False,
+            "description": "Workflow parameters; must match the workflow's input schema "
+            "(the built-in workflows take `inputUrl`).",
         },
         "metadata": {
             "type": "object",
@@ -262,7 +257,7 @@ def create_app(emu: Emulator) -> FastAPI:
     async def create_job(app_: App, request: Request) -> JSONResponse:
         """Create a job processed asynchronously by the given workflow."""
         body = _parse_create_body(await request.body())
-        workflow = WORKFLOWS_BY_SLUG.get(body["workflow"])
+        workflow = emu.workflows.get(body["workflow"])
         if workflow is None:
             raise ApiError(404, "Workflow not found")
         try:
@@ -293,7 +288,7 @@ def create_app(emu: Emulator) -> FastAPI:
     async def list_workflows(app_: App, page: Page = 0, size: Size = 100) -> JSONResponse:
         """List workflows, newest first."""
         size = min(size, emu.config.max_page_size)
-        selected = WORKFLOWS[page * size : (page + 1) * size]
+        selected = emu.workflows.all()[page * size : (page + 1) * size]
         return JSONResponse({"workflows": [w.to_doc() for w in selected]})
 
     app.include_router(api, prefix="/v1")

@@ -82,6 +82,23 @@ class EmulatorAdmin:
         """Stop (or with ``frozen=False`` resume) time-driven progress: the ``manual_clock`` config."""
         return self.configure(manual_clock=frozen)
 
+    def workflows(self) -> list[dict[str, Any]]:
+        """Every workflow (declared and built-in), newest first, as ``GET /workflow`` lists them."""
+        return list(self._call("GET", "/workflows")["workflows"])
+
+    def declare_workflow(self, declaration: Mapping[str, Any]) -> dict[str, Any]:
+        """Declare (or replace) a workflow (see :mod:`.catalog` for the shape); until a config reset."""
+        return dict(self._call("POST", "/workflows", declaration))
+
+    def remove_workflow(self, slug: str) -> None:
+        """Forget a declared workflow."""
+        self._call("DELETE", "/workflows/" + quote(slug, safe="/"))
+
+    def set_input_files(self, files: Mapping[str, str | Path]) -> dict[str, str]:
+        """Serve external input URLs (e.g. ``https://music.ai/demo.ogg``) from local files, offline."""
+        body = {"files": {url: str(Path(path).resolve()) for url, path in files.items()}}
+        return dict(self._call("POST", "/input-files", body)["files"])
+
     def set_faults(self, plan: Mapping[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
         """Replace the fault plan (see :mod:`.faults` for its fields); returns the plan as parsed."""
         return dict(self._call("POST", "/faults", {**(plan or {}), **fields}))
@@ -188,6 +205,9 @@ class EmulatorServer(EmulatorHandle):
         startup_timeout: float = 30.0,
         python: str | None = None,
         log_file: str | Path | None = None,
+        config: Mapping[str, Any] | None = None,
+        workflows: Sequence[Mapping[str, Any]] | None = None,
+        input_files: Mapping[str, str | Path] | None = None,
     ) -> None:
         if mode not in ("subprocess", "thread"):
             raise ValueError("mode must be 'subprocess' or 'thread'")
@@ -202,6 +222,9 @@ class EmulatorServer(EmulatorHandle):
             "processing_seconds": processing_seconds,
             "storage_dir": Path(storage_dir) if storage_dir else None,
             "http": http,
+            "config": dict(config or {}),
+            "workflows": [dict(w) for w in workflows or ()],
+            "input_files": {url: str(Path(p).resolve()) for url, p in (input_files or {}).items()},
         }
         self._startup_timeout = startup_timeout
         self._python = python or sys.executable
@@ -270,6 +293,14 @@ class EmulatorServer(EmulatorHandle):
                 cmd += ["--" + flag.replace("_", "-"), str(opts[flag])]
         if opts["storage_dir"]:
             cmd += ["--storage-dir", str(opts["storage_dir"])]
+        for url, path in opts["input_files"].items():
+            cmd += ["--input-file", f"{url}={path}"]
+        for key, value in opts["config"].items():
+            cmd += ["--set", f"{key}={json.dumps(value)}"]
+        if opts["workflows"]:
+            declarations = ready_file.with_name("workflows.json")
+            declarations.write_text(json.dumps(opts["workflows"]))
+            cmd += ["--workflows", str(declarations)]
         return cmd
 
     def _start_subprocess(self) -> dict[str, Any]:

@@ -8,7 +8,9 @@ Input fetching rules (what a real service would observe, without ever leaving lo
 * other ``http(s)`` URLs on a loopback host (``127.0.0.0/8``, ``::1``, ``localhost``) are fetched with
   ``input_timeout_seconds``; no answer (refused, reset, timeout) ends ``TIMEOUT``, a non-2xx answer or a
   short body ends ``BAD_INPUT``. Redirects are not followed (``BAD_INPUT``);
-* any other host ends ``TIMEOUT`` without connecting (no DNS lookup either); other schemes end ``BAD_INPUT``.
+* any other host ends ``TIMEOUT`` without connecting (no DNS lookup either); other schemes end ``BAD_INPUT``;
+* except URLs of the input-file map (``input_files``: exact URL -> local file), read from disk, so that
+  documentation examples such as ``https://music.ai/demo.ogg`` run offline unchanged.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 import ipaddress
+import json
 import logging
 import ssl
 import threading
@@ -26,11 +29,12 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import parse_qsl, urlsplit
 
+from .catalog import WorkflowCatalog
 from .clock import Clock
 from .faults import JOB_ERROR_TITLES
 from .state import EmulatorConfig, Job, JobError
 from .storage import STORAGE_PREFIX, BlobStore, SignatureError, UrlSigner, discard
-from .workflows import WORKFLOWS_BY_SLUG, BadInputError, open_input
+from .workflows import BadInputError, open_input
 
 logger = logging.getLogger(__name__)
 _CHUNK = 1 << 20
@@ -94,6 +98,8 @@ class JobRunner:
         config: EmulatorConfig,
         storage_address: tuple[str, int],
         clock: Clock,
+        workflows: WorkflowCatalog,
+        input_file: Callable[[str], Path | None] = lambda url: None,
         workers: int = 8,
     ) -> None:
         self._loop = loop
@@ -101,6 +107,8 @@ class JobRunner:
         self._signer = signer
         self._config = config
         self._clock = clock
+        self._workflows = workflows
+        self._input_file = input_file
         self._storage_host, self._storage_port = storage_address
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="musicai-emulator-job")
         self._closed = threading.Event()
@@ -177,16 +185,22 @@ class JobRunner:
             )
 
     def _run(self, job: Job) -> dict[str, Any]:
-        workflow = WORKFLOWS_BY_SLUG[job.workflow]
+        workflow = self._workflows.get(job.workflow)
+        input_url = workflow.input_file(job.params) if workflow is not None else None
+        if workflow is None or input_url is None:
+            raise JobFailure("INTERNAL_ERROR", f"Workflow '{job.workflow}' is no longer available.")
         generation = self._store.generation
-        path, temporary = self._fetch(str(job.params["inputUrl"]))
+        path, temporary = self._fetch(input_url)
         try:
             try:
                 audio = open_input(path)
                 if job.cancelled:
                     return {}
                 sink = _Sink(self._store, self._signer, self._config.result_url_ttl_seconds, generation)
-                return workflow.generate(audio, job.params, sink)
+                result = workflow.generate(audio, job.params, sink)
+                if self._config.result_value_types == "string":
+                    result = {k: v if isinstance(v, str) else _as_string(v) for k, v in result.items()}
+                return result
             except BadInputError as exc:
                 raise JobFailure("BAD_INPUT", str(exc)) from exc
             except FileNotFoundError as exc:
@@ -197,6 +211,9 @@ class JobRunner:
 
     def _fetch(self, url: str) -> tuple[Path, bool]:
         """Return ``(path, is_temporary)`` of the input; raise :class:`JobFailure`."""
+        local = self._input_file(url)
+        if local is not None:
+            return local, False
         try:
             parts = urlsplit(url)
             port = parts.port
@@ -282,3 +299,16 @@ def _is_ip(host: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _as_string(value: Any) -> str:
+    """A value output as a string (``"64"``, as the SDK README shows ``bpm``); JSON for other types."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return (
+        value
+        if isinstance(value, str)
+        else (str(value) if isinstance(value, (int, float)) else json.dumps(value))
+    )

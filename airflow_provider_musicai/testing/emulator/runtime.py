@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .catalog import WorkflowCatalog
 from .clock import Clock
 from .counters import Counters
 from .faults import FaultPlan
@@ -40,6 +41,10 @@ class Emulator:
         self.apps: dict[str, Application] = make_applications(api_keys)
         self.api_key_set = frozenset(self.apps)
         self.jobs = JobStore(self.clock)
+        self.workflows = WorkflowCatalog()
+        #: External input URL -> local file, so that documentation examples run offline (reset restores).
+        self.input_files: dict[str, Path] = {}
+        self._startup_input_files: dict[str, Path] = {}
         self.store = BlobStore(storage_dir)
         self.signer = UrlSigner(secret or secrets.token_bytes(32), storage_url, self.clock.now)
         self.counters = Counters()
@@ -56,7 +61,16 @@ class Emulator:
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         """Start background job processing on ``loop``."""
         self.clock.attach(loop)
-        self._runner = JobRunner(loop, self.store, self.signer, self.config, self.storage_address, self.clock)
+        self._runner = JobRunner(
+            loop,
+            self.store,
+            self.signer,
+            self.config,
+            self.storage_address,
+            self.clock,
+            self.workflows,
+            self.input_files.get,
+        )
 
     def close(self) -> None:
         """Stop processing and delete the blobs (and the storage folder if the emulator created it)."""
@@ -64,6 +78,23 @@ class Emulator:
         if self._runner is not None:
             self._runner.close()
         self.store.close()
+
+    def set_input_files(self, files: Mapping[str, str | Path], *, startup: bool = False) -> None:
+        """Serve these external input URLs from local files (merged into the current map).
+
+        ValueError if a URL is not absolute http(s) or a file does not exist.
+        """
+        checked: dict[str, Path] = {}
+        for url, raw_path in files.items():
+            if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+                raise ValueError(f"input file URL {url!r} must be an absolute http(s) URL")
+            path = Path(raw_path).resolve()
+            if not path.is_file():
+                raise ValueError(f"input file for {url!r} does not exist: {path}")
+            checked[url] = path
+        self.input_files.update(checked)
+        if startup:
+            self._startup_input_files.update(checked)
 
     def configure(self, changes: Mapping[str, Any]) -> None:
         """Change the runtime config (ValueError naming a bad key) and apply it to the clock and runner."""
@@ -87,4 +118,7 @@ class Emulator:
         if config:
             fresh = copy.deepcopy(self._initial_config)
             self.config.update(fresh.to_json())
+            self.workflows.restore()
+            self.input_files.clear()
+            self.input_files.update(self._startup_input_files)
         self.clock.reset(frozen=self.config.manual_clock)

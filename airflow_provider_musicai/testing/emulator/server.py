@@ -42,6 +42,10 @@ class ServerOptions:
     keep_alive_seconds: float = 30.0
     write_buffer_bytes: int = 4 << 20
     config: dict[str, Any] = field(default_factory=dict)
+    #: Workflow declarations (see :mod:`.catalog`) present from startup and after every config reset.
+    workflows: list[Any] = field(default_factory=list)
+    #: External input URL -> local file (see :meth:`.runtime.Emulator.set_input_files`).
+    input_files: dict[str, str] = field(default_factory=dict)
 
 
 def bind_socket(host: str, port: int, backlog: int) -> socket.socket:
@@ -107,6 +111,10 @@ class EmulatorRunner:
             config=config,
             storage_dir=options.storage_dir,
         )
+        for declaration in options.workflows:
+            self.emulator.workflows.declare(declaration, self.emulator.clock.now())
+        self.emulator.workflows.mark_startup()
+        self.emulator.set_input_files(options.input_files, startup=True)
         self._servers: list[_Server] = []
         self.started = threading.Event()
 
