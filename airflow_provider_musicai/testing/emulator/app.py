@@ -64,7 +64,12 @@ _CREATE_JOB_SCHEMA: dict[str, Any] = {
             "type": ["string", "null"],
             "description": "Emulator extension: batch name of the job.",
         },
-        "copyResultsTo": {"type": "object", "description": "Accepted and ignored by the emulator."},
+        "copyResultsTo": {
+            "type": "object",
+            "description": "Output name -> presigned PUT URL: the output is written there and its "
+            "result value becomes `[custom storage]`.",
+            "additionalProperties": {"type": "string", "format": "uri"},
+        },
     },
 }
 
@@ -99,6 +104,11 @@ def _parse_create_body(raw: bytes) -> dict[str, Any]:
     for key, value in metadata.items():
         if not isinstance(value, (str, int, float, bool)):
             raise ApiError(400, f"Field 'metadata.{key}' must be a string, number or boolean.")
+    copy_to = body.get("copyResultsTo", {})
+    if not isinstance(copy_to, dict) or not all(
+        isinstance(url, str) and url.startswith(("http://", "https://")) for url in copy_to.values()
+    ):
+        raise ApiError(400, "Field 'copyResultsTo' must map output names to http(s) URLs.")
     batch_name = body.get("batchName")
     if batch_name is not None and not isinstance(batch_name, str):
         raise ApiError(400, "Field 'batchName' must be a string or null.")
@@ -264,6 +274,12 @@ def create_app(emu: Emulator) -> FastAPI:
             workflow.validate_params(body["params"])
         except ParamError as exc:
             raise ApiError(422, str(exc)) from exc
+        copy_to = dict(body.get("copyResultsTo") or {})
+        unknown = sorted(set(copy_to) - set(workflow.outputs))
+        if unknown and emu.config.copy_results_unknown_outputs == "reject":
+            raise ApiError(
+                422, f"Unknown output '{unknown[0]}' in copyResultsTo for workflow '{workflow.slug}'."
+            )
         injected = emu.faults.job_error(workflow.slug)
         job = emu.jobs.new_job(
             app_,
@@ -274,6 +290,7 @@ def create_app(emu: Emulator) -> FastAPI:
             metadata=body.get("metadata") or {},
             workflow=workflow.slug,
             params=body["params"],
+            copy_results_to=copy_to,
         )
         if injected is not None:
             job.injected_error = JobError(*injected)

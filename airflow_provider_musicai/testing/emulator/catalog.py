@@ -159,6 +159,7 @@ def parse_declaration(raw: Any, now: float) -> Workflow:
         updated_at=stamp,
         params=inputs,
         generate=_declared_generator(outputs),
+        outputs=tuple(o["name"] for o in outputs),
     )
 
 

@@ -37,6 +37,8 @@ from .storage import STORAGE_PREFIX, BlobStore, SignatureError, UrlSigner, disca
 from .workflows import BadInputError, open_input
 
 logger = logging.getLogger(__name__)
+#: The value of an output copied to ``copyResultsTo`` (musicai-sdk README, "Custom storage").
+CUSTOM_STORAGE = "[custom storage]"
 _CHUNK = 1 << 20
 
 
@@ -64,10 +66,11 @@ def is_loopback_host(host: str) -> bool:
 
 
 class _Sink:
-    """Writes result files into the blob store and signs their download URLs."""
+    """Writes result files into the blob store and signs their download URLs (remembering each file)."""
 
     def __init__(self, store: BlobStore, signer: UrlSigner, ttl: float, generation: int) -> None:
         self._store, self._signer, self._ttl, self._generation = store, signer, ttl, generation
+        self.files: dict[str, tuple[Path, str]] = {}
 
     def add_file(self, filename: str, content_type: str, write: Callable[[BinaryIO], None]) -> str:
         key = self._store.new_key(filename)
@@ -78,8 +81,11 @@ class _Sink:
         except BaseException:
             discard(tmp)
             raise
-        self._store.commit(tmp, key, content_type, self._generation)
-        return self._signer.sign_url("GET", key, self._ttl)
+        blob = self._store.commit(tmp, key, content_type, self._generation)
+        url = self._signer.sign_url("GET", key, self._ttl)
+        if blob is not None:
+            self.files[url] = (blob.path, content_type)
+        return url
 
 
 class JobRunner:
@@ -200,7 +206,7 @@ class JobRunner:
                 result = workflow.generate(audio, job.params, sink)
                 if self._config.result_value_types == "string":
                     result = {k: v if isinstance(v, str) else _as_string(v) for k, v in result.items()}
-                return result
+                return self._copy_results(job, result, sink)
             except BadInputError as exc:
                 raise JobFailure("BAD_INPUT", str(exc)) from exc
             except FileNotFoundError as exc:
@@ -208,6 +214,54 @@ class JobRunner:
         finally:
             if temporary:
                 discard(path)
+
+    def _copy_results(self, job: Job, result: dict[str, Any], sink: _Sink) -> dict[str, Any]:
+        """PUT each output named in ``copyResultsTo`` to its URL; its value becomes ``[custom storage]``.
+
+        A file output is PUT as is; a value output as its text. Only loopback hosts are reachable: any
+        other host, or an answer other than 2xx, fails the job ``INTERNAL_ERROR`` (assumed, FIDELITY.md).
+        """
+        copied = dict(result)
+        for output, url in job.copy_results_to.items():
+            if output not in result:
+                continue
+            file = sink.files.get(result[output]) if isinstance(result[output], str) else None
+            if file is not None:
+                path, content_type = file
+                body = path.read_bytes()
+            else:
+                value = result[output]
+                body = (value if isinstance(value, str) else _as_string(value)).encode()
+                content_type = "text/plain; charset=utf-8"
+            self._put_copy(output, url, body, content_type)
+            copied[output] = CUSTOM_STORAGE
+        return copied
+
+    def _put_copy(self, output: str, url: str, body: bytes, content_type: str) -> None:
+        failure = f"Could not copy the output '{output}' to custom storage"
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        if not is_loopback_host(host) and host != self._storage_host:
+            raise JobFailure("INTERNAL_ERROR", f"{failure}: {parts.scheme}://{host} is not reachable.")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        conn = _connection(parts.scheme, host, port, self._config.input_timeout_seconds)
+        try:
+            target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            headers = {
+                "Host": parts.netloc.rpartition("@")[2],
+                "Content-Type": content_type,
+                "Content-Length": str(len(body)),
+                "User-Agent": "musicai-emulator",
+            }
+            conn.request("PUT", target, body=body, headers=headers)
+            response = conn.getresponse()
+            response.read()
+            if not 200 <= response.status < 300:
+                raise JobFailure("INTERNAL_ERROR", f"{failure}: HTTP {response.status}.")
+        except (OSError, http.client.HTTPException) as exc:
+            raise JobFailure("INTERNAL_ERROR", f"{failure}: {type(exc).__name__}.") from exc
+        finally:
+            conn.close()
 
     def _fetch(self, url: str) -> tuple[Path, bool]:
         """Return ``(path, is_temporary)`` of the input; raise :class:`JobFailure`."""
@@ -252,16 +306,7 @@ class JobRunner:
         return blob.path
 
     def _download(self, scheme: str, host: str, port: int, netloc: str, target: str, where: str) -> Path:
-        timeout = self._config.input_timeout_seconds
-        address = "127.0.0.1" if not _is_ip(host) else host
-        conn: http.client.HTTPConnection
-        if scheme == "https":
-            context = ssl.create_default_context()
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-            conn = http.client.HTTPSConnection(address, port, timeout=timeout, context=context)
-        else:
-            conn = http.client.HTTPConnection(address, port, timeout=timeout)
+        conn = _connection(scheme, host, port, self._config.input_timeout_seconds)
         tmp = self._store.temp_path()
         try:
             conn.request(
@@ -291,6 +336,17 @@ class JobRunner:
             raise
         finally:
             conn.close()
+
+
+def _connection(scheme: str, host: str, port: int, timeout: float) -> http.client.HTTPConnection:
+    """A connection to a loopback ``host`` (names connect to 127.0.0.1; TLS is not verified)."""
+    address = "127.0.0.1" if not _is_ip(host) else host
+    if scheme == "https":
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return http.client.HTTPSConnection(address, port, timeout=timeout, context=context)
+    return http.client.HTTPConnection(address, port, timeout=timeout)
 
 
 def _is_ip(host: str) -> bool:

@@ -22,7 +22,11 @@ from .clock import Clock
 JOB_STATUSES = ("QUEUED", "STARTED", "SUCCEEDED", "FAILED")
 LIST_SHAPES = ("array", "object")
 VALUE_TYPES = ("native", "string")
-_CHOICES = {"list_shape": LIST_SHAPES, "result_value_types": VALUE_TYPES}
+_CHOICES = {
+    "list_shape": LIST_SHAPES,
+    "result_value_types": VALUE_TYPES,
+    "copy_results_unknown_outputs": ("reject", "ignore"),
+}
 _COUNTS = {"max_concurrent_jobs": 0, "max_page_size": 1}
 _NON_NEGATIVE = ("queued_seconds", "processing_seconds", "input_timeout_seconds")
 DEFAULT_API_KEYS = {"test-api-key": "Default Application", "other-api-key": "Other Application"}
@@ -45,6 +49,8 @@ class EmulatorConfig:
     max_page_size: int = 100
     #: ``"native"``: value outputs keep their declared JSON type; ``"string"``: every value is a string.
     result_value_types: str = "native"
+    #: ``copyResultsTo`` naming an output the workflow lacks: ``"reject"`` (422) or ``"ignore"`` (assumed).
+    copy_results_unknown_outputs: str = "reject"
     #: Time stands still (jobs do not progress) except through ``POST /__emulator__/clock/advance``.
     manual_clock: bool = False
 

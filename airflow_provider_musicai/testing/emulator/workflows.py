@@ -139,6 +139,8 @@ class Workflow:
     updated_at: str
     params: tuple[ParamSpec, ...]
     generate: Generator = field(repr=False)
+    #: Names of the outputs (the keys of ``result``).
+    outputs: tuple[str, ...] = ()
 
     def to_doc(self) -> dict[str, Any]:
         """The workflow as ``GET /workflow`` lists it."""
@@ -329,6 +331,7 @@ WORKFLOWS: tuple[Workflow, ...] = (
         updated_at="2025-01-20T09:14:55.080Z",
         params=(_INPUT_URL,),
         generate=stems_of("Kick drum", "Snare drum", "Other"),
+        outputs=("Kick drum", "Snare drum", "Other"),
     ),
     Workflow(
         id="7c1a2f4e-5b0d-4f59-9a47-2f1f2b6c8e31",
@@ -339,6 +342,7 @@ WORKFLOWS: tuple[Workflow, ...] = (
         updated_at="2024-12-16T18:32:34.723Z",
         params=(_INPUT_URL,),
         generate=_beats_chords_key,
+        outputs=("chords", "beats", "bpm", "key"),
     ),
     Workflow(
         id="2362a51f-e9f9-4472-bbd2-c40a0cc83ae2",
@@ -352,6 +356,7 @@ WORKFLOWS: tuple[Workflow, ...] = (
             ParamSpec("language", "Lyrics language, or 'auto' to detect it.", enum=LANGUAGES),
         ),
         generate=_transcribe,
+        outputs=("lyrics", "language"),
     ),
     Workflow(
         id="3a82e3b2-9de6-4979-986d-78805dd2152b",
@@ -362,6 +367,7 @@ WORKFLOWS: tuple[Workflow, ...] = (
         updated_at="2024-11-05T10:05:48.001Z",
         params=(_INPUT_URL,),
         generate=stems_of("vocals", "accompaniments"),
+        outputs=("vocals", "accompaniments"),
     ),
 )
 """The built-in catalog, newest first (the order ``GET /workflow`` lists it in)."""
