@@ -74,6 +74,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--processing-seconds", type=float, default=None, help="time a job stays STARTED (1.0)"
     )
     parser.add_argument(
+        "--https",
+        action="store_true",
+        help="serve HTTPS with a generated CA (its PEM path is printed) and results on their own origin",
+    )
+    parser.add_argument(
+        "--separate-results", action="store_true", help="serve result files on their own origin"
+    )
+    parser.add_argument("--results-port", type=int, default=0, help="results listener port (free port)")
+    parser.add_argument(
         "--workflows",
         type=Path,
         default=None,
@@ -132,7 +141,12 @@ async def _serve(runner: EmulatorRunner, ready_file: Path | None, exit_with_pare
             tmp = ready_file.with_name(ready_file.name + ".tmp")
             tmp.write_text(json.dumps({**info, "pid": os.getpid()}))
             os.replace(tmp, ready_file)
-        line = f"Music AI emulator: API {info['api_url']}  storage {info['storage_url']}  keys: {keys}\n"
+        line = f"Music AI emulator: API {info['api_url']}  storage {info['storage_url']}"
+        if info["results_url"] != info["storage_url"]:
+            line += f"  results {info['results_url']}"
+        if info["ca_path"]:
+            line += f"  CA {info['ca_path']}"
+        line += f"  keys: {keys}\n"
         sys.stdout.write(line)
         sys.stdout.flush()
     try:
@@ -162,6 +176,9 @@ def main(argv: list[str] | None = None) -> int:
         keep_alive_seconds=args.keep_alive,
         config=dict(args.set),
         input_files=dict(args.input_file),
+        https=args.https,
+        separate_results=args.separate_results,
+        results_port=args.results_port,
     )
     try:
         options.workflows = _workflows(args.workflows)

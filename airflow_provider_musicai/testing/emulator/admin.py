@@ -42,6 +42,8 @@ def admin_router(emu: Emulator) -> APIRouter:
         return {
             "api_url": emu.api_url,
             "storage_url": emu.storage_url,
+            "results_url": emu.results_url,
+            "ca_path": emu.ca_path,
             "api_keys": {key: app.name for key, app in emu.apps.items()},
             "applications": [{"id": a.id, "name": a.name} for a in emu.apps.values()],
             "storage_dir": str(emu.store.root),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -30,9 +31,15 @@ class EmulatorError(RuntimeError):
 class EmulatorAdmin:
     """Calls to the admin API (``<base_url>/__emulator__``)."""
 
-    def __init__(self, base_url: str, timeout: float = 30.0) -> None:
+    def __init__(self, base_url: str, timeout: float = 30.0, ca_path: str | None = None) -> None:
         self.url = base_url.rstrip("/") + "/__emulator__"
         self.timeout = timeout
+        self._opener = _OPENER
+        if ca_path is not None:
+            context = ssl.create_default_context(cafile=ca_path)
+            self._opener = urllib.request.build_opener(
+                urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context)
+            )
 
     def _call(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None
@@ -40,7 +47,7 @@ class EmulatorAdmin:
         if data is not None:
             request.add_header("Content-Type", "application/json")
         try:
-            with _OPENER.open(request, timeout=self.timeout) as response:
+            with self._opener.open(request, timeout=self.timeout) as response:
                 return json.loads(response.read() or b"null")
         except urllib.error.HTTPError as exc:
             raise EmulatorError(
@@ -144,13 +151,17 @@ class EmulatorHandle:
         self.base_url: str = self.info["base_url"]
         self.api_url: str = self.info["api_url"]
         self.storage_url: str = self.info["storage_url"]
+        #: Origin of result URLs (the upload origin unless the emulator serves results separately).
+        self.results_url: str = self.info.get("results_url") or self.storage_url
+        #: The CA certificate (PEM) to trust when the emulator serves HTTPS, else None.
+        self.ca_path: str | None = self.info.get("ca_path")
         self.api_keys: dict[str, str] = dict(self.info["api_keys"])
-        self.admin = EmulatorAdmin(self.base_url)
+        self.admin = EmulatorAdmin(self.base_url, ca_path=self.ca_path)
 
     @classmethod
-    def connect(cls, base_url: str) -> EmulatorHandle:
-        """Attach to an emulator already serving at ``base_url`` (``http://host:port``)."""
-        info = EmulatorAdmin(base_url).info()
+    def connect(cls, base_url: str, ca_path: str | None = None) -> EmulatorHandle:
+        """Attach to an emulator already serving at ``base_url`` (``http(s)://host:port``)."""
+        info = EmulatorAdmin(base_url, ca_path=ca_path).info()
         return cls({**info, "base_url": base_url.rstrip("/")})
 
     @property
@@ -208,6 +219,8 @@ class EmulatorServer(EmulatorHandle):
         config: Mapping[str, Any] | None = None,
         workflows: Sequence[Mapping[str, Any]] | None = None,
         input_files: Mapping[str, str | Path] | None = None,
+        https: bool = False,
+        separate_results: bool = False,
     ) -> None:
         if mode not in ("subprocess", "thread"):
             raise ValueError("mode must be 'subprocess' or 'thread'")
@@ -224,6 +237,8 @@ class EmulatorServer(EmulatorHandle):
             "http": http,
             "config": dict(config or {}),
             "workflows": [dict(w) for w in workflows or ()],
+            "https": https,
+            "separate_results": separate_results,
             "input_files": {url: str(Path(p).resolve()) for url, p in (input_files or {}).items()},
         }
         self._startup_timeout = startup_timeout
@@ -293,6 +308,10 @@ class EmulatorServer(EmulatorHandle):
                 cmd += ["--" + flag.replace("_", "-"), str(opts[flag])]
         if opts["storage_dir"]:
             cmd += ["--storage-dir", str(opts["storage_dir"])]
+        if opts["https"]:
+            cmd.append("--https")
+        if opts["separate_results"]:
+            cmd.append("--separate-results")
         for url, path in opts["input_files"].items():
             cmd += ["--input-file", f"{url}={path}"]
         for key, value in opts["config"].items():

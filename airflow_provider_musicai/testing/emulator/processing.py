@@ -106,6 +106,7 @@ class JobRunner:
         clock: Clock,
         workflows: WorkflowCatalog,
         input_file: Callable[[str], Path | None] = lambda url: None,
+        own_ports: frozenset[int] = frozenset(),
         workers: int = 8,
     ) -> None:
         self._loop = loop
@@ -115,6 +116,7 @@ class JobRunner:
         self._clock = clock
         self._workflows = workflows
         self._input_file = input_file
+        self._own_ports = own_ports or frozenset({storage_address[1]})
         self._storage_host, self._storage_port = storage_address
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="musicai-emulator-job")
         self._closed = threading.Event()
@@ -284,7 +286,7 @@ class JobRunner:
                 f"Timeout reading the input file from {parts.scheme}://{host}: the host is not reachable "
                 "(the emulator only reaches loopback hosts).",
             )
-        if port == self._storage_port and parts.path.startswith(STORAGE_PREFIX) and parts.scheme == "http":
+        if port in self._own_ports and parts.path.startswith(STORAGE_PREFIX):
             return self._own_blob(parts.path, dict(parse_qsl(parts.query))), False
         if not is_loopback_host(host):
             raise JobFailure("TIMEOUT", f"Timeout reading the input file from {where}: host not reachable.")

@@ -31,9 +31,15 @@ class Emulator:
         config: EmulatorConfig | None = None,
         storage_dir: Path | None = None,
         secret: bytes | None = None,
+        results_url: str | None = None,
+        results_port: int | None = None,
     ) -> None:
         self.api_url = api_url
         self.storage_url = storage_url
+        self.results_url = results_url or storage_url
+        self.results_port = results_port
+        #: PEM file of the CA to trust when the listeners serve HTTPS (set by the server), else None.
+        self.ca_path: str | None = None
         self.storage_address = storage_address
         self.config = config or EmulatorConfig()
         self._initial_config = copy.deepcopy(self.config)
@@ -46,7 +52,10 @@ class Emulator:
         self.input_files: dict[str, Path] = {}
         self._startup_input_files: dict[str, Path] = {}
         self.store = BlobStore(storage_dir)
-        self.signer = UrlSigner(secret or secrets.token_bytes(32), storage_url, self.clock.now)
+        secret = secret or secrets.token_bytes(32)
+        self.signer = UrlSigner(secret, storage_url, self.clock.now)
+        #: Signs result URLs: on their own origin when the emulator serves one (as the service does).
+        self.result_signer = UrlSigner(secret, self.results_url, self.clock.now)
         self.counters = Counters()
         self.faults = FaultPlan()
         self._runner: JobRunner | None = None
@@ -64,12 +73,13 @@ class Emulator:
         self._runner = JobRunner(
             loop,
             self.store,
-            self.signer,
+            self.result_signer,
             self.config,
             self.storage_address,
             self.clock,
             self.workflows,
             self.input_files.get,
+            own_ports=frozenset(p for p in (self.storage_address[1], self.results_port) if p),
         )
 
     def close(self) -> None:
