@@ -10,12 +10,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from .catalog import DeclarationError
+from .errors import BadRequest, WorkflowNotFound
 from .faults import FaultPlan
 from .runtime import Emulator
 
 
 def _bad(message: str) -> JSONResponse:
-    return JSONResponse({"statusCode": 400, "error": "Bad Request", "message": message}, status_code=400)
+    return BadRequest(message).render()
 
 
 async def _json_object(request: Request) -> dict[str, Any] | JSONResponse:
@@ -125,10 +126,7 @@ def admin_router(emu: Emulator) -> APIRouter:
     @router.delete("/workflows/{slug:path}")
     async def remove_workflow(slug: str) -> Any:
         if not emu.workflows.remove(slug):
-            return JSONResponse(
-                {"statusCode": 404, "error": "Not Found", "message": f"no declared workflow '{slug}'"},
-                status_code=404,
-            )
+            return WorkflowNotFound(f"no declared workflow '{slug}'").render()
         return {"slug": slug}
 
     @router.get("/input-files")

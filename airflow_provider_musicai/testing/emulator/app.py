@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Annotated, Any
 
@@ -12,107 +11,29 @@ from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from . import models
+from . import bodies, models
 from .admin import admin_router
+from .errors import (
+    REASONS,
+    BadRequest,
+    EmulatorApiError,
+    InvalidJobId,
+    InvalidParams,
+    JobNotFound,
+    Unauthorized,
+    WorkflowNotFound,
+    from_status,
+)
 from .runtime import Emulator
 from .state import Application, JobError
 from .workflows import ParamError
 
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 _UUID_RE = re.compile(UUID_PATTERN)
-_REASONS = {
-    400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
-    411: "Length Required", 413: "Payload Too Large", 415: "Unsupported Media Type",
-    422: "Unprocessable Entity", 429: "Too Many Requests", 500: "Internal Server Error",
-}  # fmt: skip
-
-
-class ApiError(Exception):
-    """An API error answered as ``{"statusCode", "error", "message"}``."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    """The JSON error body every API error uses."""
-    body = {"statusCode": status, "error": _REASONS.get(status, "Error"), "message": message}
-    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {code: {"model": models.ErrorBody, "description": _REASONS[code]} for code in codes}
-
-
-_CREATE_JOB_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["name", "workflow", "params"],
-    "properties": {
-        "name": {"type": "string", "minLength": 1, "description": "Arbitrary job name."},
-        "workflow": {"type": "string", "description": "Workflow slug."},
-        "params": {
-            "type": "object",
-            "description": "Workflow parameters; must match the workflow's input schema "
-            "(the built-in workflows take `inputUrl`).",
-        },
-        "metadata": {
-            "type": "object",
-            "additionalProperties": {"anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}]},
-        },
-        "batchName": {
-            "type": ["string", "null"],
-            "description": "Emulator extension: batch name of the job.",
-        },
-        "copyResultsTo": {
-            "type": "object",
-            "description": "Output name -> presigned PUT URL: the output is written there and its "
-            "result value becomes `[custom storage]`.",
-            "additionalProperties": {"type": "string", "format": "uri"},
-        },
-    },
-}
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _parse_create_body(raw: bytes) -> dict[str, Any]:
-    try:
-        body = json.loads(raw, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as exc:
-        raise ApiError(400, "The request body must be a JSON object.") from exc
-    if not isinstance(body, dict):
-        raise ApiError(400, "The request body must be a JSON object.")
-    name = body.get("name")
-    if "name" not in body:
-        raise ApiError(400, "Missing required field 'name'.")
-    if not isinstance(name, str) or not name.strip():
-        raise ApiError(400, "Field 'name' must be a non-empty string.")
-    if "workflow" not in body:
-        raise ApiError(400, "Missing required field 'workflow'.")
-    if not isinstance(body["workflow"], str) or not body["workflow"]:
-        raise ApiError(400, "Field 'workflow' must be a non-empty string.")
-    if "params" not in body:
-        raise ApiError(400, "Missing required field 'params'.")
-    if not isinstance(body["params"], dict):
-        raise ApiError(400, "Field 'params' must be an object.")
-    metadata = body.get("metadata", {})
-    if metadata is None or not isinstance(metadata, dict):
-        raise ApiError(400, "Field 'metadata' must be an object.")
-    for key, value in metadata.items():
-        if not isinstance(value, (str, int, float, bool)):
-            raise ApiError(400, f"Field 'metadata.{key}' must be a string, number or boolean.")
-    copy_to = body.get("copyResultsTo", {})
-    if not isinstance(copy_to, dict) or not all(
-        isinstance(url, str) and url.startswith(("http://", "https://")) for url in copy_to.values()
-    ):
-        raise ApiError(400, "Field 'copyResultsTo' must map output names to http(s) URLs.")
-    batch_name = body.get("batchName")
-    if batch_name is not None and not isinstance(batch_name, str):
-        raise ApiError(400, "Field 'batchName' must be a string or null.")
-    return body
+    return {code: {"model": models.ErrorBody, "description": REASONS[code]} for code in codes}
 
 
 _KEY_HEADER = APIKeyHeader(
@@ -127,7 +48,7 @@ async def current_application(
     emu: Emulator = request.app.state.emulator
     found = emu.apps.get(key) if key else None
     if found is None:
-        raise ApiError(401, "Missing or invalid API key.")
+        raise Unauthorized()
     return found
 
 
@@ -150,9 +71,10 @@ def create_app(emu: Emulator) -> FastAPI:
     )
     app.state.emulator = emu
 
-    @app.exception_handler(ApiError)
-    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, str(exc))
+    @app.exception_handler(EmulatorApiError)
+    async def _api_error(request: Request, exc: EmulatorApiError) -> JSONResponse:
+        """The one place API errors are rendered."""
+        return exc.render()
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -161,25 +83,25 @@ def create_app(emu: Emulator) -> FastAPI:
             if exc.status_code in (404, 405)
             else str(exc.detail)
         )
-        return error_response(exc.status_code, message, dict(exc.headers or {}))
+        return from_status(exc.status_code, message, dict(exc.headers or {})).render()
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         error = exc.errors()[0] if exc.errors() else {}
         loc = [str(part) for part in error.get("loc", ())]
         if loc and loc[0] == "path":
-            return error_response(400, "Invalid job ID format")
+            return InvalidJobId().render()
         where = f"{loc[0]} parameter '{loc[1]}'" if len(loc) > 1 else "request"
-        return error_response(400, f"Invalid {where}: {error.get('msg', 'invalid value')}.")
+        return BadRequest(f"Invalid {where}: {error.get('msg', 'invalid value')}.").render()
 
     api = APIRouter()
 
     def job_of(app_: Application, job_id: str) -> Any:
         if not _UUID_RE.match(job_id):
-            raise ApiError(400, "Invalid job ID format")
+            raise InvalidJobId()
         job = emu.jobs.get(app_, job_id.lower())
         if job is None:
-            raise ApiError(404, "Job not found")
+            raise JobNotFound()
         return job
 
     @api.get(
@@ -221,7 +143,7 @@ def create_app(emu: Emulator) -> FastAPI:
         """Delete a job (a QUEUED or STARTED job is stopped)."""
         job = job_of(app_, id)
         if emu.jobs.delete(app_, job.id) is None:
-            raise ApiError(404, "Job not found")
+            raise JobNotFound()
         emu.runner.release(job)
         emu.counters.job_deleted()
         return JSONResponse({"id": job.id})
@@ -261,24 +183,27 @@ def create_app(emu: Emulator) -> FastAPI:
         responses=_errors(400, 401, 404, 422),
         tags=["Jobs"],
         openapi_extra={
-            "requestBody": {"required": True, "content": {"application/json": {"schema": _CREATE_JOB_SCHEMA}}}
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": bodies.schema(bodies.CREATE_JOB)}},
+            }
         },
     )
     async def create_job(app_: App, request: Request) -> JSONResponse:
         """Create a job processed asynchronously by the given workflow."""
-        body = _parse_create_body(await request.body())
+        body = bodies.parse(await request.body(), bodies.CREATE_JOB)
         workflow = emu.workflows.get(body["workflow"])
         if workflow is None:
-            raise ApiError(404, "Workflow not found")
+            raise WorkflowNotFound()
         try:
             workflow.validate_params(body["params"])
         except ParamError as exc:
-            raise ApiError(422, str(exc)) from exc
+            raise InvalidParams(str(exc)) from exc
         copy_to = dict(body.get("copyResultsTo") or {})
         unknown = sorted(set(copy_to) - set(workflow.outputs))
         if unknown and emu.config.copy_results_unknown_outputs == "reject":
-            raise ApiError(
-                422, f"Unknown output '{unknown[0]}' in copyResultsTo for workflow '{workflow.slug}'."
+            raise InvalidParams(
+                f"Unknown output '{unknown[0]}' in copyResultsTo for workflow '{workflow.slug}'."
             )
         injected = emu.faults.job_error(workflow.slug)
         job = emu.jobs.new_job(
