@@ -194,10 +194,11 @@ class EmulatorHandle:
         return f"musicai://:{quote(api_key or self.api_key, safe='')}@{quote(self.api_url, safe='')}"
 
 
-class EmulatorServer(EmulatorHandle):
+class EmulatorServer:
     """Starts an emulator (subprocess by default, or thread) on free ports unless ports are given.
 
     Usage: ``with EmulatorServer() as emu: requests.get(emu.api_url + "/upload", headers=emu.headers())``.
+    Once started it owns an :class:`EmulatorHandle` (``handle``) and offers its URLs, keys and admin client.
     """
 
     def __init__(
@@ -247,7 +248,80 @@ class EmulatorServer(EmulatorHandle):
         self._process: subprocess.Popen[bytes] | None = None
         self._thread: Any = None
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
-        self.info = {}
+        self._handle: EmulatorHandle | None = None
+
+    @property
+    def handle(self) -> EmulatorHandle:
+        """URLs, keys and admin client of the running emulator (EmulatorError before :meth:`start`)."""
+        if self._handle is None:
+            raise EmulatorError("the emulator is not started")
+        return self._handle
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """What the emulator reported when it started."""
+        return self.handle.info
+
+    @property
+    def base_url(self) -> str:
+        """``http(s)://host:port`` of the API listener."""
+        return self.handle.base_url
+
+    @property
+    def api_url(self) -> str:
+        """Base URL of the public API (``.../v1``)."""
+        return self.handle.api_url
+
+    @property
+    def storage_url(self) -> str:
+        """Origin of upload URLs."""
+        return self.handle.storage_url
+
+    @property
+    def results_url(self) -> str:
+        """Origin of result URLs."""
+        return self.handle.results_url
+
+    @property
+    def ca_path(self) -> str | None:
+        """The CA (PEM) to trust when serving HTTPS."""
+        return self.handle.ca_path
+
+    @property
+    def api_keys(self) -> dict[str, str]:
+        """API key -> application name."""
+        return self.handle.api_keys
+
+    @property
+    def admin(self) -> EmulatorAdmin:
+        """The admin API client."""
+        return self.handle.admin
+
+    @property
+    def api_key(self) -> str:
+        """The first API key."""
+        return self.handle.api_key
+
+    @property
+    def other_api_key(self) -> str:
+        """The second API key."""
+        return self.handle.other_api_key
+
+    def headers(self, api_key: str | None = None) -> dict[str, str]:
+        """Headers authenticating an API request."""
+        return self.handle.headers(api_key)
+
+    def connection_dict(self, api_key: str | None = None) -> dict[str, Any]:
+        """The Airflow connection as a dict."""
+        return self.handle.connection_dict(api_key)
+
+    def connection_json(self, api_key: str | None = None) -> str:
+        """The Airflow connection in JSON form."""
+        return self.handle.connection_json(api_key)
+
+    def connection_uri(self, api_key: str | None = None) -> str:
+        """The Airflow connection as a URI."""
+        return self.handle.connection_uri(api_key)
 
     @property
     def running(self) -> bool:
@@ -277,7 +351,7 @@ class EmulatorServer(EmulatorHandle):
             info = thread.runner.info()
         else:
             info = self._start_subprocess()
-        EmulatorHandle.__init__(self, info)
+        self._handle = EmulatorHandle(info)
         return self
 
     def _command(self, ready_file: Path) -> list[str]:
