@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
 import requests
 
 STEMS = "music-ai/stems-vocals-accompaniment"
@@ -110,9 +111,20 @@ def test_advancing_the_clock_expires_signed_urls(api, emu):
 
 
 def test_clock_advance_rejects_negative_seconds(emu):
-    import pytest
-
     from airflow_provider_musicai.testing import EmulatorError
 
     with pytest.raises(EmulatorError, match="seconds"):
         emu.admin.advance_clock(-1)
+
+
+@pytest.mark.musicai_config(max_concurrent_jobs=3, manual_clock=True)
+def test_musicai_config_marker_changes_config_for_one_test(musicai_emulator):
+    config = musicai_emulator.admin.config()
+    assert config["max_concurrent_jobs"] == 3 and config["manual_clock"] is True
+    assert musicai_emulator.admin.clock()["frozen"] is True
+
+
+def test_config_is_back_to_startup_in_the_next_test(musicai_emulator):
+    config = musicai_emulator.admin.config()
+    assert config["max_concurrent_jobs"] == 0 and config["manual_clock"] is False
+    assert musicai_emulator.admin.clock()["frozen"] is False
