@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 import requests
 
+from airflow_provider_musicai.testing import EmulatorError
+
 STEMS = "music-ai/stems-vocals-accompaniment"
 
 
@@ -111,8 +113,6 @@ def test_advancing_the_clock_expires_signed_urls(api, emu):
 
 
 def test_clock_advance_rejects_negative_seconds(emu):
-    from airflow_provider_musicai.testing import EmulatorError
-
     with pytest.raises(EmulatorError, match="seconds"):
         emu.admin.advance_clock(-1)
 
@@ -128,3 +128,20 @@ def test_config_is_back_to_startup_in_the_next_test(musicai_emulator):
     config = musicai_emulator.admin.config()
     assert config["max_concurrent_jobs"] == 0 and config["manual_clock"] is False
     assert musicai_emulator.admin.clock()["frozen"] is False
+
+
+def test_complete_job_now_skips_queueing_and_processing_time(api, emu, wav):
+    emu.admin.configure(
+        manual_clock=True, queued_seconds=3600, processing_seconds=3600, max_concurrent_jobs=1
+    )
+    url = api.upload(wav)
+    first, second = api.create(url), api.create(url)
+    emu.admin.complete_job(second)  # admitted now although the other job is due first
+    assert api.wait(second)["status"] == "SUCCEEDED"
+    assert statuses(api, [first]) == ["QUEUED"]
+    emu.admin.advance_clock(3600)
+    assert statuses(api, [first]) == ["STARTED"]
+    emu.admin.complete_job(first)
+    assert api.wait(first)["status"] == "SUCCEEDED"
+    with pytest.raises(EmulatorError, match="404"):
+        emu.admin.complete_job("0f0f0f0f-0000-4000-8000-000000000000")

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from .catalog import DeclarationError
-from .errors import BadRequest, WorkflowNotFound
+from .errors import BadRequest, JobNotFound, WorkflowNotFound
 from .faults import FaultPlan
 from .runtime import Emulator
 
@@ -108,6 +108,14 @@ def admin_router(emu: Emulator) -> APIRouter:
     async def clear_faults() -> dict[str, Any]:
         emu.faults = FaultPlan()
         return emu.faults.to_json()
+
+    @router.post("/jobs/{job_id}/complete")
+    async def complete_job(job_id: str) -> Any:
+        job = next((j for j in emu.jobs.all() if j.id == job_id.lower()), None)
+        if job is None:
+            return JobNotFound().render()
+        emu.runner.complete_now(job)
+        return {"id": job.id, "status": job.status(emu.clock.now())}
 
     @router.get("/workflows")
     async def list_workflows() -> dict[str, Any]:

@@ -85,6 +85,10 @@ class EmulatorAdmin:
         """Move emulated time forward (jobs progress, signed URLs expire) without sleeping."""
         return dict(self._call("POST", "/clock/advance", {"seconds": seconds}))
 
+    def complete_job(self, job_id: str) -> dict[str, Any]:
+        """Skip the rest of a job's QUEUED and STARTED time: it ends as soon as it is processed."""
+        return dict(self._call("POST", f"/jobs/{quote(job_id, safe='')}/complete"))
+
     def freeze_clock(self, frozen: bool = True) -> dict[str, Any]:
         """Stop (or with ``frozen=False`` resume) time-driven progress: the ``manual_clock`` config."""
         return self.configure(manual_clock=frozen)

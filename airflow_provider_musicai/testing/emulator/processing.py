@@ -20,6 +20,7 @@ import http.client
 import ipaddress
 import json
 import logging
+import math
 import ssl
 import threading
 from collections import deque
@@ -128,7 +129,7 @@ class JobRunner:
         self._clock.call_at(job.ready_at, lambda: self._due(job))
 
     def _due(self, job: Job) -> None:
-        if not job.cancelled:
+        if not job.cancelled and job.start_at == math.inf:
             self._waiting.setdefault(job.app.id, deque()).append(job)
             self._pump(job.app.id)
 
@@ -144,6 +145,24 @@ class JobRunner:
             running.add(job)
             if not self._closed.is_set():
                 self._pool.submit(self._process_and_release, job)
+
+    def complete_now(self, job: Job) -> None:
+        """Skip the rest of ``job``'s queueing and processing time (admitted now even over the limit);
+        it is final as soon as its processing has produced an outcome (call from the event loop)."""
+        if job.cancelled or (job.outcome_at is not None and job.done_at <= self._clock.now()):
+            return
+        now = self._clock.now()
+        if job.start_at == math.inf:
+            waiting = self._waiting.get(job.app.id)
+            if waiting is not None and job in waiting:
+                waiting.remove(job)
+            job.admit(now)
+            self._running.setdefault(job.app.id, set()).add(job)
+            if not self._closed.is_set():
+                self._pool.submit(self._process_and_release, job)
+        job.done_at = min(job.done_at, now)
+        if job.outcome_at is not None:
+            self.release(job)
 
     def pump_all(self) -> None:
         """Admit what a raised ``max_concurrent_jobs`` now allows (call from the event loop)."""
