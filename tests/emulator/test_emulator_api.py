@@ -294,3 +294,19 @@ def test_timestamps_are_utc_millis(api, wav):
     created = api.get(f"/job/{job_id}").json()["createdAt"]
     parsed = time.mktime(time.strptime(created[:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
     assert abs(parsed - before) < 5
+
+
+def test_create_job_body_is_described_once_schema_and_validation_agree(api, emu):
+    from airflow_provider_musicai.testing.emulator import bodies
+
+    schema = requests.get(emu.base_url + "/openapi.json", timeout=10).json()
+    published = schema["paths"]["/v1/job"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert published == bodies.schema(bodies.CREATE_JOB)
+    assert set(published["properties"]) >= {"name", "workflow", "params", "metadata", "copyResultsTo"}
+    for field in published["required"]:
+        body = {"name": "n", "workflow": STEMS, "params": {"inputUrl": "x"}}
+        del body[field]
+        answer = api.post("/job", json=body)
+        assert answer.status_code == 400 and answer.json() == {
+            "statusCode": 400, "error": "Bad Request", "message": f"Missing required field '{field}'.",
+        }  # fmt: skip

@@ -179,3 +179,15 @@ def test_imports_stay_light():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "[] False", result.stderr
+
+
+def test_server_owns_its_handle_by_composition():
+    from airflow_provider_musicai.testing import EmulatorError
+
+    server = EmulatorServer(mode="thread")
+    assert not isinstance(server, EmulatorHandle)
+    with pytest.raises(EmulatorError, match="not started"):
+        _ = server.api_url
+    with server:
+        assert isinstance(server.handle, EmulatorHandle)
+        assert server.api_url == server.handle.api_url and server.admin.health()

@@ -93,7 +93,7 @@ def test_bad_or_missing_signature_is_403(api, mangle):
     assert requests.get(urls["downloadUrl"], timeout=10).content == b"abc"
 
 
-def test_expired_urls_are_403(api, emu):
+def test_expired_urls_are_400_expired_token_as_gcs_answers(api, emu):
     emu.admin.configure(upload_url_ttl_seconds=1, download_url_ttl_seconds=1)
     urls = api.get("/upload").json()
     assert requests.put(urls["uploadUrl"], data=b"abc", timeout=10).status_code == 200
@@ -103,17 +103,27 @@ def test_expired_urls_are_403(api, emu):
         requests.get(urls["downloadUrl"], timeout=10),
         requests.put(urls["uploadUrl"], data=b"x", timeout=10),
     ):
-        assert (
-            response.status_code == 403
-            and xml_code(response) == "ExpiredToken"
-            and "expired" in response.text
+        assert response.status_code == 400 and xml_code(response) == "ExpiredToken"
+        assert response.text.startswith(
+            "<?xml version='1.0' encoding='UTF-8'?><Error><Code>ExpiredToken</Code>"
+            "<Message>Invalid argument.</Message><Details>The provided token has expired. "
+            "Request signature expired at: "
         )
+        assert "X-Signature" not in response.text
+
+
+def test_malformed_expiry_is_400_malformed_security_header(api):
+    urls = api.get("/upload").json()
+    for url in (urls["uploadUrl"], urls["downloadUrl"]):
+        bad = url.replace("X-Expires=", "X-Expires=soon")
+        response = requests.request("PUT" if url == urls["uploadUrl"] else "GET", bad, data=b"x", timeout=10)
+        assert response.status_code == 400 and xml_code(response) == "MalformedSecurityHeader"
 
 
 def test_result_url_expiry_is_configurable(api, emu, wav):
     emu.admin.configure(result_url_ttl_seconds=-1)
     doc = api.wait(api.create(api.upload(wav)))
-    assert requests.get(doc["result"]["vocals"], timeout=10).status_code == 403
+    assert requests.get(doc["result"]["vocals"], timeout=10).status_code == 400
     emu.admin.configure(result_url_ttl_seconds=3600)
     doc = api.wait(api.create(api.upload(wav)))
     assert requests.get(doc["result"]["vocals"], timeout=10).status_code == 200
@@ -151,10 +161,22 @@ def test_storage_and_api_paths_are_separate(api, emu):
     assert requests.put(on_api, data=b"x", timeout=10).status_code in (404, 405)
 
 
-def test_chunked_put_is_411(api, emu):
+def test_chunked_put_is_accepted_as_gcs_accepts_it(api, emu):
     urls = api.get("/upload").json()
-    response = requests.put(urls["uploadUrl"], data=iter([b"abc", b"def"]), timeout=10)
-    assert response.status_code == 411
+    response = requests.put(urls["uploadUrl"], data=iter([b"abc", b"def" * 100_000]), timeout=10)
+    assert response.status_code == 200, response.text
+    assert requests.get(urls["downloadUrl"], timeout=10).content == b"abc" + b"def" * 100_000
+
+
+def test_chunked_put_cut_short_stores_nothing(api, emu):
+    urls = api.get("/upload").json()
+    head = "PUT {target} HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n\r\n"
+    raw_request(urls["uploadUrl"], head, b"3\r\nabc\r\n", read=False)
+    assert requests.get(urls["downloadUrl"], timeout=10).status_code == 404
+
+
+def test_put_without_length_or_chunking_is_411(api, emu):
+    urls = api.get("/upload").json()
     answer = raw_request(
         urls["uploadUrl"], "PUT {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
     )

@@ -5,17 +5,24 @@ Start it with :class:`airflow_provider_musicai.testing.EmulatorServer` (subproce
 ``python -m airflow_provider_musicai.testing.emulator --port 8000``. Importing this package is cheap; the
 server modules (fastapi, uvicorn, httptools if installed) load only when a server starts.
 
-Two listeners (separate origins):
+How faithful it is, and which behaviours are assumed rather than evidenced (with the evidence for
+each choice): ``FIDELITY.md`` next to this file.
+
+Listeners (separate origins; all HTTPS with a generated CA when started with ``https=True`` /
+``--https``, whose PEM path is ``EmulatorHandle.ca_path``; results get their own origin then, or with
+``separate_results``):
 
 * API, ``http://<host>:<port>/v1``: the endpoints of the API reference, authenticated by the raw key in
   ``Authorization``. Default keys: ``test-api-key`` ("Default Application") and ``other-api-key``
   ("Other Application"). Errors are ``{"statusCode": 404, "error": "Not Found", "message": "Job not found"}``.
   ``GET /job`` is newest first and a bare array unless ``list_shape`` is ``"object"`` (``{"jobs": [...]}``).
+  ``/api/...`` is an alias of ``/v1/...`` (the legacy prefix).
   The OpenAPI schema of the public API is at ``/openapi.json``.
 * Storage, ``http://<host>:<storage-port>/storage/<key>?X-Expires=<unix>&X-Signature=<hex>``: signed
   PUT (upload URLs) and GET/HEAD (download and result URLs); 403 on a bad, expired or wrong-method
-  signature; 400 (and a ``credential_leaks`` count) if ``Authorization`` is sent; 411 without
-  ``Content-Length``.
+  signature, 400 ``ExpiredToken`` / ``MalformedSecurityHeader`` for an expired / malformed expiry (as
+  Cloud Storage); 400 (and a ``credential_leaks`` count) if ``Authorization`` is sent; 411 without
+  ``Content-Length`` unless the upload is chunked.
 
 Admin API on the API listener (no auth, not in the schema), all JSON:
 
@@ -23,7 +30,13 @@ Admin API on the API listener (no auth, not in the schema), all JSON:
   and restore the startup config if ``config``).
 * ``GET|POST /__emulator__/config``: ``queued_seconds``, ``processing_seconds``, ``list_shape``,
   ``upload_url_ttl_seconds``, ``download_url_ttl_seconds``, ``result_url_ttl_seconds``,
-  ``input_timeout_seconds``.
+  ``input_timeout_seconds``, ``max_concurrent_jobs``, ``max_page_size``, ``result_value_types``,
+  ``copy_results_unknown_outputs``, ``manual_clock``.
+* ``GET /__emulator__/clock``, ``POST /__emulator__/clock/advance`` ``{"seconds": 30}``: emulated time;
+  ``POST /__emulator__/jobs/<id>/complete``: a job skips the rest of its QUEUED/STARTED time.
+* ``GET|POST /__emulator__/workflows``, ``DELETE /__emulator__/workflows/<slug>``: declared workflows
+  (see :mod:`.catalog`).
+* ``GET|POST /__emulator__/input-files`` ``{"files": {url: path}}``: external inputs served offline.
 * ``GET|POST|DELETE /__emulator__/faults``: the fault plan (see :mod:`.faults`).
 * ``GET /__emulator__/counters``, ``GET /__emulator__/jobs``, ``GET /__emulator__/storage``,
   ``GET /__emulator__/info``, ``GET /__emulator__/health``.

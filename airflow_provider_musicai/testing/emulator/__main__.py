@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from .server import EmulatorRunner, ServerOptions
 
@@ -19,6 +20,34 @@ def _api_key(value: str) -> tuple[str, str]:
     if not key:
         raise argparse.ArgumentTypeError("an API key must not be empty")
     return key, name if sep and name else f"Application {key}"
+
+
+def _setting(value: str) -> tuple[str, Any]:
+    key, sep, raw = value.partition("=")
+    if not key or not sep:
+        raise argparse.ArgumentTypeError("expected KEY=JSON")
+    try:
+        return key, json.loads(raw)
+    except ValueError:
+        return key, raw
+
+
+def _input_file(value: str) -> tuple[str, str]:
+    scheme, sep, rest = value.partition("://")
+    url_rest, eq, path = rest.rpartition("=")
+    if not sep or not eq or not path:
+        raise argparse.ArgumentTypeError("expected URL=PATH")
+    return f"{scheme}://{url_rest}", path
+
+
+def _workflows(path: Path | None) -> list[Any]:
+    if path is None:
+        return []
+    data = json.loads(path.read_text())
+    data = data.get("workflows") if isinstance(data, dict) else data
+    if not isinstance(data, list):
+        raise ValueError(f"{path}: expected a JSON list of workflow declarations")
+    return data
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -43,6 +72,38 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--queued-seconds", type=float, default=None, help="time a job stays QUEUED (0.5)")
     parser.add_argument(
         "--processing-seconds", type=float, default=None, help="time a job stays STARTED (1.0)"
+    )
+    parser.add_argument(
+        "--https",
+        action="store_true",
+        help="serve HTTPS with a generated CA (its PEM path is printed) and results on their own origin",
+    )
+    parser.add_argument(
+        "--separate-results", action="store_true", help="serve result files on their own origin"
+    )
+    parser.add_argument("--results-port", type=int, default=0, help="results listener port (free port)")
+    parser.add_argument(
+        "--workflows",
+        type=Path,
+        default=None,
+        metavar="FILE.json",
+        help="declare workflows: a JSON list of declarations (see the catalog module)",
+    )
+    parser.add_argument(
+        "--input-file",
+        action="append",
+        type=_input_file,
+        default=[],
+        metavar="URL=PATH",
+        help="serve an external input URL from a local file, e.g. https://music.ai/demo.ogg=demo.ogg",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        type=_setting,
+        default=[],
+        metavar="KEY=JSON",
+        help="a runtime config value, e.g. max_concurrent_jobs=2 or manual_clock=true (repeatable)",
     )
     parser.add_argument("--storage-dir", type=Path, default=None, help="blob folder (default: a temp folder)")
     parser.add_argument("--http", choices=("auto", "httptools", "h11"), default="auto", help="HTTP parser")
@@ -80,7 +141,12 @@ async def _serve(runner: EmulatorRunner, ready_file: Path | None, exit_with_pare
             tmp = ready_file.with_name(ready_file.name + ".tmp")
             tmp.write_text(json.dumps({**info, "pid": os.getpid()}))
             os.replace(tmp, ready_file)
-        line = f"Music AI emulator: API {info['api_url']}  storage {info['storage_url']}  keys: {keys}\n"
+        line = f"Music AI emulator: API {info['api_url']}  storage {info['storage_url']}"
+        if info["results_url"] != info["storage_url"]:
+            line += f"  results {info['results_url']}"
+        if info["ca_path"]:
+            line += f"  CA {info['ca_path']}"
+        line += f"  keys: {keys}\n"
         sys.stdout.write(line)
         sys.stdout.flush()
     try:
@@ -108,12 +174,21 @@ def main(argv: list[str] | None = None) -> int:
         http=args.http,
         backlog=args.backlog,
         keep_alive_seconds=args.keep_alive,
+        config=dict(args.set),
+        input_files=dict(args.input_file),
+        https=args.https,
+        separate_results=args.separate_results,
+        results_port=args.results_port,
     )
     try:
+        options.workflows = _workflows(args.workflows)
         runner = EmulatorRunner(options)
     except OSError as exc:
         sys.stderr.write(f"Music AI emulator: cannot listen: {exc}\n")
         return 1
+    except ValueError as exc:
+        sys.stderr.write(f"Music AI emulator: {exc}\n")
+        return 2
     asyncio.run(_serve(runner, args.ready_file, args.exit_with_parent))
     return 0
 

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from .catalog import DeclarationError
+from .errors import BadRequest, JobNotFound, WorkflowNotFound
 from .faults import FaultPlan
 from .runtime import Emulator
 
 
 def _bad(message: str) -> JSONResponse:
-    return JSONResponse({"statusCode": 400, "error": "Bad Request", "message": message}, status_code=400)
+    return BadRequest(message).render()
 
 
 async def _json_object(request: Request) -> dict[str, Any] | JSONResponse:
@@ -42,6 +43,8 @@ def admin_router(emu: Emulator) -> APIRouter:
         return {
             "api_url": emu.api_url,
             "storage_url": emu.storage_url,
+            "results_url": emu.results_url,
+            "ca_path": emu.ca_path,
             "api_keys": {key: app.name for key, app in emu.apps.items()},
             "applications": [{"id": a.id, "name": a.name} for a in emu.apps.values()],
             "storage_dir": str(emu.store.root),
@@ -66,10 +69,25 @@ def admin_router(emu: Emulator) -> APIRouter:
         if isinstance(body, JSONResponse):
             return body
         try:
-            emu.config.update(body)
+            emu.configure(body)
         except ValueError as exc:
             return _bad(str(exc))
         return emu.config.to_json()
+
+    @router.get("/clock")
+    async def get_clock() -> dict[str, Any]:
+        return {"now": emu.clock.now(), "frozen": emu.clock.frozen}
+
+    @router.post("/clock/advance")
+    async def advance_clock(request: Request) -> Any:
+        body = await _json_object(request)
+        if isinstance(body, JSONResponse):
+            return body
+        seconds = body.get("seconds")
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds >= 0:
+            return _bad("'seconds' must be a number >= 0")
+        emu.clock.advance(float(seconds))
+        return {"now": emu.clock.now(), "frozen": emu.clock.frozen}
 
     @router.get("/faults")
     async def get_faults() -> dict[str, Any]:
@@ -91,13 +109,59 @@ def admin_router(emu: Emulator) -> APIRouter:
         emu.faults = FaultPlan()
         return emu.faults.to_json()
 
+    @router.post("/jobs/{job_id}/complete")
+    async def complete_job(job_id: str) -> Any:
+        job = next((j for j in emu.jobs.all() if j.id == job_id.lower()), None)
+        if job is None:
+            return JobNotFound().render()
+        emu.runner.complete_now(job)
+        return {"id": job.id, "status": job.status(emu.clock.now())}
+
+    @router.get("/workflows")
+    async def list_workflows() -> dict[str, Any]:
+        return {"workflows": [w.to_doc() for w in emu.workflows.all()]}
+
+    @router.post("/workflows")
+    async def declare_workflow(request: Request) -> Any:
+        body = await _json_object(request)
+        if isinstance(body, JSONResponse):
+            return body
+        try:
+            return emu.workflows.declare(body, emu.clock.now()).to_doc()
+        except DeclarationError as exc:
+            return _bad(str(exc))
+
+    @router.delete("/workflows/{slug:path}")
+    async def remove_workflow(slug: str) -> Any:
+        if not emu.workflows.remove(slug):
+            return WorkflowNotFound(f"no declared workflow '{slug}'").render()
+        return {"slug": slug}
+
+    @router.get("/input-files")
+    async def get_input_files() -> dict[str, Any]:
+        return {"files": {url: str(path) for url, path in emu.input_files.items()}}
+
+    @router.post("/input-files")
+    async def set_input_files(request: Request) -> Any:
+        body = await _json_object(request)
+        if isinstance(body, JSONResponse):
+            return body
+        files = body.get("files")
+        if not isinstance(files, dict):
+            return _bad('the body must be {"files": {url: local path}}')
+        try:
+            emu.set_input_files(files)
+        except ValueError as exc:
+            return _bad(str(exc))
+        return {"files": {url: str(path) for url, path in emu.input_files.items()}}
+
     @router.get("/counters")
     async def counters() -> dict[str, Any]:
         return emu.counters.snapshot()
 
     @router.get("/jobs")
     async def jobs() -> dict[str, Any]:
-        now = time.time()
+        now = emu.clock.now()
         return {"jobs": [job.to_doc(now) for job in emu.jobs.all()]}
 
     @router.get("/storage")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -30,9 +31,15 @@ class EmulatorError(RuntimeError):
 class EmulatorAdmin:
     """Calls to the admin API (``<base_url>/__emulator__``)."""
 
-    def __init__(self, base_url: str, timeout: float = 30.0) -> None:
+    def __init__(self, base_url: str, timeout: float = 30.0, ca_path: str | None = None) -> None:
         self.url = base_url.rstrip("/") + "/__emulator__"
         self.timeout = timeout
+        self._opener = _OPENER
+        if ca_path is not None:
+            context = ssl.create_default_context(cafile=ca_path)
+            self._opener = urllib.request.build_opener(
+                urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context)
+            )
 
     def _call(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None
@@ -40,7 +47,7 @@ class EmulatorAdmin:
         if data is not None:
             request.add_header("Content-Type", "application/json")
         try:
-            with _OPENER.open(request, timeout=self.timeout) as response:
+            with self._opener.open(request, timeout=self.timeout) as response:
                 return json.loads(response.read() or b"null")
         except urllib.error.HTTPError as exc:
             raise EmulatorError(
@@ -69,6 +76,39 @@ class EmulatorAdmin:
     def configure(self, **changes: Any) -> dict[str, Any]:
         """Change runtime config (queued_seconds, processing_seconds, list_shape, *_url_ttl_seconds, ...)."""
         return dict(self._call("POST", "/config", changes))
+
+    def clock(self) -> dict[str, Any]:
+        """``{"now": <emulated Unix time>, "frozen": bool}``."""
+        return dict(self._call("GET", "/clock"))
+
+    def advance_clock(self, seconds: float) -> dict[str, Any]:
+        """Move emulated time forward (jobs progress, signed URLs expire) without sleeping."""
+        return dict(self._call("POST", "/clock/advance", {"seconds": seconds}))
+
+    def complete_job(self, job_id: str) -> dict[str, Any]:
+        """Skip the rest of a job's QUEUED and STARTED time: it ends as soon as it is processed."""
+        return dict(self._call("POST", f"/jobs/{quote(job_id, safe='')}/complete"))
+
+    def freeze_clock(self, frozen: bool = True) -> dict[str, Any]:
+        """Stop (or with ``frozen=False`` resume) time-driven progress: the ``manual_clock`` config."""
+        return self.configure(manual_clock=frozen)
+
+    def workflows(self) -> list[dict[str, Any]]:
+        """Every workflow (declared and built-in), newest first, as ``GET /workflow`` lists them."""
+        return list(self._call("GET", "/workflows")["workflows"])
+
+    def declare_workflow(self, declaration: Mapping[str, Any]) -> dict[str, Any]:
+        """Declare (or replace) a workflow (see :mod:`.catalog` for the shape); until a config reset."""
+        return dict(self._call("POST", "/workflows", declaration))
+
+    def remove_workflow(self, slug: str) -> None:
+        """Forget a declared workflow."""
+        self._call("DELETE", "/workflows/" + quote(slug, safe="/"))
+
+    def set_input_files(self, files: Mapping[str, str | Path]) -> dict[str, str]:
+        """Serve external input URLs (e.g. ``https://music.ai/demo.ogg``) from local files, offline."""
+        body = {"files": {url: str(Path(path).resolve()) for url, path in files.items()}}
+        return dict(self._call("POST", "/input-files", body)["files"])
 
     def set_faults(self, plan: Mapping[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
         """Replace the fault plan (see :mod:`.faults` for its fields); returns the plan as parsed."""
@@ -115,13 +155,17 @@ class EmulatorHandle:
         self.base_url: str = self.info["base_url"]
         self.api_url: str = self.info["api_url"]
         self.storage_url: str = self.info["storage_url"]
+        #: Origin of result URLs (the upload origin unless the emulator serves results separately).
+        self.results_url: str = self.info.get("results_url") or self.storage_url
+        #: The CA certificate (PEM) to trust when the emulator serves HTTPS, else None.
+        self.ca_path: str | None = self.info.get("ca_path")
         self.api_keys: dict[str, str] = dict(self.info["api_keys"])
-        self.admin = EmulatorAdmin(self.base_url)
+        self.admin = EmulatorAdmin(self.base_url, ca_path=self.ca_path)
 
     @classmethod
-    def connect(cls, base_url: str) -> EmulatorHandle:
-        """Attach to an emulator already serving at ``base_url`` (``http://host:port``)."""
-        info = EmulatorAdmin(base_url).info()
+    def connect(cls, base_url: str, ca_path: str | None = None) -> EmulatorHandle:
+        """Attach to an emulator already serving at ``base_url`` (``http(s)://host:port``)."""
+        info = EmulatorAdmin(base_url, ca_path=ca_path).info()
         return cls({**info, "base_url": base_url.rstrip("/")})
 
     @property
@@ -154,10 +198,11 @@ class EmulatorHandle:
         return f"musicai://:{quote(api_key or self.api_key, safe='')}@{quote(self.api_url, safe='')}"
 
 
-class EmulatorServer(EmulatorHandle):
+class EmulatorServer:
     """Starts an emulator (subprocess by default, or thread) on free ports unless ports are given.
 
     Usage: ``with EmulatorServer() as emu: requests.get(emu.api_url + "/upload", headers=emu.headers())``.
+    Once started it owns an :class:`EmulatorHandle` (``handle``) and offers its URLs, keys and admin client.
     """
 
     def __init__(
@@ -176,6 +221,11 @@ class EmulatorServer(EmulatorHandle):
         startup_timeout: float = 30.0,
         python: str | None = None,
         log_file: str | Path | None = None,
+        config: Mapping[str, Any] | None = None,
+        workflows: Sequence[Mapping[str, Any]] | None = None,
+        input_files: Mapping[str, str | Path] | None = None,
+        https: bool = False,
+        separate_results: bool = False,
     ) -> None:
         if mode not in ("subprocess", "thread"):
             raise ValueError("mode must be 'subprocess' or 'thread'")
@@ -190,6 +240,11 @@ class EmulatorServer(EmulatorHandle):
             "processing_seconds": processing_seconds,
             "storage_dir": Path(storage_dir) if storage_dir else None,
             "http": http,
+            "config": dict(config or {}),
+            "workflows": [dict(w) for w in workflows or ()],
+            "https": https,
+            "separate_results": separate_results,
+            "input_files": {url: str(Path(p).resolve()) for url, p in (input_files or {}).items()},
         }
         self._startup_timeout = startup_timeout
         self._python = python or sys.executable
@@ -197,7 +252,80 @@ class EmulatorServer(EmulatorHandle):
         self._process: subprocess.Popen[bytes] | None = None
         self._thread: Any = None
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
-        self.info = {}
+        self._handle: EmulatorHandle | None = None
+
+    @property
+    def handle(self) -> EmulatorHandle:
+        """URLs, keys and admin client of the running emulator (EmulatorError before :meth:`start`)."""
+        if self._handle is None:
+            raise EmulatorError("the emulator is not started")
+        return self._handle
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """What the emulator reported when it started."""
+        return self.handle.info
+
+    @property
+    def base_url(self) -> str:
+        """``http(s)://host:port`` of the API listener."""
+        return self.handle.base_url
+
+    @property
+    def api_url(self) -> str:
+        """Base URL of the public API (``.../v1``)."""
+        return self.handle.api_url
+
+    @property
+    def storage_url(self) -> str:
+        """Origin of upload URLs."""
+        return self.handle.storage_url
+
+    @property
+    def results_url(self) -> str:
+        """Origin of result URLs."""
+        return self.handle.results_url
+
+    @property
+    def ca_path(self) -> str | None:
+        """The CA (PEM) to trust when serving HTTPS."""
+        return self.handle.ca_path
+
+    @property
+    def api_keys(self) -> dict[str, str]:
+        """API key -> application name."""
+        return self.handle.api_keys
+
+    @property
+    def admin(self) -> EmulatorAdmin:
+        """The admin API client."""
+        return self.handle.admin
+
+    @property
+    def api_key(self) -> str:
+        """The first API key."""
+        return self.handle.api_key
+
+    @property
+    def other_api_key(self) -> str:
+        """The second API key."""
+        return self.handle.other_api_key
+
+    def headers(self, api_key: str | None = None) -> dict[str, str]:
+        """Headers authenticating an API request."""
+        return self.handle.headers(api_key)
+
+    def connection_dict(self, api_key: str | None = None) -> dict[str, Any]:
+        """The Airflow connection as a dict."""
+        return self.handle.connection_dict(api_key)
+
+    def connection_json(self, api_key: str | None = None) -> str:
+        """The Airflow connection in JSON form."""
+        return self.handle.connection_json(api_key)
+
+    def connection_uri(self, api_key: str | None = None) -> str:
+        """The Airflow connection as a URI."""
+        return self.handle.connection_uri(api_key)
 
     @property
     def running(self) -> bool:
@@ -227,7 +355,7 @@ class EmulatorServer(EmulatorHandle):
             info = thread.runner.info()
         else:
             info = self._start_subprocess()
-        EmulatorHandle.__init__(self, info)
+        self._handle = EmulatorHandle(info)
         return self
 
     def _command(self, ready_file: Path) -> list[str]:
@@ -258,6 +386,18 @@ class EmulatorServer(EmulatorHandle):
                 cmd += ["--" + flag.replace("_", "-"), str(opts[flag])]
         if opts["storage_dir"]:
             cmd += ["--storage-dir", str(opts["storage_dir"])]
+        if opts["https"]:
+            cmd.append("--https")
+        if opts["separate_results"]:
+            cmd.append("--separate-results")
+        for url, path in opts["input_files"].items():
+            cmd += ["--input-file", f"{url}={path}"]
+        for key, value in opts["config"].items():
+            cmd += ["--set", f"{key}={json.dumps(value)}"]
+        if opts["workflows"]:
+            declarations = ready_file.with_name("workflows.json")
+            declarations.write_text(json.dumps(opts["workflows"]))
+            cmd += ["--workflows", str(declarations)]
         return cmd
 
     def _start_subprocess(self) -> dict[str, Any]:

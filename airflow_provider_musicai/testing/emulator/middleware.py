@@ -26,12 +26,12 @@ ADMIN_PREFIX = "/__emulator__"
 UNTRACKED_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect"})
 _TEMPLATES: dict[str, tuple[tuple[re.Pattern[str], str], ...]] = {
     "api": (
-        (re.compile(r"^/v1/application$"), "/v1/application"),
-        (re.compile(r"^/v1/upload$"), "/v1/upload"),
-        (re.compile(r"^/v1/job$"), "/v1/job"),
-        (re.compile(r"^/v1/job/[^/]+$"), "/v1/job/{id}"),
-        (re.compile(r"^/v1/job/[^/]+/status$"), "/v1/job/{id}/status"),
-        (re.compile(r"^/v1/workflow$"), "/v1/workflow"),
+        (re.compile(r"^/(?:v1|api)/application$"), "/v1/application"),
+        (re.compile(r"^/(?:v1|api)/upload$"), "/v1/upload"),
+        (re.compile(r"^/(?:v1|api)/job$"), "/v1/job"),
+        (re.compile(r"^/(?:v1|api)/job/[^/]+$"), "/v1/job/{id}"),
+        (re.compile(r"^/(?:v1|api)/job/[^/]+/status$"), "/v1/job/{id}/status"),
+        (re.compile(r"^/(?:v1|api)/workflow$"), "/v1/workflow"),
     ),
     "storage": ((re.compile(r"^/storage/.+$"), "/storage/{key}"),),
 }

@@ -21,6 +21,7 @@ from .middleware import EmulatorMiddleware
 from .runtime import Emulator
 from .state import EmulatorConfig
 from .storage_app import StorageApp
+from .tls import TlsFiles, make_tls_files
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +34,11 @@ class ServerOptions:
     port: int = 0
     storage_host: str | None = None
     storage_port: int = 0
+    #: Serve result files on their own origin (host:port), as the service does (``cdn.music.ai``).
+    separate_results: bool = False
+    results_port: int = 0
+    #: Serve every listener over HTTPS with a generated CA (implies ``separate_results``).
+    https: bool = False
     api_keys: Mapping[str, str] | None = None
     queued_seconds: float | None = None
     processing_seconds: float | None = None
@@ -42,6 +48,10 @@ class ServerOptions:
     keep_alive_seconds: float = 30.0
     write_buffer_bytes: int = 4 << 20
     config: dict[str, Any] = field(default_factory=dict)
+    #: Workflow declarations (see :mod:`.catalog`) present from startup and after every config reset.
+    workflows: list[Any] = field(default_factory=list)
+    #: External input URL -> local file (see :meth:`.runtime.Emulator.set_input_files`).
+    input_files: dict[str, str] = field(default_factory=dict)
 
 
 def bind_socket(host: str, port: int, backlog: int) -> socket.socket:
@@ -88,10 +98,24 @@ class EmulatorRunner:
         except OSError:
             self._api_sock.close()
             raise
+        self._results_sock: socket.socket | None = None
+        if options.separate_results or options.https:
+            try:
+                self._results_sock = bind_socket(storage_host, options.results_port, options.backlog)
+            except OSError:
+                self._api_sock.close()
+                self._storage_sock.close()
+                raise
+        scheme = "https" if options.https else "http"
         self.port = self._api_sock.getsockname()[1]
         self.storage_port = self._storage_sock.getsockname()[1]
-        self.base_url = f"http://{url_host(options.host, self._api_sock)}:{self.port}"
-        self.storage_url = f"http://{url_host(storage_host, self._storage_sock)}:{self.storage_port}"
+        self.base_url = f"{scheme}://{url_host(options.host, self._api_sock)}:{self.port}"
+        self.storage_url = f"{scheme}://{url_host(storage_host, self._storage_sock)}:{self.storage_port}"
+        self.results_port: int | None = None
+        self.results_url = self.storage_url
+        if self._results_sock is not None:
+            self.results_port = self._results_sock.getsockname()[1]
+            self.results_url = f"{scheme}://{url_host(storage_host, self._results_sock)}:{self.results_port}"
         config = EmulatorConfig()
         overrides = dict(options.config)
         if options.queued_seconds is not None:
@@ -106,7 +130,17 @@ class EmulatorRunner:
             api_keys=options.api_keys,
             config=config,
             storage_dir=options.storage_dir,
+            results_url=self.results_url,
+            results_port=self.results_port,
         )
+        self.tls: TlsFiles | None = None
+        if options.https:
+            self.tls = make_tls_files(self.emulator.store.root / "tls", [options.host, storage_host])
+            self.emulator.ca_path = str(self.tls.ca_path)
+        for declaration in options.workflows:
+            self.emulator.workflows.declare(declaration, self.emulator.clock.now())
+        self.emulator.workflows.mark_startup()
+        self.emulator.set_input_files(options.input_files, startup=True)
         self._servers: list[_Server] = []
         self.started = threading.Event()
 
@@ -121,6 +155,8 @@ class EmulatorRunner:
             "base_url": self.base_url,
             "api_url": self.api_url,
             "storage_url": self.storage_url,
+            "results_url": self.results_url,
+            "ca_path": str(self.tls.ca_path) if self.tls is not None else None,
             "admin_url": self.base_url + "/__emulator__",
             "api_keys": {key: app.name for key, app in self.emulator.apps.items()},
             "storage_dir": str(self.emulator.store.root),
@@ -143,6 +179,8 @@ class EmulatorRunner:
             server_header=False,
             proxy_headers=False,
             ws="none",
+            ssl_certfile=str(self.tls.cert_path) if self.tls is not None else None,
+            ssl_keyfile=str(self.tls.key_path) if self.tls is not None else None,
         )
 
     async def serve(self) -> None:
@@ -150,13 +188,17 @@ class EmulatorRunner:
         emu = self.emulator
         emu.start(asyncio.get_running_loop())
         storage_app = StorageApp(emu.store, emu.signer, emu.counters, lambda: emu.api_key_set)
+        sockets = [self._api_sock, self._storage_sock]
         self._servers = [
             _Server(self._config(create_app(emu), "api")),
             _Server(self._config(storage_app, "storage")),
         ]
+        if self._results_sock is not None:
+            sockets.append(self._results_sock)
+            self._servers.append(_Server(self._config(storage_app, "storage")))
         tasks = [
             asyncio.ensure_future(server.serve(sockets=[sock]))
-            for server, sock in zip(self._servers, (self._api_sock, self._storage_sock), strict=True)
+            for server, sock in zip(self._servers, sockets, strict=True)
         ]
         try:
             while not all(server.started for server in self._servers):
@@ -170,8 +212,8 @@ class EmulatorRunner:
             for server in self._servers:
                 server.should_exit = True
             emu.close()
-            self._api_sock.close()
-            self._storage_sock.close()
+            for sock in sockets:
+                sock.close()
 
     def request_stop(self) -> None:
         """Ask both listeners to shut down (thread-safe)."""

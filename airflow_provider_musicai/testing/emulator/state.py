@@ -1,24 +1,34 @@
-"""Emulator state: runtime config, applications (API keys) and jobs with a time-derived life cycle.
+"""Emulator state: runtime config, applications (API keys) and jobs with a clock-derived life cycle.
 
-A job's status is computed from the clock: QUEUED until ``createdAt + queued_seconds``, then STARTED until
-``queued_seconds + processing_seconds`` have passed *and* the background processing has produced an outcome,
-then SUCCEEDED or FAILED. Timings are snapshot when the job is created.
+A job is QUEUED until the runner admits it (``queued_seconds`` after creation, later if the application
+already runs ``max_concurrent_jobs`` jobs), then STARTED until ``processing_seconds`` have passed *and* the
+background processing has produced an outcome, then SUCCEEDED or FAILED. Timings are snapshot when the job
+is created; times come from the emulator's :class:`~.clock.Clock`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import itertools
+import math
 import threading
-import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any
 
+from .clock import Clock
+
 JOB_STATUSES = ("QUEUED", "STARTED", "SUCCEEDED", "FAILED")
 LIST_SHAPES = ("array", "object")
+VALUE_TYPES = ("native", "string")
+_CHOICES = {
+    "list_shape": LIST_SHAPES,
+    "result_value_types": VALUE_TYPES,
+    "copy_results_unknown_outputs": ("reject", "ignore"),
+}
+_COUNTS = {"max_concurrent_jobs": 0, "max_page_size": 1}
+_NON_NEGATIVE = ("queued_seconds", "processing_seconds", "input_timeout_seconds")
 DEFAULT_API_KEYS = {"test-api-key": "Default Application", "other-api-key": "Other Application"}
 
 
@@ -33,6 +43,16 @@ class EmulatorConfig:
     download_url_ttl_seconds: float = 86400.0
     result_url_ttl_seconds: float = 7 * 86400.0
     input_timeout_seconds: float = 5.0
+    #: Jobs one application runs at once (0: no limit); excess jobs stay QUEUED until a slot frees.
+    max_concurrent_jobs: int = 0
+    #: Largest page ``GET /job`` and ``GET /workflow`` serve: a larger ``size`` is silently clamped.
+    max_page_size: int = 100
+    #: ``"native"``: value outputs keep their declared JSON type; ``"string"``: every value is a string.
+    result_value_types: str = "native"
+    #: ``copyResultsTo`` naming an output the workflow lacks: ``"reject"`` (422) or ``"ignore"`` (assumed).
+    copy_results_unknown_outputs: str = "reject"
+    #: Time stands still (jobs do not progress) except through ``POST /__emulator__/clock/advance``.
+    manual_clock: bool = False
 
     def update(self, changes: Mapping[str, Any]) -> None:
         """Apply ``changes`` after validating all of them; raise ValueError naming a bad key."""
@@ -40,15 +60,22 @@ class EmulatorConfig:
         for key, value in changes.items():
             if key not in known:
                 raise ValueError(f"unknown config key '{key}'; known keys: {', '.join(sorted(known))}")
-            if key == "list_shape":
-                if value not in LIST_SHAPES:
-                    raise ValueError("'list_shape' must be 'array' or 'object'")
+            if key in _CHOICES:
+                if value not in _CHOICES[key]:
+                    raise ValueError(f"'{key}' must be one of: {', '.join(_CHOICES[key])}")
+            elif key == "manual_clock":
+                if not isinstance(value, bool):
+                    raise ValueError("'manual_clock' must be true or false")
+            elif key in _COUNTS:
+                if isinstance(value, bool) or not isinstance(value, int) or value < _COUNTS[key]:
+                    raise ValueError(f"'{key}' must be an integer >= {_COUNTS[key]}")
             elif isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
                 raise ValueError(f"'{key}' must be a number")
-            elif key in ("queued_seconds", "processing_seconds", "input_timeout_seconds") and value < 0:
+            elif key in _NON_NEGATIVE and value < 0:
                 raise ValueError(f"'{key}' must be >= 0")
         for key, value in changes.items():
-            setattr(self, key, value if key == "list_shape" else float(value))
+            plain = key in _CHOICES or key in _COUNTS or key == "manual_clock"
+            setattr(self, key, value if plain else float(value))
 
     def to_json(self) -> dict[str, Any]:
         """JSON form."""
@@ -104,19 +131,27 @@ class Job:
     workflow: str
     params: dict[str, Any]
     created_at: float
-    start_at: float
-    done_at: float
+    ready_at: float
+    processing: float
+    copy_results_to: dict[str, str] = field(default_factory=dict, repr=False)
+    start_at: float = math.inf
+    done_at: float = math.inf
     injected_error: JobError | None = None
     result: dict[str, Any] | None = None
     error: JobError | None = None
     outcome_at: float | None = None
     cancelled: bool = False
-    timer: asyncio.TimerHandle | None = field(default=None, repr=False)
 
-    def finish(self, *, result: dict[str, Any] | None = None, error: JobError | None = None) -> None:
-        """Record the outcome of processing (called from a worker thread)."""
+    def admit(self, now: float) -> None:
+        """The job leaves QUEUED at ``now`` (the runner found a free slot)."""
+        self.start_at, self.done_at = now, now + self.processing
+
+    def finish(
+        self, now: float, *, result: dict[str, Any] | None = None, error: JobError | None = None
+    ) -> None:
+        """Record the outcome of processing at emulated time ``now`` (called from a worker thread)."""
         self.result, self.error = result, error
-        self.outcome_at = time.time()
+        self.outcome_at = now
 
     def status(self, now: float) -> str:
         """The status at time ``now``."""
@@ -151,7 +186,8 @@ class Job:
 class JobStore:
     """Jobs of every application, isolated per application, newest first in listings."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
         self._lock = threading.Lock()
         self._seq = itertools.count()
         self._by_app: dict[str, dict[str, Job]] = {}
@@ -163,14 +199,14 @@ class JobStore:
 
     def new_job(self, app: Application, *, queued: float, processing: float, **kwargs: Any) -> Job:
         """Build (not store) a job created now with the given timings."""
-        now = time.time()
+        now = self.clock.now()
         return Job(
             id=str(uuid.uuid4()),
             app=app,
             seq=next(self._seq),
             created_at=now,
-            start_at=now + queued,
-            done_at=now + queued + processing,
+            ready_at=now + queued,
+            processing=processing,
             **kwargs,
         )
 
@@ -185,8 +221,6 @@ class JobStore:
             job = self._by_app.get(app.id, {}).pop(job_id, None)
         if job is not None:
             job.cancelled = True
-            if job.timer is not None:
-                job.timer.cancel()
         return job
 
     def query(
@@ -201,7 +235,7 @@ class JobStore:
     ) -> list[dict[str, Any]]:
         """One page of the app's jobs, newest first (ties: latest created first), filtered."""
         status_set, workflow_set = set(statuses), set(workflows)
-        now = time.time()
+        now = self.clock.now()
         with self._lock:
             jobs = list(self._by_app.get(app.id, {}).values())
         selected = (
@@ -227,5 +261,3 @@ class JobStore:
             self._by_app = {}
         for job in jobs:
             job.cancelled = True
-            if job.timer is not None:
-                job.timer.cancel()

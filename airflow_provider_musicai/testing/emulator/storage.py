@@ -10,7 +10,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
@@ -21,19 +21,26 @@ _KEY_RE = re.compile(r"^[0-9a-f]{32}(?:/[A-Za-z0-9][A-Za-z0-9._-]{0,127})?$")
 
 
 class SignatureError(Exception):
-    """A signed URL was refused; ``code`` is a GCS-like error code, ``str(self)`` the message."""
+    """A signed URL was refused, as Cloud Storage refuses it: HTTP ``status``, XML ``code``, ``details``.
 
-    def __init__(self, code: str, message: str) -> None:
+    Cloud Storage answers 400 for an expired (``ExpiredToken``) or malformed (``MalformedSecurityHeader``)
+    signed URL and 403 for a signature that does not match (see FIDELITY.md).
+    """
+
+    def __init__(self, code: str, message: str, *, status: int = 403, details: str | None = None) -> None:
         super().__init__(message)
         self.code = code
+        self.status = status
+        self.details = details
 
 
 class UrlSigner:
     """Makes and checks ``?X-Expires=<unix>&X-Signature=<hmac-sha256(method, path, expiry)>`` URLs."""
 
-    def __init__(self, secret: bytes, base_url: str) -> None:
+    def __init__(self, secret: bytes, base_url: str, clock: Callable[[], float] = time.time) -> None:
         self._secret = secret
         self.base_url = base_url.rstrip("/")
+        self._now = clock
 
     def _signature(self, method: str, path: str, expires: int) -> str:
         message = f"{method}\n{path}\n{expires}".encode()
@@ -42,7 +49,7 @@ class UrlSigner:
     def sign_url(self, method: str, key: str, ttl_seconds: float, now: float | None = None) -> str:
         """Return an absolute URL for ``method`` on object ``key``, valid for ``ttl_seconds``."""
         path = STORAGE_PREFIX + key
-        expires = int((time.time() if now is None else now) + ttl_seconds)
+        expires = int((self._now() if now is None else now) + ttl_seconds)
         query = urlencode({"X-Expires": expires, "X-Signature": self._signature(method, path, expires)})
         return f"{self.base_url}{path}?{query}"
 
@@ -53,7 +60,12 @@ class UrlSigner:
         if not raw_expires or not signature:
             raise SignatureError("MissingSecurityHeader", "The URL is not signed (X-Expires/X-Signature).")
         if not (raw_expires.isascii() and raw_expires.isdigit() and len(raw_expires) <= 20):
-            raise SignatureError("InvalidArgument", "X-Expires is not a Unix timestamp.")
+            raise SignatureError(
+                "MalformedSecurityHeader",
+                "Your request has a malformed header.",
+                status=400,
+                details="X-Expires is not a Unix timestamp.",
+            )
         expires = int(raw_expires)
         if not signature.isascii():  # compare_digest cannot compare non-ASCII text (was a 500)
             raise SignatureError("SignatureDoesNotMatch", "The request signature does not match.")
@@ -65,11 +77,13 @@ class UrlSigner:
                         f"The signature does not match: this URL is signed for {other}, not {method}.",
                     )
             raise SignatureError("SignatureDoesNotMatch", "The request signature does not match.")
-        if (time.time() if now is None else now) >= expires:
+        if (self._now() if now is None else now) >= expires:
             raise SignatureError(
                 "ExpiredToken",
-                f"The signed URL has expired (X-Expires={expires}, "
-                f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(expires))}).",
+                "Invalid argument.",
+                status=400,
+                details="The provided token has expired. Request signature expired at: "
+                f"{time.strftime('%Y-%m-%dT%H:%M:%S+00:00', time.gmtime(expires))}",
             )
 
 

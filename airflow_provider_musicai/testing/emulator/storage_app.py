@@ -59,7 +59,7 @@ class StorageApp:
         try:
             self.signer.check(method, path, query)
         except SignatureError as exc:
-            await _error(send, 403, exc.code, str(exc))
+            await _error(send, exc.status, exc.code, str(exc), details=exc.details)
             return
         if method == "PUT":
             await self._put(key, headers, receive, send)
@@ -76,12 +76,14 @@ class StorageApp:
 
     async def _put(self, key: str, headers: dict[str, str], receive: Receive, send: Send) -> None:
         raw_length = headers.get("content-length", "")
-        if "chunked" in headers.get("transfer-encoding", "").lower() or not raw_length.isdigit():
+        # Cloud Storage requires Content-Length "unless you are using chunked transfer encoding".
+        chunked = "chunked" in headers.get("transfer-encoding", "").lower()
+        if not chunked and not raw_length.isdigit():
             await _error(
                 send, 411, "MissingContentLength", "You must provide the Content-Length HTTP header."
             )
             return
-        length = int(raw_length)
+        length = None if chunked else int(raw_length)
         generation = self.store.generation
         tmp = self.store.temp_path()
         loop = asyncio.get_running_loop()
@@ -109,7 +111,7 @@ class StorageApp:
                     chunks, buffered = [], 0
             if pending is not None:
                 await pending
-            complete = received == length
+            complete = length is None or received == length
         finally:
 
             def cleanup(_: object = None) -> None:
@@ -228,12 +230,20 @@ def _parse_range(value: str, size: int) -> tuple[int, int] | None:
 
 
 async def _error(
-    send: Send, status: int, code: str, message: str, headers: list[tuple[bytes, bytes]] | None = None
+    send: Send,
+    status: int,
+    code: str,
+    message: str,
+    headers: list[tuple[bytes, bytes]] | None = None,
+    *,
+    details: str | None = None,
 ) -> None:
+    """Answer a Cloud Storage XML error document."""
+    details = details if details is not None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     body = (
         "<?xml version='1.0' encoding='UTF-8'?>"
         f"<Error><Code>{escape(code)}</Code><Message>{escape(message)}</Message>"
-        f"<Details>{escape(time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()))}</Details></Error>"
+        f"<Details>{escape(details)}</Details></Error>"
     ).encode()
     await send(
         {

@@ -9,6 +9,10 @@ Results are derived deterministically from the input file:
   whose samples are the input's even (vocals) or odd (accompaniments) bytes, at most 30 s.
 * ``music-ai/transcribe-vocals``: a lyrics JSON file and the language (``language`` param; ``en`` for auto).
 * ``music-ai/beats-chords-key``: beats and chords JSON files plus ``bpm`` and ``key`` values.
+* ``music-ai/isolate-drums``: outputs named as the real template's (``"Kick drum"``, ``"Snare drum"``,
+  ``"Other"``: keys with spaces and capitals, SDK README), each a derived 16-bit WAV like the stems.
+
+Users declare more workflows (:mod:`.catalog`).
 """
 
 from __future__ import annotations
@@ -94,14 +98,33 @@ def open_input(path: Path) -> InputAudio:
 Generator = Callable[[InputAudio, Mapping[str, Any], OutputSink], dict[str, Any]]
 
 
+#: Parameter types: ``file`` is a URL the service downloads (the job's input file).
+PARAM_TYPES = ("file", "string", "number", "boolean")
+
+
 @dataclass(frozen=True)
 class ParamSpec:
-    """One workflow parameter (all parameters are strings)."""
+    """One workflow parameter (input)."""
 
     name: str
-    description: str
+    description: str = ""
     required: bool = False
     enum: tuple[str, ...] | None = None
+    type: str = "string"
+
+    def check(self, value: Any) -> str | None:
+        """Why ``value`` does not fit, or None."""
+        if self.type in ("file", "string"):
+            if not isinstance(value, str) or not value:
+                return f"Parameter '{self.name}' must be a non-empty string."
+        elif self.type == "number":
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                return f"Parameter '{self.name}' must be a number."
+        elif not isinstance(value, bool):
+            return f"Parameter '{self.name}' must be a boolean."
+        if self.enum is not None and value not in self.enum:
+            return f"Parameter '{self.name}' must be one of: {', '.join(self.enum)}."
+        return None
 
 
 @dataclass(frozen=True)
@@ -116,6 +139,8 @@ class Workflow:
     updated_at: str
     params: tuple[ParamSpec, ...]
     generate: Generator = field(repr=False)
+    #: Names of the outputs (the keys of ``result``).
+    outputs: tuple[str, ...] = ()
 
     def to_doc(self) -> dict[str, Any]:
         """The workflow as ``GET /workflow`` lists it."""
@@ -139,13 +164,16 @@ class Workflow:
                 if spec.required:
                     raise ParamError(spec.name, f"Missing required parameter '{spec.name}'.")
                 continue
-            value = params[spec.name]
-            if not isinstance(value, str) or not value:
-                raise ParamError(spec.name, f"Parameter '{spec.name}' must be a non-empty string.")
-            if spec.enum is not None and value not in spec.enum:
-                raise ParamError(
-                    spec.name, f"Parameter '{spec.name}' must be one of: {', '.join(spec.enum)}."
-                )
+            problem = spec.check(params[spec.name])
+            if problem is not None:
+                raise ParamError(spec.name, problem)
+
+    def input_file(self, params: Mapping[str, Any]) -> str | None:
+        """The URL of the job's input file: the first ``file`` parameter given."""
+        for spec in self.params:
+            if spec.type == "file" and isinstance(params.get(spec.name), str):
+                return str(params[spec.name])
+        return None
 
 
 # ---------------------------------------------------------------------------------------------- generators
@@ -173,11 +201,22 @@ def _write_stem(audio: InputAudio, which: int) -> Callable[[BinaryIO], None]:
     return write
 
 
-def _stems(audio: InputAudio, params: Mapping[str, Any], sink: OutputSink) -> dict[str, Any]:
-    return {
-        "vocals": sink.add_file("vocals.wav", "audio/wav", _write_stem(audio, 0)),
-        "accompaniments": sink.add_file("accompaniments.wav", "audio/wav", _write_stem(audio, 1)),
-    }
+def file_name(output: str, extension: str) -> str:
+    """A storage file name for output ``output`` (``"Kick drum"`` -> ``Kick-drum.wav``)."""
+    stem = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "-" for c in output).strip("-.")
+    return f"{(stem or 'output')[:100]}.{extension}"
+
+
+def stems_of(*names: str) -> Generator:
+    """A generator writing one derived WAV per output name (alternately mid and side channels)."""
+
+    def generate(audio: InputAudio, params: Mapping[str, Any], sink: OutputSink) -> dict[str, Any]:
+        return {
+            name: sink.add_file(file_name(name, "wav"), "audio/wav", _write_stem(audio, i % 2))
+            for i, name in enumerate(names)
+        }
+
+    return generate
 
 
 _WORDS = (
@@ -277,12 +316,23 @@ def _beats_chords_key(audio: InputAudio, params: Mapping[str, Any], sink: Output
     }
 
 
-_INPUT_URL = ParamSpec("inputUrl", "URL of the audio file to process.", required=True)
+_INPUT_URL = ParamSpec("inputUrl", "URL of the audio file to process.", required=True, type="file")
 
 #: Languages accepted by ``music-ai/transcribe-vocals``.
 LANGUAGES = ("auto", "en", "pt", "es", "fr", "de", "it", "ja")
 
 WORKFLOWS: tuple[Workflow, ...] = (
+    Workflow(
+        id="5d0c7f7e-1c43-4f2a-8d7e-7f3b1f0e9a11",
+        slug="music-ai/isolate-drums",
+        name="Isolate drums",
+        description="Split the drums of a song into kick, snare and the rest.",
+        created_at="2025-01-20T09:12:03.417Z",
+        updated_at="2025-01-20T09:14:55.080Z",
+        params=(_INPUT_URL,),
+        generate=stems_of("Kick drum", "Snare drum", "Other"),
+        outputs=("Kick drum", "Snare drum", "Other"),
+    ),
     Workflow(
         id="7c1a2f4e-5b0d-4f59-9a47-2f1f2b6c8e31",
         slug="music-ai/beats-chords-key",
@@ -292,6 +342,7 @@ WORKFLOWS: tuple[Workflow, ...] = (
         updated_at="2024-12-16T18:32:34.723Z",
         params=(_INPUT_URL,),
         generate=_beats_chords_key,
+        outputs=("chords", "beats", "bpm", "key"),
     ),
     Workflow(
         id="2362a51f-e9f9-4472-bbd2-c40a0cc83ae2",
@@ -305,6 +356,7 @@ WORKFLOWS: tuple[Workflow, ...] = (
             ParamSpec("language", "Lyrics language, or 'auto' to detect it.", enum=LANGUAGES),
         ),
         generate=_transcribe,
+        outputs=("lyrics", "language"),
     ),
     Workflow(
         id="3a82e3b2-9de6-4979-986d-78805dd2152b",
@@ -314,9 +366,8 @@ WORKFLOWS: tuple[Workflow, ...] = (
         created_at="2024-11-05T10:02:11.540Z",
         updated_at="2024-11-05T10:05:48.001Z",
         params=(_INPUT_URL,),
-        generate=_stems,
+        generate=stems_of("vocals", "accompaniments"),
+        outputs=("vocals", "accompaniments"),
     ),
 )
-"""The catalog, newest first (the order ``GET /workflow`` lists it in)."""
-
-WORKFLOWS_BY_SLUG: dict[str, Workflow] = {w.slug: w for w in WORKFLOWS}
+"""The built-in catalog, newest first (the order ``GET /workflow`` lists it in)."""
