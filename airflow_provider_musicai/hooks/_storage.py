@@ -51,17 +51,28 @@ class _RetryableTransfer(Exception):
         self.expired = expired
 
 
-_XML_MESSAGE = re.compile(rb"<Message>(.*?)</Message>", re.DOTALL)
+_XML_FIELD = {
+    name: re.compile(rf"<{name}>(.*?)</{name}>".encode(), re.DOTALL)
+    for name in ("Code", "Message", "Details")
+}
 _SIGNATURE_VALUE = re.compile(r"(?i)(signature\w*[=:]\s*)[^\s&<\"']+")
 
 
+def _xml_field(body: bytes, name: str) -> str | None:
+    found = _XML_FIELD[name].search(body)
+    return html.unescape(found.group(1).decode("utf-8", "replace")).strip() or None if found else None
+
+
 def storage_message(body: bytes) -> str | None:
-    """The message of a storage error: JSON, or the ``<Message>`` of an S3/GCS-style XML error
-    (signature values blanked out), shortened; None if there is none."""
+    """The message of a storage error: JSON, or an S3/GCS-style XML error as ``Code: Message
+    Details`` (Cloud Storage puts the useful words in ``<Details>``: its ``<Message>`` for an
+    expired URL is only "Invalid argument."), signature values blanked out, shortened; None if
+    there is none."""
     message = api_message_of(body)
     if message is None:
-        found = _XML_MESSAGE.search(body)
-        message = html.unescape(found.group(1).decode("utf-8", "replace")).strip() if found else None
+        code, text, details = (_xml_field(body, name) for name in ("Code", "Message", "Details"))
+        words = " ".join(part for part in (text, details) if part)
+        message = f"{code}: {words}" if code and words else code or words
     if not message:
         return None
     message = _SIGNATURE_VALUE.sub(r"\1<redacted>", message)

@@ -223,7 +223,7 @@ def _check_fresh_download(ctx: Ctx, written: Any) -> None:
     for path in written.values():
         assert Path(path).read_bytes()[:4] == b"RIFF"
     statuses = ctx.emulator.admin.counters()["endpoint_statuses"]["GET /storage/{key}"]
-    assert statuses == {"403": 2, "200": 2}, statuses
+    assert statuses == {"400": 2, "200": 2}, statuses  # Cloud Storage: 400 ExpiredToken
 
 
 def _expired_anonymous_result(ctx: Ctx) -> Any:
@@ -483,13 +483,13 @@ CASES: list[Case] = [
         "expired-signed-input-url",
         _expired_input_url,
         MusicAIJobFailedError,
-        r"FAILED: BAD_INPUT \(Invalid input\): .*HTTP 403.*has expired",
+        r"FAILED: BAD_INPUT \(Invalid input\): .*HTTP 400.*ExpiredToken",
     ),
     Case(
         "expired-signed-result-urls",
         _expired_result_urls,
         MusicAIAPIError,
-        r"HTTP 403\): The signed URL has expired .*same URL: the result is no longer available",
+        r"HTTP 400\): ExpiredToken: .*has expired.*same URL: the result is no longer available",
     ),
     Case(
         "expired-signed-result-urls-renewed-by-the-api",
@@ -501,7 +501,7 @@ CASES: list[Case] = [
         "expired-signed-result-url-of-an-unknown-job",
         _expired_anonymous_result,
         MusicAIAPIError,
-        r"HTTP 403\): The signed URL has expired .*this one cannot be used again",
+        r"HTTP 400\): ExpiredToken: .*has expired.*this one cannot be used again",
     ),
     # -- downloads ------------------------------------------------------------------------------
     Case(
