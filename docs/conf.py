@@ -5,6 +5,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the docs extra installs tomli
+    import tomli as tomllib
+
 DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
 sys.path[:0] = [str(ROOT), str(DOCS / "_ext")]
@@ -68,5 +73,6 @@ nitpick_ignore_regex = [
 
 html_theme = "furo"
 html_title = f"airflow-provider-musicai {release}"
-html_baseurl = "https://airflow-provider-musicai.github.io/airflow-provider-musicai/"
+# Where the site is published: the package's Documentation URL (Airflow links the provider's name to it).
+html_baseurl = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]["Documentation"]
 html_static_path: list[str] = []

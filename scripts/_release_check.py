@@ -1,7 +1,8 @@
 """Checks of scripts/release-check, run by the Python of a virtualenv where only the wheel is installed.
 
 ``python _release_check.py wheel-contents WHEEL`` asserts what the wheel holds; ``requirements WHEEL``
-prints its runtime requirements (what the cached virtualenvs are keyed by); ``python
+prints its runtime requirements (what the cached virtualenvs are keyed by); ``docs-url PYPROJECT``
+the package's Documentation URL; ``python
 _release_check.py installed DOCS_URL DAGS_DIR`` runs inside a release virtualenv, from a temporary
 directory, and asserts that Airflow sees the provider, its connection form and the example DAGs.
 """
@@ -42,6 +43,13 @@ def requirements(wheel: str) -> None:
     for line in lines:
         if line.startswith("Requires-Dist:") and "extra ==" not in line:
             print(line)  # noqa: T201
+
+
+def docs_url(pyproject: str) -> None:
+    """Print the Documentation URL of pyproject.toml (tomli on Python 3.10, a dependency of build)."""
+    toml = __import__("tomllib" if sys.version_info >= (3, 11) else "tomli")
+    with open(pyproject, "rb") as file:
+        print(toml.load(file)["project"]["urls"]["Documentation"])  # noqa: T201
 
 
 def airflow(*args: str) -> str:
@@ -108,6 +116,8 @@ if __name__ == "__main__":
     command, *arguments = sys.argv[1:]
     if command == "wheel-contents":
         wheel_contents(*arguments)
+    elif command == "docs-url":
+        docs_url(*arguments)
     elif command == "requirements":
         requirements(*arguments)
     elif command == "installed":
