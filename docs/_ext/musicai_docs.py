@@ -32,7 +32,13 @@ _RELATIVE_LINK = re.compile(r"(?<!!)(\[[^\]]*\])\((?![a-z][a-z0-9+.-]*:|#|/)([^)
 
 
 def _cell(text: str) -> str:
+    """One table cell: a single line (an empty cell is a lone backslash)."""
     return " ".join(text.split()) or "\\"
+
+
+def _plain(text: str) -> str:
+    """Text from metadata, escaped so that RST markup characters in it show as typed."""
+    return re.sub(r"([\\*`|_\[\]<>])", r"\\\1", text)
 
 
 class _TableDirective(SphinxDirective):
@@ -68,7 +74,8 @@ class ConnFieldsDirective(_TableDirective):
             kinds = schema.get("type", "")
             kind = " or ".join(k for k in ([kinds] if isinstance(kinds, str) else kinds) if k != "null")
             default = f"``{json.dumps(schema['default'])}``" if "default" in schema else ""
-            rows.append((f"``{name}``", field["label"], kind, default, field.get("description", "")))
+            description = _plain(field.get("description", ""))
+            rows.append((f"``{name}``", _plain(field["label"]), kind, default, description))
         return rows
 
 
