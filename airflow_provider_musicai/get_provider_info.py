@@ -73,7 +73,9 @@ def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "airflow-provider-musicai",
         "name": "Music AI",
-        "description": "`Music AI <https://music.ai/>`__: stem separation, transcription, chords, beats.",
+        # The link is followed by a space: Airflow 3's UI links whole space-separated words (a colon
+        # right after it became part of the URL), Airflow 2.11 renders the RST link itself.
+        "description": "`Music AI <https://music.ai/>`__ (stem separation, transcription, chords, beats).",
         "versions": [__version__],
         "integrations": [
             {

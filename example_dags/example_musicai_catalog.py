@@ -102,6 +102,7 @@ def example_musicai_catalog() -> None:
         assert params is not None
         return str(ObjectStoragePath(params["output"]) / ObjectStoragePath(track).stem)
 
+    # [START howto_operator_musicai_mapped]
     @task_group(group_id=GROUP)
     def process_track(track: str) -> None:
         upload = MusicAIUploadOperator(task_id="upload", source=track)
@@ -126,6 +127,8 @@ def example_musicai_catalog() -> None:
             trigger_rule="all_done",
         )
         analyze >> download >> delete_job
+
+    # [END howto_operator_musicai_mapped]
 
     @task(trigger_rule="all_done")
     def report(tracks: list[str]) -> dict[str, Any]:

@@ -91,8 +91,11 @@ def example_musicai_chain() -> None:
             return str(params["track"])
         return write_demo_wav(os.path.join(params["output_dir"], "input", "demo-chord.wav"))
 
+    # [START howto_operator_musicai_upload]
     upload = MusicAIUploadOperator(task_id="upload_track", source=make_track())
+    # [END howto_operator_musicai_upload]
 
+    # [START howto_operator_musicai_create_job]
     stems = MusicAICreateJobOperator(
         task_id=STEMS,
         name="Stems of {{ params.track or 'the demo chord' }}",
@@ -102,7 +105,9 @@ def example_musicai_chain() -> None:
         poll_interval=POLL_INTERVAL,
         timeout=timedelta(hours=1),
     )
+    # [END howto_operator_musicai_create_job]
 
+    # [START howto_operator_musicai_create_job_chained]
     # The second job's input is one result of the first job: its document's ``result.vocals``.
     lyrics = MusicAICreateJobOperator(
         task_id=LYRICS,
@@ -116,18 +121,22 @@ def example_musicai_chain() -> None:
         poll_interval=POLL_INTERVAL,
         timeout=timedelta(hours=1),
     )
+    # [END howto_operator_musicai_create_job_chained]
 
+    # [START howto_operator_musicai_download_results]
     download_stems = MusicAIDownloadResultsOperator(
         task_id="download_stems",
         job_id=stems.output["job_id"],
         destination="{{ params.output_dir }}/{{ ti.xcom_pull(task_ids='" + STEMS + "', key='job_id') }}",
     )
+    # [END howto_operator_musicai_download_results]
     download_lyrics = MusicAIDownloadResultsOperator(
         task_id="download_lyrics",
         job_id=lyrics.output["job_id"],
         destination="{{ params.output_dir }}/{{ ti.xcom_pull(task_ids='" + LYRICS + "', key='job_id') }}",
     )
 
+    # [START howto_operator_musicai_delete_job]
     # Runs even if something failed; an id that was never created renders as "None" and is skipped.
     delete_jobs = MusicAIDeleteJobOperator(
         task_id="delete_jobs",
@@ -137,6 +146,7 @@ def example_musicai_chain() -> None:
         ],
         trigger_rule="all_done",
     )
+    # [END howto_operator_musicai_delete_job]
 
     @task
     def summarize(

@@ -29,6 +29,7 @@ POLL_INTERVAL = float(os.environ.get("MUSICAI_EXAMPLE_POLL_INTERVAL", "30"))
     doc_md=__doc__,
 )
 def example_musicai_sensor() -> None:
+    # [START howto_sensor_musicai_job]
     wait_for_job = MusicAIJobSensor(
         task_id="wait_for_job",
         job_id="{{ params.job_id }}",
@@ -36,6 +37,7 @@ def example_musicai_sensor() -> None:
         poll_interval=POLL_INTERVAL,
         timeout=timedelta(hours=6),
     )
+    # [END howto_sensor_musicai_job]
 
     @task
     def use_result(job: dict[str, Any]) -> list[str]:

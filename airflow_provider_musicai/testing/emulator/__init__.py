@@ -1,9 +1,10 @@
 """The Music AI emulator: a loopback HTTP server of the Music AI REST API for tests.
 
-Start it with :class:`airflow_provider_musicai.testing.EmulatorServer` (subprocess by default, or
-``mode="thread"``), the pytest fixtures of :mod:`airflow_provider_musicai.testing.pytest_plugin`, or
-``python -m airflow_provider_musicai.testing.emulator --port 8000``. Importing this package is cheap; the
-server modules (fastapi, uvicorn, httptools if installed) load only when a server starts.
+Start it with :class:`~airflow_provider_musicai.testing.emulator.control.EmulatorServer` (subprocess
+by default, or ``mode="thread"``), the pytest fixtures of
+:mod:`airflow_provider_musicai.testing.pytest_plugin`, or
+``python -m airflow_provider_musicai.testing.emulator --port 8000``. Importing this package is cheap;
+the server modules (fastapi, uvicorn, httptools if installed) load only when a server starts.
 
 How faithful it is, and which behaviours are assumed rather than evidenced (with the evidence for
 each choice): ``FIDELITY.md`` next to this file.

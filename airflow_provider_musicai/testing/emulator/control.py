@@ -74,7 +74,7 @@ class EmulatorAdmin:
         return dict(self._call("GET", "/config"))
 
     def configure(self, **changes: Any) -> dict[str, Any]:
-        """Change runtime config (queued_seconds, processing_seconds, list_shape, *_url_ttl_seconds, ...)."""
+        """Change runtime config: ``queued_seconds``, ``processing_seconds``, ``list_shape``, TTLs..."""
         return dict(self._call("POST", "/config", changes))
 
     def clock(self) -> dict[str, Any]:

@@ -1,0 +1,116 @@
+"""Sphinx directives that render the provider's own metadata, so the pages never drift from it.
+
+* ``.. musicai-conn-fields::`` the connection's extra fields, from ``get_provider_info.CONN_FIELDS``.
+* ``.. musicai-requirements::`` the supported Python and the runtime dependencies, from pyproject.toml.
+* Markdown files included from outside ``docs/`` (RELIABILITY.md, benchmarks/RESULTS.md, CHANGELOG.md)
+  keep their links to repository files working: those become links to the file on GitHub.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from docutils import nodes
+from docutils.statemachine import StringList
+from sphinx.application import Sphinx
+from sphinx.util.docutils import SphinxDirective
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the docs extra installs tomli
+    import tomli as tomllib
+
+ROOT = Path(__file__).resolve().parents[2]
+REPOSITORY_FILES = "https://github.com/airflow-provider-musicai/airflow-provider-musicai/blob/main/"
+# A Markdown link (not an image) whose target is a relative path: no scheme, no anchor, no root.
+_RELATIVE_LINK = re.compile(r"(?<!!)(\[[^\]]*\])\((?![a-z][a-z0-9+.-]*:|#|/)([^)\s]+)\)")
+
+
+def _cell(text: str) -> str:
+    """One table cell: a single line (an empty cell is a lone backslash)."""
+    return " ".join(text.split()) or "\\"
+
+
+def _plain(text: str) -> str:
+    """Text from metadata, escaped so that RST markup characters in it show as typed."""
+    return re.sub(r"([\\*`|_\[\]<>])", r"\\\1", text)
+
+
+class _TableDirective(SphinxDirective):
+    """Render a ``list-table`` built from metadata, parsed like hand-written RST."""
+
+    header: tuple[str, ...] = ()
+
+    def rows(self) -> list[tuple[str, ...]]:
+        raise NotImplementedError
+
+    def run(self) -> list[nodes.Node]:
+        lines = [".. list-table::", "   :header-rows: 1", ""]
+        for row in [self.header, *self.rows()]:
+            lines.append(f"   * - {_cell(row[0])}")
+            lines.extend(f"     - {_cell(value)}" for value in row[1:])
+        container = nodes.container()
+        self.state.nested_parse(StringList(lines, source="musicai_docs"), self.content_offset, container)
+        return list(container.children)
+
+
+class ConnFieldsDirective(_TableDirective):
+    """The connection extras, as the connection form shows them."""
+
+    header = ("Extra", "Form label", "Type", "Default", "Meaning")
+
+    def rows(self) -> list[tuple[str, ...]]:
+        from airflow_provider_musicai.get_provider_info import CONN_FIELDS
+
+        self.env.note_dependency(str(ROOT / "airflow_provider_musicai" / "get_provider_info.py"))
+        rows = []
+        for name, field in CONN_FIELDS.items():
+            schema: dict[str, Any] = field.get("schema", {})
+            kinds = schema.get("type", "")
+            kind = " or ".join(k for k in ([kinds] if isinstance(kinds, str) else kinds) if k != "null")
+            default = f"``{json.dumps(schema['default'])}``" if "default" in schema else ""
+            description = _plain(field.get("description", ""))
+            rows.append((f"``{name}``", _plain(field["label"]), kind, default, description))
+        return rows
+
+
+class RequirementsDirective(_TableDirective):
+    """``requires-python`` and the runtime dependencies of the package."""
+
+    header = ("Requirement", "Version")
+
+    def rows(self) -> list[tuple[str, ...]]:
+        pyproject = ROOT / "pyproject.toml"
+        self.env.note_dependency(str(pyproject))
+        project = tomllib.loads(pyproject.read_text())["project"]
+        rows = [("Python", f"``{project['requires-python']}``")]
+        for requirement in project["dependencies"]:
+            name, _, rest = requirement.partition(">")
+            rows.append((f"``{name.strip()}``", f"``>{rest}``" if rest else "any"))
+        return rows
+
+
+def _link_repository_files(app: Sphinx, relative_path: Path, parent_docname: str, content: list[str]) -> None:
+    """Point relative links of a Markdown file included from outside docs/ at the file on GitHub."""
+    included = (Path(app.srcdir) / relative_path).resolve()
+    if included.suffix != ".md" or Path(app.srcdir).resolve() in included.parents:
+        return
+    base = included.parent.relative_to(ROOT)
+
+    def to_github(match: re.Match[str]) -> str:
+        target = os.path.normpath(base / match.group(2)).replace(os.sep, "/")
+        return f"{match.group(1)}({REPOSITORY_FILES}{target})"
+
+    content[0] = _RELATIVE_LINK.sub(to_github, content[0])
+
+
+def setup(app: Sphinx) -> dict[str, Any]:
+    app.connect("include-read", _link_repository_files)
+    app.add_directive("musicai-conn-fields", ConnFieldsDirective)
+    app.add_directive("musicai-requirements", RequirementsDirective)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
