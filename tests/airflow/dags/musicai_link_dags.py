@@ -56,3 +56,10 @@ def bad_input_dag(dag_id: str, retry_on_bad_input: bool) -> DAG:
 
 bad_input_default = bad_input_dag("musicai_test_bad_input", retry_on_bad_input=False)
 bad_input_retried = bad_input_dag("musicai_test_bad_input_retried", retry_on_bad_input=True)
+
+with DAG(
+    "musicai_test_many_reschedule", params={"job_ids": []}, render_template_as_native_obj=True, **ARGS
+) as many:
+    MusicAIJobSensor(
+        task_id="wait", job_id="{{ params.job_ids }}", mode="reschedule", poll_interval=0.5, timeout=60
+    )
