@@ -166,3 +166,49 @@ def test_reschedule_mode_and_a_mapped_upstream_through_dag_test(
     assert task_states(dag_run)["many"] == "success"  # job_id=mapped.output: a deferred many-job wait
     mapped = [xcom_value(dag_run, "mapped", "job_id", map_index=index) for index in (0, 1)]
     assert [job["id"] for job in xcom_value(dag_run, "many")] == mapped
+
+
+def test_the_trigger_kwargs_are_plain_and_round_trip(musicai: Any) -> None:
+    import json
+
+    from airflow.serialization.serialized_objects import BaseSerialization
+
+    trigger = MusicAIJobsTrigger(
+        job_ids=["a", "b", "a"], poll_interval=2, deadline=1_900_000_000.0, workflows={"a": STEMS}
+    )
+    classpath, kwargs = trigger.serialize()
+    assert classpath == "airflow_provider_musicai.triggers.musicai.MusicAIJobsTrigger"
+    assert kwargs["job_ids"] == ["a", "b"] and kwargs["workflows"] == {"a": STEMS}
+    text = json.dumps(kwargs)
+    assert musicai.api_key not in text and "http" not in text
+    restored = BaseSerialization.deserialize(BaseSerialization.serialize(kwargs))
+    assert MusicAIJobsTrigger(**restored).serialize() == (classpath, kwargs)
+
+
+def test_cancelling_the_trigger_leaves_no_waiter_in_the_shared_poller(
+    musicai: Any, hook: Any, input_url: Any
+) -> None:
+    from airflow_provider_musicai.triggers._poller import shared_poller
+
+    musicai.admin.configure(queued_seconds=60)
+    ids = jobs(hook, input_url, 2)
+
+    async def run_then_cancel() -> int:
+        trigger = MusicAIJobsTrigger(job_ids=ids, poll_interval=0.2)
+        task = asyncio.ensure_future(trigger.run().__anext__())
+        poller = shared_poller("musicai_default", 0.2, 5)
+        for _ in range(200):
+            if poller.waiting == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert poller.waiting == 2
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        for _ in range(200):
+            if poller.waiting == 0:
+                break
+            await asyncio.sleep(0.05)
+        return poller.waiting
+
+    assert asyncio.run(run_then_cancel()) == 0
