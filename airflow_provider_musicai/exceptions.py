@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.providers.common.compat.sdk import AirflowException
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
 
 class MusicAIError(AirflowException):
@@ -108,3 +108,28 @@ class MusicAIJobFailedError(MusicAIError):
 def _rebuild(cls: type[Exception], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Exception:
     """Unpickle an error whose constructor takes keyword-only arguments."""
     return cls(*args, **kwargs)
+
+
+class MusicAIBadInputError(MusicAIJobFailedError, AirflowFailException):
+    """The job FAILED with ``BAD_INPUT``: the same input would fail again, so Airflow does not retry
+    the task (each retry would be another paid job). Operators raise it unless told to retry."""
+
+    def __init__(self, job_id: str, code: str | None, title: str | None, message: str | None) -> None:
+        super().__init__(job_id, code, title, message)
+        self.args = (
+            f"{self.args[0]}. Not retried: the same input would fail again "
+            "(set retry_on_bad_input=True to retry anyway)",
+        )
+
+
+class MusicAIJobsFailedError(MusicAIError):
+    """Some of the jobs a sensor waited on FAILED; ``failures`` holds each one's error."""
+
+    def __init__(self, failures: list[MusicAIJobFailedError]) -> None:
+        self.failures = failures
+        super().__init__(
+            f"{len(failures)} Music AI job(s) FAILED: " + "; ".join(str(error) for error in failures)
+        )
+
+    def __reduce__(self) -> Any:
+        return (type(self), (self.failures,))

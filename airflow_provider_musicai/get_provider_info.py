@@ -96,6 +96,7 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [
             {"integration-name": "Music AI", "python-modules": ["airflow_provider_musicai.triggers.musicai"]}
         ],
+        "extra-links": ["airflow_provider_musicai.links.MusicAIJobLink"],
         "connection-types": [
             {
                 "connection-type": "musicai",

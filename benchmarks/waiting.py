@@ -12,6 +12,11 @@ Three ways to wait, each in a fresh worker process (``worker`` sub-command):
 * ``sdk-threads``: musicai-sdk's ``wait_for_job_completion`` in one thread per job (what a
   PythonOperator per track does), ``job_monitor_interval`` = the poll interval.
 
+The sensor row (``SENSOR_MODES``, ``python benchmarks/waiting.py sensors``) runs the trigger with
+the kwargs ``MusicAIJobSensor`` defers with: ``sensor`` as it defers now (the workflow read in its
+one pre-deferral request, ``delete_on_kill=False``), ``sensor-no-workflow`` as it deferred before
+(no workflow, so the shared poller fetched each sensor's job on its own).
+
 The orchestrator creates the jobs first, with emulator timings chosen so that every job is still
 running for the first two poll intervals and the jobs then finish evenly over the next two. It
 samples the emulator's counters every second; the delay of a job is the time of its event minus
@@ -44,6 +49,7 @@ TRIGGER_CLASSPATH = os.environ.get(
 PER_JOB_CLASSPATH = "per_job_trigger.PerJobClientTrigger"
 WORKFLOW = "music-ai/transcribe-vocals"
 MODES = ("trigger", "per-job", "sdk-threads")
+SENSOR_MODES = ("sensor", "sensor-no-workflow")
 
 #: Job timeline, in poll intervals after the waiters start: all jobs are active until FIRST_DONE,
 #: then they finish evenly until FIRST_DONE + SPREAD.
@@ -66,17 +72,19 @@ class _TimedEvents(deque):  # type: ignore[type-arg]
         super().append(entry)
 
 
-def _trigger_kwargs(trigger_class: type, job: dict[str, str], poll: float) -> dict[str, Any]:
+def _trigger_kwargs(trigger_class: type, job: dict[str, str], poll: float, mode: str) -> dict[str, Any]:
     import inspect
 
     kwargs: dict[str, Any] = {"job_id": job["id"], "poll_interval": poll}
-    if "workflow" in inspect.signature(trigger_class.__init__).parameters:
-        kwargs["workflow"] = job["workflow"]  # what the operators pass when they defer
+    if mode in SENSOR_MODES:
+        kwargs["delete_on_kill"] = False  # what MusicAIJobSensor passes
+    if "workflow" in inspect.signature(trigger_class.__init__).parameters and mode != "sensor-no-workflow":
+        kwargs["workflow"] = job["workflow"]  # what the operators (and now the sensor) pass
     return kwargs
 
 
 async def _run_triggers(
-    classpath: str, jobs: list[dict[str, str]], poll: float, timeout: float
+    classpath: str, jobs: list[dict[str, str]], poll: float, timeout: float, mode: str = "trigger"
 ) -> dict[str, Any]:
     import asyncio
 
@@ -87,7 +95,7 @@ async def _run_triggers(
     runner = TriggerRunner()
     events = _TimedEvents()
     runner.events = events
-    template = _trigger_kwargs(runner.get_trigger_by_classpath(classpath), jobs[0], poll)
+    template = _trigger_kwargs(runner.get_trigger_by_classpath(classpath), jobs[0], poll, mode)
     ids = {index: job["id"] for index, job in enumerate(jobs, start=1)}
     workloads = [
         RunTrigger(
@@ -201,7 +209,7 @@ def _run_sdk_threads(
 
 def worker(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="waiting.py worker")
-    parser.add_argument("mode", choices=MODES)
+    parser.add_argument("mode", choices=MODES + SENSOR_MODES)
     parser.add_argument("--poll", type=float, required=True)
     parser.add_argument("--timeout", type=float, required=True)
     parser.add_argument("--api-url", required=True)
@@ -223,8 +231,8 @@ def worker(argv: list[str]) -> None:
         if args.mode == "sdk-threads":
             outcome = _run_sdk_threads(jobs, args.poll, args.timeout, args.api_url, args.api_key)
         else:
-            classpath = TRIGGER_CLASSPATH if args.mode == "trigger" else PER_JOB_CLASSPATH
-            outcome = asyncio.run(_run_triggers(classpath, jobs, args.poll, args.timeout))
+            classpath = PER_JOB_CLASSPATH if args.mode == "per-job" else TRIGGER_CLASSPATH
+            outcome = asyncio.run(_run_triggers(classpath, jobs, args.poll, args.timeout, args.mode))
     outcome["rss_peak_mib"] = peak_rss_bytes() / MIB
     outcome["rss_growth_mib"] = outcome["rss_peak_mib"] - outcome["rss_baseline_mib"]
     outcome["cpu_max_share"] = sampler.max_share
@@ -456,8 +464,57 @@ def _summarise(
     }
 
 
+def sensors(argv: list[str]) -> None:
+    """The sensor row: requests per poll cycle for N deferred sensors, as they defer now and before."""
+    import tempfile
+
+    from common import airflow_env
+    from run import _input_url, _wait_line
+
+    from airflow_provider_musicai.testing import EmulatorServer
+
+    parser = argparse.ArgumentParser(prog="waiting.py sensors")
+    parser.add_argument("--jobs", type=int, nargs="+", default=[300, 1000])
+    parser.add_argument("--poll", type=float, default=2.0)
+    parser.add_argument("--modes", nargs="+", choices=SENSOR_MODES + MODES, default=list(SENSOR_MODES))
+    args = parser.parse_args(argv)
+    env = airflow_env(Path(tempfile.mkdtemp(prefix="musicai-bench-sensors-")))
+    os.environ.update(env)
+    rows = []
+    with EmulatorServer() as emu:
+        input_url = _input_url(emu)
+        for n in args.jobs:
+            for mode in args.modes:
+                print(f"{n} jobs, {mode}", file=sys.stderr, flush=True)
+                row = run_wait(
+                    emu, mode, n, args.poll, env, input_url, lambda line: print(line, file=sys.stderr)
+                )
+                print(_wait_line(row), file=sys.stderr, flush=True)
+                rows.append(
+                    {
+                        key: row[key]
+                        for key in (
+                            "mode",
+                            "jobs",
+                            "poll_interval",
+                            "events",
+                            "requests_steady_cycle",
+                            "requests_per_window",
+                            "requests_total",
+                            "delay_p99",
+                            "poller",
+                        )
+                    }
+                )
+    print(json.dumps(rows, indent=1))
+
+
 if __name__ == "__main__":
     if sys.argv[1:2] == ["worker"]:
         worker(sys.argv[2:])
+    elif sys.argv[1:2] == ["sensors"]:
+        sensors(sys.argv[2:])
     else:
-        sys.exit("usage: waiting.py worker ... (run benchmarks/run.py instead)")
+        sys.exit(
+            "usage: waiting.py worker ... | waiting.py sensors [--jobs N ...] (or run benchmarks/run.py)"
+        )

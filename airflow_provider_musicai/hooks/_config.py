@@ -9,7 +9,7 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from airflow_provider_musicai.exceptions import MusicAIConfigurationError
 
@@ -71,6 +71,13 @@ class ConnectionConfig:
     async_pool_size: int = 10
     allow_plain_http: bool = False
     transfer: TransferLimits = field(default_factory=TransferLimits)
+    job_url_template: str | None = None
+
+    def job_url(self, job_id: str) -> str | None:
+        """The web page of ``job_id`` from the ``job_url_template`` extra; None when not set."""
+        if self.job_url_template is None:
+            return None
+        return self.job_url_template.replace("{job_id}", quote(job_id, safe=""))
 
     @property
     def api_origin(self) -> tuple[str, str, int]:
@@ -125,6 +132,7 @@ class ConnectionConfig:
                 rate_window=_number(conn_id, extras, "transfer_rate_window", 60.0, float, minimum=0.1),
                 max_time=_number(conn_id, extras, "transfer_max_time", 0.0, float, minimum=0.0),
             ),
+            job_url_template=_job_url_template(conn_id, extras),
         )
 
 
@@ -230,3 +238,20 @@ def _flag(conn_id: str, extras: Mapping[str, Any], name: str) -> bool:
     raise MusicAIConfigurationError(
         f"Connection {conn_id!r}: extra {name!r} must be true or false, got {raw!r}"
     )
+
+
+def _job_url_template(conn_id: str, extras: Mapping[str, Any]) -> str | None:
+    """The ``job_url_template`` extra: an http(s) URL containing ``{job_id}``, or None (no link).
+
+    Music AI documents no public page per job, so there is no default.
+    """
+    raw = extras.get("job_url_template")
+    if raw is None or raw == "":
+        return None
+    parts = urlsplit(raw) if isinstance(raw, str) else None
+    if parts is None or "{job_id}" not in raw or parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise MusicAIConfigurationError(
+            f"Connection {conn_id!r}: extra 'job_url_template' must be an http(s) URL containing "
+            f"{{job_id}}, e.g. https://example.com/jobs/{{job_id}}; got {raw!r:.100}"
+        )
+    return str(raw)

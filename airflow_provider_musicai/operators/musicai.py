@@ -7,13 +7,15 @@ this module while parsing DAG files costs little more than ``airflow.sdk`` itsel
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator, conf
 
+from airflow_provider_musicai.links import MusicAIJobLink
 from airflow_provider_musicai.operators._waiting import (
     as_seconds,
     defer_timeout,
@@ -112,12 +114,19 @@ class MusicAICreateJobOperator(_MusicAIOperator):
     :param delete_on_kill: delete the job when the task is killed (marked failed or success,
         cleared, or timed out by ``execution_timeout`` while waiting on a worker).
     :param reattach: look for the job of an earlier try before creating one (see above).
+    :param retry_on_bad_input: a job that FAILED with ``BAD_INPUT`` would fail again on the same
+        input, so by default the task fails *without retries* (``MusicAIBadInputError``, an
+        ``AirflowFailException``) instead of paying for another job; True retries it as usual.
     :param musicai_conn_id: Airflow connection of type ``musicai``.
+
+    The "Music AI job" button (operator extra link) opens the job's page when the connection has
+    a ``job_url_template`` extra (see :mod:`airflow_provider_musicai.links`).
     """
 
     template_fields: Sequence[str] = ("name", "workflow", "workflow_params", "metadata", "musicai_conn_id")
     template_fields_renderers = {"workflow_params": "json", "metadata": "json"}
     ui_color = "#d4b0f0"
+    operator_extra_links = (MusicAIJobLink(),)
 
     def __init__(
         self,
@@ -132,6 +141,7 @@ class MusicAICreateJobOperator(_MusicAIOperator):
         timeout: float | timedelta | None = None,
         delete_on_kill: bool = True,
         reattach: bool = True,
+        retry_on_bad_input: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -145,14 +155,22 @@ class MusicAICreateJobOperator(_MusicAIOperator):
         self.timeout = timeout
         self.delete_on_kill = delete_on_kill
         self.reattach = reattach
+        self.retry_on_bad_input = retry_on_bad_input
         self.job_id: str | None = None
         if poll_interval <= 0:
             raise ValueError(f"poll_interval must be > 0 seconds, got {poll_interval}")
 
     def execute(self, context: Context) -> Any:
+        with self._no_paid_retry_of_bad_input():
+            return self._execute(context)
+
+    def _execute(self, context: Context) -> Any:
+        from airflow_provider_musicai.links import push_job_link
+
         job = self._create_or_reattach(context)
         assert self.job_id is not None
         context["ti"].xcom_push(key="job_id", value=self.job_id)
+        push_job_link(context, self.hook, self.job_id)
         if job is not None and job.get("status") == "SUCCEEDED":
             log_final_job(self.log, job)
             return public_job(job) if self.wait_for_completion else self.job_id
@@ -229,9 +247,24 @@ class MusicAICreateJobOperator(_MusicAIOperator):
         """Resume after the trigger fired: return the final job document or raise its error."""
         if isinstance(event, Mapping) and event.get("job_id"):
             self.job_id = str(event["job_id"])
-        job = job_from_event(event)
+        with self._no_paid_retry_of_bad_input():
+            job = job_from_event(event)
         log_final_job(self.log, job)
         return job
+
+    @contextmanager
+    def _no_paid_retry_of_bad_input(self) -> Iterator[None]:
+        """Turn a ``BAD_INPUT`` failure into ``MusicAIBadInputError`` (no retry) unless
+        ``retry_on_bad_input``: retrying would only pay for another job that fails the same way."""
+        from airflow_provider_musicai.exceptions import MusicAIBadInputError, MusicAIJobFailedError
+
+        try:
+            yield
+        except MusicAIJobFailedError as exc:
+            if exc.code != "BAD_INPUT" or self.retry_on_bad_input or isinstance(exc, MusicAIBadInputError):
+                raise
+            self.log.error("Music AI job %s FAILED with BAD_INPUT: failing without retries", exc.job_id)
+            raise MusicAIBadInputError(exc.job_id, exc.code, exc.title, exc.error_message) from exc
 
     def on_kill(self) -> None:
         """Delete the job when the task is killed while it waits on a worker."""

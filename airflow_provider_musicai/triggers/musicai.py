@@ -273,3 +273,125 @@ def _ti_left_deferral_by_user(ti: Any) -> bool:
         return True
     state, next_method = row
     return state != TaskInstanceState.DEFERRED and next_method != "__fail__"
+
+
+class MusicAIJobsTrigger(BaseTrigger):
+    """Wait on many Music AI jobs with one trigger, through the triggerer's shared poller.
+
+    Emits one event::
+
+        {"status": "success" | "error" | "timeout", "job_ids": [str], "jobs": [dict],
+         "failed": [str], "message": str}
+
+    ``jobs`` holds the final documents seen so far (no signed URL, see :func:`public_job`), in
+    ``job_ids`` order. ``success``: every job SUCCEEDED. ``error``: a job FAILED (at once with
+    ``fail_fast``, else once all are final) or polling failed. ``timeout``: the deadline passed.
+
+    :param job_ids: the jobs to wait for.
+    :param workflows: each job's workflow slug where known (lets the poller list instead of fetch).
+    :param fail_fast: report the first FAILED job at once instead of waiting for the others.
+    Other parameters as :class:`MusicAIJobTrigger`.
+    """
+
+    def __init__(
+        self,
+        job_ids: list[str],
+        musicai_conn_id: str = "musicai_default",
+        poll_interval: float = 10.0,
+        deadline: float | None = None,
+        fail_fast: bool = True,
+        workflows: dict[str, str | None] | None = None,
+        max_consecutive_errors: int = 5,
+    ) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.job_ids = list(dict.fromkeys(job_ids))
+        self.musicai_conn_id = musicai_conn_id
+        self.poll_interval = float(poll_interval)
+        self.deadline = float(deadline) if deadline is not None else None
+        self.fail_fast = bool(fail_fast)
+        self.workflows = dict(workflows or {})
+        self.max_consecutive_errors = int(max_consecutive_errors)
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        """Plain, JSON-friendly kwargs: ids, slugs and numbers, never a secret or a URL."""
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "job_ids": self.job_ids,
+                "musicai_conn_id": self.musicai_conn_id,
+                "poll_interval": self.poll_interval,
+                "deadline": self.deadline,
+                "fail_fast": self.fail_fast,
+                "workflows": self.workflows,
+                "max_consecutive_errors": self.max_consecutive_errors,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Wait on every job, then yield one event and return."""
+        from airflow_provider_musicai.triggers._poller import shared_poller
+
+        poller = shared_poller(self.musicai_conn_id, self.poll_interval, self.max_consecutive_errors)
+        finished: dict[str, dict[str, Any]] = {}
+        self.log.info(
+            "Waiting for %d Music AI job(s) (poll every %.1fs)", len(self.job_ids), self.poll_interval
+        )
+        waits: dict[asyncio.Future[dict[str, Any]], str] = {
+            asyncio.ensure_future(poller.wait(job_id, self.workflows.get(job_id))): job_id
+            for job_id in self.job_ids
+        }
+        remaining = None if self.deadline is None else self.deadline - _now()
+        try:
+            yield await self._collect(waits, finished, remaining)
+        finally:
+            for wait in waits:
+                wait.cancel()
+
+    async def _collect(
+        self,
+        waits: dict[asyncio.Future[dict[str, Any]], str],
+        finished: dict[str, dict[str, Any]],
+        remaining: float | None,
+    ) -> TriggerEvent:
+        pending = set(waits)
+        loop = asyncio.get_running_loop()
+        end = None if remaining is None else loop.time() + remaining
+        while pending:
+            left = None if end is None else end - loop.time()
+            if left is not None and left <= 0:
+                return self._event(
+                    "timeout", finished, f"{len(pending)} Music AI job(s) not final by the deadline"
+                )
+            done, pending = await asyncio.wait(pending, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+            for wait in done:
+                job_id = waits[wait]
+                try:
+                    job = wait.result()
+                except Exception as exc:
+                    return self._event(
+                        "error",
+                        finished,
+                        f"Polling Music AI job {job_id} failed: {type(exc).__name__}: {exc}",
+                    )
+                finished[job_id] = public_job(job)
+                self.log.info("Music AI job %s is %s", job_id, job.get("status"))
+                if job.get("status") != "SUCCEEDED" and self.fail_fast:
+                    return self._event("error", finished, failure_message(job))
+        failed = [job_id for job_id, job in finished.items() if job.get("status") != "SUCCEEDED"]
+        if failed:
+            return self._event(
+                "error", finished, f"{len(failed)} Music AI job(s) FAILED: {', '.join(failed)}"
+            )
+        return self._event("success", finished, f"{len(finished)} Music AI job(s) SUCCEEDED")
+
+    def _event(self, status: str, finished: dict[str, dict[str, Any]], message: str) -> TriggerEvent:
+        (self.log.info if status == "success" else self.log.warning)("%s", message)
+        return TriggerEvent(  # type: ignore[no-untyped-call]
+            {
+                "status": status,
+                "job_ids": self.job_ids,
+                "jobs": [finished[job_id] for job_id in self.job_ids if job_id in finished],
+                "failed": [j for j, job in finished.items() if job.get("status") != "SUCCEEDED"],
+                "message": message,
+            }
+        )
