@@ -17,6 +17,11 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.music.ai/v1"
 
+#: Defaults of the limits that keep a hostile or broken server from holding a call forever.
+DEFAULT_TOTAL_TIMEOUT = 120.0
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+DEFAULT_MAX_PAGES = 10_000
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
@@ -56,6 +61,12 @@ class ConnectionConfig:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     async_pool_size: int = 10
     allow_plain_http: bool = False
+    #: Wall-clock bound of one API request, answer body included (``timeout`` bounds each read).
+    total_timeout: float = DEFAULT_TOTAL_TIMEOUT
+    #: Largest decoded API answer read; a bigger one (a gzip bomb) fails instead of filling memory.
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    #: Most pages one listing may take before it is declared endless.
+    max_pages: int = DEFAULT_MAX_PAGES
 
     @property
     def api_origin(self) -> tuple[str, str, int]:
@@ -105,6 +116,13 @@ class ConnectionConfig:
             retry=retry,
             async_pool_size=_number(conn_id, extras, "async_pool_size", 10, int, minimum=1),
             allow_plain_http=_flag(conn_id, extras, "allow_plain_http"),
+            total_timeout=_number(
+                conn_id, extras, "total_timeout", DEFAULT_TOTAL_TIMEOUT, float, minimum=0.001
+            ),
+            max_response_bytes=_number(
+                conn_id, extras, "max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES, int, minimum=1024
+            ),
+            max_pages=_number(conn_id, extras, "max_pages", DEFAULT_MAX_PAGES, int, minimum=1),
         )
 
 

@@ -19,7 +19,9 @@ from airflow_provider_musicai.exceptions import (
     MusicAIConfigurationError,
     MusicAIError,
     MusicAIInvalidRequestError,
+    MusicAIMalformedResponseError,
     MusicAINotFoundError,
+    MusicAIResponseTooLargeError,
     MusicAITimeoutError,
     MusicAITransportError,
 )
@@ -65,12 +67,17 @@ install_log_redaction()
 
 MAX_PAGE_SIZE = 100
 
-#: Errors that another poll may cure; anything else (401, 404, 400...) ends a wait at once.
-TRANSIENT_ERRORS: tuple[type[MusicAIError], ...] = (MusicAITransportError,)
+#: Errors that another poll may cure; anything else (401, 404, 400...) ends a wait at once. An
+#: unreadable or oversized 2xx answer is usually a proxy's page, so a wait polls again.
+TRANSIENT_ERRORS: tuple[type[MusicAIError], ...] = (
+    MusicAITransportError,
+    MusicAIMalformedResponseError,
+    MusicAIResponseTooLargeError,
+)
 
 
 def is_transient(error: BaseException) -> bool:
-    """True for failures worth another try later: no answer, 429, or 5xx."""
+    """True for failures worth another try later: no answer, 429, 5xx, or an unreadable answer."""
     if isinstance(error, TRANSIENT_ERRORS):
         return True
     return (
@@ -288,6 +295,16 @@ class MusicAIHook(BaseHook):
                     raise ambiguous.cause from None
                 time.sleep(delay)
                 continue
+            except (MusicAIMalformedResponseError, MusicAIResponseTooLargeError) as unusable:
+                # A 2xx whose id cannot be used: the job may well exist, so never send again blindly.
+                raise MusicAIMalformedResponseError(
+                    f"The job MAY have been created, but the answer cannot be used ({unusable._message}). "
+                    f"Not sending it again, to avoid a duplicate job: look for a job whose metadata has "
+                    f"{IDEMPOTENCY_METADATA_KEY}={key}.",
+                    status_code=unusable.status_code,
+                    endpoint=_api.CREATE_JOB.label,
+                    api_message=unusable.api_message,
+                ) from None
             self.log.info("Created Music AI job %s (%s, workflow %s)", job_id, name, workflow)
             return job_id
 
@@ -439,8 +456,18 @@ class MusicAIHook(BaseHook):
             else:
                 if tracker.observe(status):
                     job = self.get_job(job_id)
-                    raise_if_failed(job)
-                    return job
+                    if job.get("status") in TERMINAL_STATUSES:
+                        raise_if_failed(job)
+                        return job
+                    # The status endpoint and the document disagree (a lagging replica or cache):
+                    # only a final document ends the wait, so poll again.
+                    self.log.warning(
+                        "Music AI job %s: the status endpoint says %s but the job document says %r; "
+                        "will poll again",
+                        job_id,
+                        status,
+                        job.get("status"),
+                    )
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 raise MusicAITimeoutError(
