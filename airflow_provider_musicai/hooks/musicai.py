@@ -30,6 +30,7 @@ from airflow_provider_musicai.hooks._api import ApiRequest, build_request
 from airflow_provider_musicai.hooks._calls import AmbiguousRequestError, call_plan, run_async, run_sync
 from airflow_provider_musicai.hooks._config import ConnectionConfig
 from airflow_provider_musicai.hooks._destination import resolve_destination, write_json
+from airflow_provider_musicai.hooks._paging import Listing, ServedSizes
 from airflow_provider_musicai.hooks._redact import install_log_redaction, redact_url
 from airflow_provider_musicai.hooks._storage import StorageClient
 from airflow_provider_musicai.hooks._transfer import (
@@ -106,6 +107,7 @@ class MusicAIHook(BaseHook):
         super().__init__(**kwargs)
         self.musicai_conn_id = musicai_conn_id
         self._config: ConnectionConfig | None = None
+        self._served_sizes: ServedSizes = {}
 
     # -- connection -------------------------------------------------------------------------
 
@@ -398,11 +400,8 @@ class MusicAIHook(BaseHook):
         ``status`` and ``workflow`` take one value or several (sent as repeated parameters).
         """
         query = _job_filters(status, workflow, batch_name)
-        for page in _pages(page_size):
-            items = self._call(_page_request(_api.LIST_JOBS, query, page, page_size))
-            yield from items
-            if len(items) < page_size:
-                return
+        for page in self._pages(_api.LIST_JOBS, query, page_size):
+            yield from page
 
     async def alist_jobs(
         self,
@@ -412,21 +411,35 @@ class MusicAIHook(BaseHook):
         page_size: int = MAX_PAGE_SIZE,
     ) -> AsyncIterator[dict[str, Any]]:
         """Async :meth:`list_jobs`."""
-        query = _job_filters(status, workflow, batch_name)
-        for page in _pages(page_size):
-            items = await self._acall(_page_request(_api.LIST_JOBS, query, page, page_size))
-            for item in items:
+        async for page in self.alist_job_pages(status, workflow, batch_name, page_size):
+            for item in page:
                 yield item
-            if len(items) < page_size:
-                return
+
+    async def alist_job_pages(
+        self,
+        status: str | Iterable[str] | None = None,
+        workflow: str | Iterable[str] | None = None,
+        batch_name: str | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Async ``GET /job`` one page (one request) at a time: for callers that count requests."""
+        query = _job_filters(status, workflow, batch_name)
+        listing = _listing(_api.LIST_JOBS, query, page_size, await self.aconfig(), self._served_sizes)
+        while (request := listing.next_request()) is not None:
+            yield listing.accept(await self._acall(request))
 
     def list_workflows(self, page_size: int = MAX_PAGE_SIZE) -> Iterator[dict[str, Any]]:
         """``GET /workflow``, every page, lazily."""
-        for page in _pages(page_size):
-            items = self._call(_page_request(_api.LIST_WORKFLOWS, [], page, page_size))
-            yield from items
-            if len(items) < page_size:
-                return
+        for page in self._pages(_api.LIST_WORKFLOWS, [], page_size):
+            yield from page
+
+    def _pages(
+        self, endpoint: _api.Endpoint[list[dict[str, Any]]], query: list[tuple[str, Any]], page_size: int
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Every page of a listing, by the one paging rule of :mod:`._paging`."""
+        listing = _listing(endpoint, query, page_size, self.config, self._served_sizes)
+        while (request := listing.next_request()) is not None:
+            yield listing.accept(self._call(request))
 
     # -- waiting and results ----------------------------------------------------------------
 
@@ -573,21 +586,18 @@ def _has_references(job: Mapping[str, Any]) -> bool:
     )
 
 
-def _pages(page_size: int) -> Iterator[int]:
-    if not isinstance(page_size, int) or not 1 <= page_size <= MAX_PAGE_SIZE:
+def _listing(
+    endpoint: _api.Endpoint[list[T]],
+    query: list[tuple[str, Any]],
+    page_size: int,
+    config: ConnectionConfig,
+    served: ServedSizes,
+) -> Listing[T]:
+    if not isinstance(page_size, int) or isinstance(page_size, bool) or not 1 <= page_size <= MAX_PAGE_SIZE:
         raise MusicAIConfigurationError(
             f"page_size must be an integer from 1 to {MAX_PAGE_SIZE}, got {page_size!r}"
         )
-    page = 0
-    while True:
-        yield page
-        page += 1
-
-
-def _page_request(
-    endpoint: _api.Endpoint[T], query: list[tuple[str, Any]], page: int, page_size: int
-) -> ApiRequest[T]:
-    return build_request(endpoint, query=[*query, ("page", page), ("size", page_size)])
+    return Listing(endpoint, query, page_size, max_pages=config.max_pages, served=served)
 
 
 def _job_filters(
