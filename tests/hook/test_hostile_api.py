@@ -200,3 +200,14 @@ def test_answers_within_the_caps_still_read_whole(monkeypatch: pytest.MonkeyPatc
         hook = hostile_hook(monkeypatch, server.url("/v1"))
         assert hook.get_job("job-1") == document
         assert arun(hook.aget_job("job-1")) == document
+
+
+def test_an_oversized_post_job_answer_says_the_job_may_exist(
+    monkeypatch: pytest.MonkeyPatch, bomb: bytes
+) -> None:
+    headers = {"content-encoding": "gzip", "content-type": "application/json"}
+    with HostileServer(lambda request: Reply(200, body=bomb, headers=headers)) as server:
+        hook = hostile_hook(monkeypatch, server.url("/v1"), max_response_bytes=1 << 20)
+        with pytest.raises(MusicAIMalformedResponseError, match=r"MAY have been created.*max_response_bytes"):
+            hook.create_job("song", "wf", INPUT)
+        assert len(server.requests_to("POST")) == 1
