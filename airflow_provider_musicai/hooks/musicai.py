@@ -397,7 +397,10 @@ class MusicAIHook(BaseHook):
     ) -> Iterator[dict[str, Any]]:
         """``GET /job``, every page, lazily: one request per ``page_size`` jobs, memory flat.
 
-        ``status`` and ``workflow`` take one value or several (sent as repeated parameters).
+        ``status`` and ``workflow`` take one value or several (sent as repeated parameters). A
+        server that silently serves smaller pages than asked loses no job (see ``hooks/_paging.py``);
+        one that repeats a page, or a listing longer than the connection's ``max_pages``, raises
+        :class:`~airflow_provider_musicai.exceptions.MusicAIPagingError`.
         """
         query = _job_filters(status, workflow, batch_name)
         for page in self._pages(_api.LIST_JOBS, query, page_size):
