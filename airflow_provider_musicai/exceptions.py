@@ -53,6 +53,26 @@ class MusicAIAPIError(MusicAIError):
         return (_rebuild, (type(self), (self._message,), kwargs))
 
 
+class MusicAIMalformedResponseError(MusicAIAPIError):
+    """A 2xx answer that cannot be understood (not JSON, wrong shape, nested too deep, bad job id).
+
+    Often a proxy's or load balancer's page in place of the API's answer, so waits treat it as
+    transient; calls are not retried on it.
+    """
+
+
+class MusicAIResponseTooLargeError(MusicAIAPIError):
+    """The answer's decoded body exceeded the connection's ``max_response_bytes`` (e.g. a gzip bomb)."""
+
+
+class MusicAIPagingError(MusicAIAPIError):
+    """A listing that never ends: the server repeats a page, or it exceeds ``max_pages``."""
+
+
+class MusicAIRedirectError(MusicAIAPIError):
+    """A call that changes state (POST, DELETE) was redirected; it is never followed."""
+
+
 class MusicAIAuthError(MusicAIAPIError):
     """401: the API key is missing, wrong or revoked."""
 

@@ -56,6 +56,21 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         "description": "Longest time one upload or download attempt may take (0: no limit).",
         "schema": {"type": ["number", "null"], "default": 0, "minimum": 0},
     },
+    "total_timeout": {
+        "label": "Total timeout per API request (seconds)",
+        "description": "Wall-clock bound of one API request, answer included (the read timeout is per read).",
+        "schema": {"type": ["number", "null"], "default": 120, "minimum": 0.001},
+    },
+    "max_response_bytes": {
+        "label": "Largest API answer (bytes)",
+        "description": "Decoded size above which an API answer is refused (e.g. a gzip bomb).",
+        "schema": {"type": ["integer", "null"], "default": 67108864, "minimum": 1024},
+    },
+    "max_pages": {
+        "label": "Most pages per listing",
+        "description": "A listing taking more pages than this is refused as endless.",
+        "schema": {"type": ["integer", "null"], "default": 10000, "minimum": 1},
+    },
 }
 
 UI_FIELD_BEHAVIOUR: dict[str, Any] = {

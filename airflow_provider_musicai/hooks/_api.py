@@ -19,14 +19,20 @@ from airflow_provider_musicai.exceptions import (
     MusicAIAuthError,
     MusicAIConfigurationError,
     MusicAIInvalidRequestError,
+    MusicAIMalformedResponseError,
     MusicAINotFoundError,
     MusicAIRateLimitError,
+    MusicAIRedirectError,
     MusicAIServerError,
 )
 
 T = TypeVar("T")
 
-_JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
+_JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")  # used with fullmatch: no trailing newline
+
+#: Deepest JSON nesting accepted in an answer. Real documents nest 3-4 levels; a deeper one would
+#: pass the parser, then crash serialization (XCom, trigger events) with RecursionError later.
+MAX_JSON_DEPTH = 64
 
 
 @dataclass(frozen=True)
@@ -79,12 +85,25 @@ def _parse_id(body: Any) -> str:
     return str(_require_mapping(body, "id")["id"])
 
 
-def _parse_list(key: str) -> Callable[[Any], list[dict[str, Any]]]:
+def _parse_created_id(body: Any) -> str:
+    job_id = _parse_id(body)
+    if not is_job_id(job_id):
+        raise MalformedResponse(f"the new job's id {_shown(job_id)} is not a valid job id")
+    return job_id
+
+
+def _parse_list(key: str, *, job_ids: bool = False) -> Callable[[Any], list[dict[str, Any]]]:
     def parse(body: Any) -> list[dict[str, Any]]:
         # The reference documents {"<key>": [...]} but its example shows a bare array: accept both.
         items = body.get(key) if isinstance(body, dict) else body
         if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
             raise MalformedResponse(f"expected a list of objects or an object with a {key!r} list")
+        if job_ids:
+            for index, item in enumerate(items):
+                if not is_job_id(item.get("id")):
+                    raise MalformedResponse(
+                        f"listed job #{index} has no valid 'id' ({_shown(item.get('id'))})"
+                    )
         return items
 
     return parse
@@ -103,21 +122,47 @@ GET_APPLICATION = Endpoint("GET", "/application", _parse_application)
 GET_UPLOAD_URL = Endpoint("GET", "/upload", _parse_upload)
 GET_JOB = Endpoint("GET", "/job/{id}", _parse_job)
 GET_JOB_STATUS = Endpoint("GET", "/job/{id}/status", _parse_status)
-LIST_JOBS = Endpoint("GET", "/job", _parse_list("jobs"))
-CREATE_JOB = Endpoint("POST", "/job", _parse_id, retry_safe=False)
+LIST_JOBS = Endpoint("GET", "/job", _parse_list("jobs", job_ids=True))
+CREATE_JOB = Endpoint("POST", "/job", _parse_created_id, retry_safe=False)
 DELETE_JOB = Endpoint("DELETE", "/job/{id}", _parse_id)
 LIST_WORKFLOWS = Endpoint("GET", "/workflow", _parse_list("workflows"))
 
 
+def is_job_id(value: Any) -> bool:
+    """True if ``value`` is a job id string: the whole string, no trailing newline or space."""
+    return isinstance(value, str) and _JOB_ID.fullmatch(value) is not None
+
+
 def validate_job_id(job_id: Any) -> str:
     """Return ``job_id`` as a string or raise naming the problem, before any request is sent."""
-    if not isinstance(job_id, str) or not _JOB_ID.match(job_id):
-        shown = repr(job_id) if len(repr(job_id)) <= 80 else repr(job_id)[:77] + "..."
+    if not is_job_id(job_id):
         raise MusicAIConfigurationError(
-            f"Malformed Music AI job id {shown}: expected the id string returned when the job was "
-            "created (letters, digits, '-' or '_')"
+            f"Malformed Music AI job id {_shown(job_id)}: expected the id string returned when the job "
+            "was created (letters, digits, '-' or '_')"
         )
-    return job_id
+    return str(job_id)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def json_depth_exceeds(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """True if ``value`` nests containers deeper than ``limit`` (checked without recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        current, depth = stack.pop()
+        if isinstance(current, dict):
+            children: Iterable[Any] = current.values()
+        elif isinstance(current, list):
+            children = current
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def build_request(
@@ -148,15 +193,21 @@ def interpret_response(request: ApiRequest[T], status: int, body: bytes, content
     try:
         decoded = json.loads(body) if body else None
     except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser's stack
-        raise MusicAIAPIError(
+        raise MusicAIMalformedResponseError(
             f"The response body is not JSON ({_describe(body, content_type)}).",
             status_code=status,
             endpoint=label,
         ) from None
+    if json_depth_exceeds(decoded):
+        raise MusicAIMalformedResponseError(
+            f"The response nests JSON deeper than {MAX_JSON_DEPTH} levels; refusing it.",
+            status_code=status,
+            endpoint=label,
+        )
     try:
         return request.endpoint.parse(decoded)
     except MalformedResponse as exc:
-        raise MusicAIAPIError(
+        raise MusicAIMalformedResponseError(
             f"The response does not have the documented shape: {exc}.", status_code=status, endpoint=label
         ) from None
 
@@ -182,6 +233,13 @@ _HINTS: dict[int, str] = {
 
 def error_for_status(label: str, status: int, body: bytes, content_type: str | None) -> MusicAIAPIError:
     """The typed error for an HTTP error answer, carrying the API's own message when it has one."""
+    if 300 <= status < 400:
+        return MusicAIRedirectError(
+            f"The API answered with a redirect. {label.split(' ')[0]} calls that change state (or a "
+            "redirect that cannot be followed) are never sent to another location.",
+            status_code=status,
+            endpoint=label,
+        )
     cls = _ERRORS.get(status) or (MusicAIServerError if status >= 500 else MusicAIAPIError)
     api_message = api_message_of(body)
     hint = _HINTS.get(status, "")

@@ -18,7 +18,12 @@ from dataclasses import dataclass
 from typing import TypeVar, cast
 from urllib.parse import unquote
 
-from airflow_provider_musicai.exceptions import MusicAIAPIError, MusicAIError, MusicAITransportError
+from airflow_provider_musicai.exceptions import (
+    MusicAIAPIError,
+    MusicAIError,
+    MusicAIResponseTooLargeError,
+    MusicAITransportError,
+)
 from airflow_provider_musicai.hooks._api import DELETE_JOB, ApiRequest, error_for_status, interpret_response
 from airflow_provider_musicai.hooks._config import RetryPolicy
 
@@ -46,13 +51,21 @@ class TransportFailure:
 
 
 @dataclass(frozen=True)
+class Refused:
+    """An answer the transport refused to read to its end (larger than ``max_response_bytes``)."""
+
+    status: int
+    limit: int
+
+
+@dataclass(frozen=True)
 class Pause:
     """Sleep this long before the next attempt."""
 
     seconds: float
 
 
-Outcome = HttpAnswer | TransportFailure
+Outcome = HttpAnswer | TransportFailure | Refused
 Plan = Generator["ApiRequest[T] | Pause", "Outcome | None", T]
 
 
@@ -101,6 +114,14 @@ def call_plan(
             transient = outcome.status == 429 or outcome.status >= 500
             ambiguous = outcome.status >= 500
             retry_after = outcome.retry_after
+        elif isinstance(outcome, Refused):
+            # Not retried: the same request would get the same answer.
+            raise MusicAIResponseTooLargeError(
+                f"The answer is larger than max_response_bytes={outcome.limit} once decoded; refusing "
+                "to read it (raise the connection extra if such answers are expected).",
+                status_code=outcome.status,
+                endpoint=label,
+            )
         elif isinstance(outcome, TransportFailure):
             error = MusicAITransportError(f"Music AI {label} failed: {outcome.description}", endpoint=label)
             transient, ambiguous, retry_after = True, outcome.maybe_sent, None

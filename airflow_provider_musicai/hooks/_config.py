@@ -17,6 +17,11 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.music.ai/v1"
 
+#: Defaults of the limits that keep a hostile or broken server from holding a call forever.
+DEFAULT_TOTAL_TIMEOUT = 120.0
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+DEFAULT_MAX_PAGES = 10_000
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
@@ -72,6 +77,13 @@ class ConnectionConfig:
     allow_plain_http: bool = False
     transfer: TransferLimits = field(default_factory=TransferLimits)
     job_url_template: str | None = None
+
+    #: Wall-clock bound of one API request, answer body included (``timeout`` bounds each read).
+    total_timeout: float = DEFAULT_TOTAL_TIMEOUT
+    #: Largest decoded API answer read; a bigger one (a gzip bomb) fails instead of filling memory.
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    #: Most pages one listing may take before it is declared endless.
+    max_pages: int = DEFAULT_MAX_PAGES
 
     def job_url(self, job_id: str) -> str | None:
         """The web page of ``job_id`` from the ``job_url_template`` extra; None when not set."""
@@ -133,6 +145,13 @@ class ConnectionConfig:
                 max_time=_number(conn_id, extras, "transfer_max_time", 0.0, float, minimum=0.0),
             ),
             job_url_template=_job_url_template(conn_id, extras),
+            total_timeout=_number(
+                conn_id, extras, "total_timeout", DEFAULT_TOTAL_TIMEOUT, float, minimum=0.001
+            ),
+            max_response_bytes=_number(
+                conn_id, extras, "max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES, int, minimum=1024
+            ),
+            max_pages=_number(conn_id, extras, "max_pages", DEFAULT_MAX_PAGES, int, minimum=1),
         )
 
 

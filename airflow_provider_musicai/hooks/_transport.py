@@ -3,6 +3,11 @@
 Both only turn an :class:`ApiRequest` into an :class:`Outcome`; what the answer means is decided
 in ``_api`` and ``_calls``. The API key is added here, per request, to API URLs only: neither
 session carries it as a default header, so nothing else (signed storage URLs) can receive it.
+
+Both read the answer incrementally, so that ``max_response_bytes`` bounds memory (a gzip bomb
+fails instead of inflating), and within ``total_timeout`` (``timeout`` bounds each read only: an
+answer trickled a byte at a time would otherwise hold the call forever). Only GET follows
+redirects (both libraries drop the key off-origin); a redirected POST or DELETE is an error.
 """
 
 from __future__ import annotations
@@ -10,16 +15,24 @@ from __future__ import annotations
 import asyncio
 import http.client
 import importlib
+import time
 import weakref
 from typing import TYPE_CHECKING, Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3 import exceptions as urllib3_exceptions
 from urllib3.exceptions import NameResolutionError, NewConnectionError
 
 from airflow_provider_musicai import __version__
 from airflow_provider_musicai.hooks._api import ApiRequest
-from airflow_provider_musicai.hooks._calls import HttpAnswer, Outcome, TransportFailure, parse_retry_after
+from airflow_provider_musicai.hooks._calls import (
+    HttpAnswer,
+    Outcome,
+    Refused,
+    TransportFailure,
+    parse_retry_after,
+)
 from airflow_provider_musicai.hooks._config import ConnectionConfig
 
 if TYPE_CHECKING:
@@ -42,6 +55,43 @@ def _answer(status: int, body: bytes, headers: Any) -> HttpAnswer:
     )
 
 
+#: Decoded bytes read at a time: with a bounded read, decompression output stays this small too.
+READ_CHUNK = 64 * 1024
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _Overdue(Exception):
+    pass
+
+
+class _Body:
+    """Collects an answer's decoded body, enforcing the size cap and the wall-clock deadline."""
+
+    def __init__(self, config: ConnectionConfig, started: float) -> None:
+        self.limit = config.max_response_bytes
+        self.deadline = started + config.total_timeout
+        self.data = bytearray()
+
+    def add(self, chunk: bytes) -> None:
+        self.data += chunk
+        if len(self.data) > self.limit:
+            raise _TooLarge
+        self.check_deadline()
+
+    def check_deadline(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise _Overdue
+
+
+def _overdue(config: ConnectionConfig) -> TransportFailure:
+    return TransportFailure(
+        f"no complete answer within total_timeout={config.total_timeout}s", maybe_sent=True
+    )
+
+
 def _describe(exc: BaseException) -> str:
     """A short cause for logs: the exception type, never its text (which can contain URLs)."""
     return type(exc).__name__
@@ -55,28 +105,44 @@ class SyncTransport:
         self.session = session
 
     def send(self, request: ApiRequest[Any]) -> Outcome:
+        config = self.config
+        body = _Body(config, time.monotonic())
         try:
             response = self.session.request(
                 request.endpoint.method,
-                self.config.base_url + request.path,
+                config.base_url + request.path,
                 params=list(request.params),
                 json=request.json_body,
-                headers=api_headers(self.config),
-                timeout=(self.config.connect_timeout, self.config.read_timeout),
+                headers=api_headers(config),
+                timeout=(config.connect_timeout, min(config.read_timeout, config.total_timeout)),
+                allow_redirects=request.endpoint.method == "GET",
+                stream=True,
             )
-            body = response.content
+            try:
+                while chunk := response.raw.read1(READ_CHUNK, decode_content=True):
+                    body.add(chunk)
+                body.check_deadline()
+                # Read to its end: mark it consumed so that close() keeps the connection pooled.
+                response._content = bytes(body.data)
+                response._content_consumed = True  # type: ignore[attr-defined]
+            finally:
+                response.close()
+        except _TooLarge:
+            return Refused(response.status_code, config.max_response_bytes)
+        except _Overdue:
+            return _overdue(config)
         except requests.exceptions.ConnectTimeout as exc:
             return TransportFailure(f"connect timeout ({_describe(exc)})", maybe_sent=False)
-        except requests.exceptions.ReadTimeout as exc:
+        except (requests.exceptions.ReadTimeout, urllib3_exceptions.ReadTimeoutError) as exc:
             return TransportFailure(f"read timeout after {self.config.read_timeout}s", maybe_sent=_sent(exc))
-        except requests.exceptions.RequestException as exc:
+        except (requests.exceptions.RequestException, urllib3_exceptions.HTTPError) as exc:
             sent = _sent(exc)
             what = "connection lost" if sent else "cannot connect"
             return TransportFailure(f"{what} ({_cause_name(exc)})", maybe_sent=sent)
         except (UnicodeError, http.client.HTTPException) as exc:
             # An answer requests cannot even parse (e.g. a redirect whose Location is not UTF-8).
             return TransportFailure(f"unreadable answer ({type(exc).__name__})", maybe_sent=True)
-        return _answer(response.status_code, body, response.headers)
+        return _answer(response.status_code, bytes(body.data), response.headers)
 
 
 def _sent(exc: BaseException) -> bool:
@@ -189,17 +255,36 @@ class AsyncTransport:
 
     async def send(self, request: ApiRequest[Any]) -> Outcome:
         httpx = import_httpx()
-        client = shared_async_client(self.config)
-        timeout = httpx.Timeout(self.config.read_timeout, connect=self.config.connect_timeout)
-        try:
-            response = await client.request(
+        config = self.config
+        client = shared_async_client(config)
+        read_timeout = min(config.read_timeout, config.total_timeout)
+        timeout = httpx.Timeout(read_timeout, connect=config.connect_timeout)
+        body = _Body(config, time.monotonic())
+        status = 0
+
+        async def exchange() -> Any:
+            nonlocal status
+            async with client.stream(
                 request.endpoint.method,
-                self.config.base_url + request.path,
+                config.base_url + request.path,
                 params=list(request.params),
                 json=request.json_body,
-                headers=api_headers(self.config),
+                headers=api_headers(config),
                 timeout=timeout,
-            )
+                follow_redirects=request.endpoint.method == "GET",
+            ) as response:
+                status = response.status_code
+                async for chunk in response.aiter_bytes(READ_CHUNK):
+                    body.add(chunk)
+                return response.headers
+
+        try:
+            # wait_for, not asyncio.timeout: the provider still supports Python 3.10.
+            headers = await asyncio.wait_for(exchange(), config.total_timeout)
+        except _TooLarge:
+            return Refused(status, config.max_response_bytes)
+        except (_Overdue, asyncio.TimeoutError):
+            return _overdue(config)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             return TransportFailure(f"cannot connect ({_describe(exc)})", maybe_sent=False)
         except httpx.TimeoutException as exc:
@@ -208,4 +293,4 @@ class AsyncTransport:
             return TransportFailure(f"connection lost ({_describe(exc)})", maybe_sent=True)
         except (httpx.RequestError, httpx.InvalidURL, UnicodeError) as exc:  # an answer httpx cannot read
             return TransportFailure(f"unreadable answer ({_describe(exc)})", maybe_sent=True)
-        return _answer(response.status_code, response.content, response.headers)
+        return _answer(status, bytes(body.data), headers)

@@ -19,7 +19,9 @@ from airflow_provider_musicai.exceptions import (
     MusicAIConfigurationError,
     MusicAIError,
     MusicAIInvalidRequestError,
+    MusicAIMalformedResponseError,
     MusicAINotFoundError,
+    MusicAIResponseTooLargeError,
     MusicAITimeoutError,
     MusicAITransportError,
 )
@@ -33,6 +35,7 @@ from airflow_provider_musicai.hooks._destination import (
     resolve_destination,
     write_json,
 )
+from airflow_provider_musicai.hooks._paging import Listing, ServedSizes
 from airflow_provider_musicai.hooks._redact import install_log_redaction, redact_url
 from airflow_provider_musicai.hooks._storage import StorageClient
 from airflow_provider_musicai.hooks._transfer import (
@@ -70,12 +73,17 @@ install_log_redaction()
 
 MAX_PAGE_SIZE = 100
 
-#: Errors that another poll may cure; anything else (401, 404, 400...) ends a wait at once.
-TRANSIENT_ERRORS: tuple[type[MusicAIError], ...] = (MusicAITransportError,)
+#: Errors that another poll may cure; anything else (401, 404, 400...) ends a wait at once. An
+#: unreadable or oversized 2xx answer is usually a proxy's page, so a wait polls again.
+TRANSIENT_ERRORS: tuple[type[MusicAIError], ...] = (
+    MusicAITransportError,
+    MusicAIMalformedResponseError,
+    MusicAIResponseTooLargeError,
+)
 
 
 def is_transient(error: BaseException) -> bool:
-    """True for failures worth another try later: no answer, 429, or 5xx."""
+    """True for failures worth another try later: no answer, 429, 5xx, or an unreadable answer."""
     if isinstance(error, TRANSIENT_ERRORS):
         return True
     return (
@@ -104,6 +112,7 @@ class MusicAIHook(BaseHook):
         super().__init__(**kwargs)
         self.musicai_conn_id = musicai_conn_id
         self._config: ConnectionConfig | None = None
+        self._served_sizes: ServedSizes = {}
 
     # -- connection -------------------------------------------------------------------------
 
@@ -293,6 +302,16 @@ class MusicAIHook(BaseHook):
                     raise ambiguous.cause from None
                 time.sleep(delay)
                 continue
+            except (MusicAIMalformedResponseError, MusicAIResponseTooLargeError) as unusable:
+                # A 2xx whose id cannot be used: the job may well exist, so never send again blindly.
+                raise MusicAIMalformedResponseError(
+                    f"The job MAY have been created, but the answer cannot be used ({unusable._message}). "
+                    f"Not sending it again, to avoid a duplicate job: look for a job whose metadata has "
+                    f"{IDEMPOTENCY_METADATA_KEY}={key}.",
+                    status_code=unusable.status_code,
+                    endpoint=_api.CREATE_JOB.label,
+                    api_message=unusable.api_message,
+                ) from None
             self.log.info("Created Music AI job %s (%s, workflow %s)", job_id, name, workflow)
             return job_id
 
@@ -383,14 +402,14 @@ class MusicAIHook(BaseHook):
     ) -> Iterator[dict[str, Any]]:
         """``GET /job``, every page, lazily: one request per ``page_size`` jobs, memory flat.
 
-        ``status`` and ``workflow`` take one value or several (sent as repeated parameters).
+        ``status`` and ``workflow`` take one value or several (sent as repeated parameters). A
+        server that silently serves smaller pages than asked loses no job (see ``hooks/_paging.py``);
+        one that repeats a page, or a listing longer than the connection's ``max_pages``, raises
+        :class:`~airflow_provider_musicai.exceptions.MusicAIPagingError`.
         """
         query = _job_filters(status, workflow, batch_name)
-        for page in _pages(page_size):
-            items = self._call(_page_request(_api.LIST_JOBS, query, page, page_size))
-            yield from items
-            if len(items) < page_size:
-                return
+        for page in self._pages(_api.LIST_JOBS, query, page_size):
+            yield from page
 
     async def alist_jobs(
         self,
@@ -400,21 +419,35 @@ class MusicAIHook(BaseHook):
         page_size: int = MAX_PAGE_SIZE,
     ) -> AsyncIterator[dict[str, Any]]:
         """Async :meth:`list_jobs`."""
-        query = _job_filters(status, workflow, batch_name)
-        for page in _pages(page_size):
-            items = await self._acall(_page_request(_api.LIST_JOBS, query, page, page_size))
-            for item in items:
+        async for page in self.alist_job_pages(status, workflow, batch_name, page_size):
+            for item in page:
                 yield item
-            if len(items) < page_size:
-                return
+
+    async def alist_job_pages(
+        self,
+        status: str | Iterable[str] | None = None,
+        workflow: str | Iterable[str] | None = None,
+        batch_name: str | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Async ``GET /job`` one page (one request) at a time: for callers that count requests."""
+        query = _job_filters(status, workflow, batch_name)
+        listing = _listing(_api.LIST_JOBS, query, page_size, await self.aconfig(), self._served_sizes)
+        while (request := listing.next_request()) is not None:
+            yield listing.accept(await self._acall(request))
 
     def list_workflows(self, page_size: int = MAX_PAGE_SIZE) -> Iterator[dict[str, Any]]:
         """``GET /workflow``, every page, lazily."""
-        for page in _pages(page_size):
-            items = self._call(_page_request(_api.LIST_WORKFLOWS, [], page, page_size))
-            yield from items
-            if len(items) < page_size:
-                return
+        for page in self._pages(_api.LIST_WORKFLOWS, [], page_size):
+            yield from page
+
+    def _pages(
+        self, endpoint: _api.Endpoint[list[dict[str, Any]]], query: list[tuple[str, Any]], page_size: int
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Every page of a listing, by the one paging rule of :mod:`._paging`."""
+        listing = _listing(endpoint, query, page_size, self.config, self._served_sizes)
+        while (request := listing.next_request()) is not None:
+            yield listing.accept(self._call(request))
 
     # -- waiting and results ----------------------------------------------------------------
 
@@ -444,8 +477,18 @@ class MusicAIHook(BaseHook):
             else:
                 if tracker.observe(status):
                     job = self.get_job(job_id)
-                    raise_if_failed(job)
-                    return job
+                    if job.get("status") in TERMINAL_STATUSES:
+                        raise_if_failed(job)
+                        return job
+                    # The status endpoint and the document disagree (a lagging replica or cache):
+                    # only a final document ends the wait, so poll again.
+                    self.log.warning(
+                        "Music AI job %s: the status endpoint says %s but the job document says %r; "
+                        "will poll again",
+                        job_id,
+                        status,
+                        job.get("status"),
+                    )
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 raise MusicAITimeoutError(
@@ -566,21 +609,18 @@ def _has_references(job: Mapping[str, Any]) -> bool:
     )
 
 
-def _pages(page_size: int) -> Iterator[int]:
-    if not isinstance(page_size, int) or not 1 <= page_size <= MAX_PAGE_SIZE:
+def _listing(
+    endpoint: _api.Endpoint[list[T]],
+    query: list[tuple[str, Any]],
+    page_size: int,
+    config: ConnectionConfig,
+    served: ServedSizes,
+) -> Listing[T]:
+    if not isinstance(page_size, int) or isinstance(page_size, bool) or not 1 <= page_size <= MAX_PAGE_SIZE:
         raise MusicAIConfigurationError(
             f"page_size must be an integer from 1 to {MAX_PAGE_SIZE}, got {page_size!r}"
         )
-    page = 0
-    while True:
-        yield page
-        page += 1
-
-
-def _page_request(
-    endpoint: _api.Endpoint[T], query: list[tuple[str, Any]], page: int, page_size: int
-) -> ApiRequest[T]:
-    return build_request(endpoint, query=[*query, ("page", page), ("size", page_size)])
+    return Listing(endpoint, query, page_size, max_pages=config.max_pages, served=served)
 
 
 def _job_filters(

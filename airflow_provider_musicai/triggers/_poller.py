@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_provider_musicai.exceptions import MusicAIError
+from airflow_provider_musicai.exceptions import MusicAIAuthError, MusicAIError
 from airflow_provider_musicai.hooks.musicai import MusicAIHook, is_transient
 from airflow_provider_musicai.jobs import ACTIVE_STATUSES, TERMINAL_STATUSES
 
@@ -126,10 +126,12 @@ class SharedJobPoller:
             except MusicAIError as error:
                 self.stats.failures += 1
                 log.warning("Listing the active Music AI jobs failed: %s", error)
-                if is_transient(error):
-                    self._count_failure(self._all_waiters(), error)
+                if isinstance(error, MusicAIAuthError):
+                    self._fail(self._all_waiters(), error)  # the key is refused: no wait can go on
                 else:
-                    self._fail(self._all_waiters(), error)
+                    # An unreadable, endless or refused listing says nothing about any one job:
+                    # it counts toward each waiter's cap instead of failing them all at once.
+                    self._count_failure(self._all_waiters(), error)
             if self._waiters:
                 await asyncio.sleep(self.pause_after(loop.time() - started))
 
@@ -175,13 +177,12 @@ class SharedJobPoller:
     async def _active_jobs(self, workflows: list[str]) -> dict[str, str]:
         """``{job id: status}`` of the QUEUED or STARTED jobs of these workflows."""
         active: dict[str, str] = {}
-        count = 0
-        async for job in self.hook.alist_jobs(
+        async for page in self.hook.alist_job_pages(
             status=sorted(ACTIVE_STATUSES), workflow=workflows, page_size=self.page_size
         ):
-            active[str(job.get("id"))] = str(job.get("status"))
-            count += 1
-        self.stats.list_requests += count // self.page_size + 1
+            self.stats.list_requests += 1
+            for job in page:
+                active[str(job.get("id"))] = str(job.get("status"))
         return active
 
     async def _confirm(self, job_ids: set[str]) -> None:

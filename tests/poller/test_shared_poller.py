@@ -42,10 +42,11 @@ def test_each_waiter_gets_its_own_final_document(hook: MusicAIHook, musicai_emul
     assert [job["id"] for job in jobs] == ids
     assert {job["status"] for job in jobs} == {"FAILED"}
     assert poller.waiting == 0
-    # While jobs are active a cycle costs one list request (30 jobs < one page); a job that left
-    # the active set costs one confirmation, once.
+    # While jobs are active a cycle costs one listing (30 jobs < one page: two requests, as a short
+    # first page is confirmed by one more on a connection never seen serving a full page); a job
+    # that left the active set costs one confirmation, once.
     assert poller.stats.job_requests == len(ids)
-    assert poller.stats.list_requests == poller.stats.cycles
+    assert poller.stats.cycles <= poller.stats.list_requests <= 2 * poller.stats.cycles
 
 
 def test_statuses_are_reported_in_the_callers_task(hook: MusicAIHook, musicai_emulator: Any) -> None:
@@ -79,8 +80,8 @@ def test_jobs_no_one_waits_on_do_not_cost_requests(hook: MusicAIHook, musicai_em
         await asyncio.gather(*(poller.wait(job_id, STEMS) for job_id in ids))
 
     run(scenario())
-    assert max(poller.stats.requests_per_cycle) <= 1 + len(ids)
-    assert poller.stats.list_requests == poller.stats.cycles
+    assert max(poller.stats.requests_per_cycle) <= 2 + len(ids)
+    assert poller.stats.cycles <= poller.stats.list_requests <= 2 * poller.stats.cycles
 
 
 def test_page_shifts_never_lose_or_misreport_a_job(hook: MusicAIHook, musicai_emulator: Any) -> None:

@@ -32,6 +32,7 @@ from airflow_provider_musicai.exceptions import (
     MusicAIInputError,
     MusicAIInvalidRequestError,
     MusicAIJobFailedError,
+    MusicAIMalformedResponseError,
     MusicAINotFoundError,
     MusicAIRateLimitError,
     MusicAIServerError,
@@ -584,7 +585,7 @@ CASES: list[Case] = [
     Case(
         "proxy-truncated-json-complete-answer",
         _proxy_truncated_json,
-        MusicAIAPIError,
+        MusicAIMalformedResponseError,
         r"HTTP 200\)\. The response body is not JSON \(application/json, \d+ bytes\)",
     ),
     Case(

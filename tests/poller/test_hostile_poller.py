@@ -1,0 +1,103 @@
+"""The shared poller against servers that are not the emulator: a silent page-size cap, a listing
+that never ends, an unreadable answer. No answer may fail more waiters than it concerns."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import pytest
+from hostile import HostileServer, Reply, Request, paged
+from hostile_hook import arun, hostile_hook
+
+from airflow_provider_musicai.exceptions import MusicAIError
+from airflow_provider_musicai.triggers._poller import SharedJobPoller
+
+HTML = b"<html><body>502 Bad Gateway</body></html>"
+
+
+class FakeAPI:
+    """Jobs of workflow ``wf`` whose status the test sets; listings served ``served_size`` a page."""
+
+    def __init__(self, count: int, *, served_size: int | None = None, repeat_pages: bool = False) -> None:
+        self.status = {f"job-{n:02d}": "QUEUED" for n in range(count)}
+        self.served_size = served_size
+        self.repeat_pages = repeat_pages
+        self.html_for: set[str] = set()  # "list" or job ids: answer the next such request with HTML
+        self.lock = threading.Lock()
+
+    def doc(self, job_id: str) -> dict[str, Any]:
+        return {"id": job_id, "status": self.status[job_id], "workflow": "wf", "result": {}}
+
+    def __call__(self, request: Request) -> Reply:
+        with self.lock:
+            target = "list" if request.path.endswith("/job") else request.path.rsplit("/", 1)[-1]
+            if target in self.html_for:
+                self.html_for.discard(target)
+                return Reply(200, body=HTML, headers={"content-type": "text/html"})
+            if target != "list":
+                return Reply(200, json_body=self.doc(target))
+            wanted = set(request.query.get("status", []))
+            active = [self.doc(job_id) for job_id, status in self.status.items() if status in wanted]
+        if self.repeat_pages:
+            return Reply(200, json_body={"jobs": active[:7]})
+        return Reply(200, json_body={"jobs": paged(active, request, served_size=self.served_size)})
+
+    def finish_all(self) -> None:
+        with self.lock:
+            self.status = dict.fromkeys(self.status, "SUCCEEDED")
+
+
+def test_a_silent_page_size_cap_does_not_hide_active_jobs(monkeypatch: pytest.MonkeyPatch) -> None:
+    api = FakeAPI(30, served_size=7)
+    with HostileServer(api) as server:
+        poller = SharedJobPoller(hostile_hook(monkeypatch, server.url("/v1")), 0.05, page_size=20)
+
+        async def scenario() -> list[dict[str, Any]]:
+            waits = asyncio.gather(*(poller.wait(job_id, "wf") for job_id in api.status))
+            while poller.stats.cycles < 3:
+                await asyncio.sleep(0.02)
+            api.finish_all()
+            return list(await asyncio.wait_for(waits, 60))
+
+        jobs = arun(scenario())
+    assert {job["status"] for job in jobs} == {"SUCCEEDED"}
+    # Every active job was seen in the listing: each is fetched once, when it left the active set
+    # (a capped listing read as complete fetched the 23 unlisted jobs every cycle).
+    assert poller.stats.job_requests == 30
+
+
+def test_an_endless_listing_ends_each_wait_typed_instead_of_hanging(monkeypatch: pytest.MonkeyPatch) -> None:
+    with HostileServer(FakeAPI(20, repeat_pages=True)) as server:
+        hook = hostile_hook(monkeypatch, server.url("/v1"))
+        poller = SharedJobPoller(hook, 0.01, page_size=7, max_consecutive_failures=3)
+
+        async def scenario() -> list[Any]:
+            waits = (poller.wait(f"job-{n:02d}", "wf") for n in range(2))
+            return list(await asyncio.wait_for(asyncio.gather(*waits, return_exceptions=True), 60))
+
+        outcomes = arun(scenario())
+    assert all(isinstance(outcome, MusicAIError) for outcome in outcomes)
+    assert all("3 times in a row" in str(o) and "repeats the previous page" in str(o) for o in outcomes)
+
+
+def test_one_unreadable_answer_fails_no_waiter(monkeypatch: pytest.MonkeyPatch) -> None:
+    api = FakeAPI(3)
+    api.html_for = {"list", "job-01"}  # the first listing, and job-01's first fetch, are HTML
+    with HostileServer(api) as server:
+        poller = SharedJobPoller(
+            hostile_hook(monkeypatch, server.url("/v1")), 0.05, max_consecutive_failures=3
+        )
+
+        async def scenario() -> list[dict[str, Any]]:
+            waits = [poller.wait("job-00", "wf"), poller.wait("job-01", None), poller.wait("job-02", "wf")]
+            gathered = asyncio.gather(*waits)
+            while api.html_for or poller.stats.cycles < 2:
+                await asyncio.sleep(0.02)
+            api.finish_all()
+            return list(await asyncio.wait_for(gathered, 60))
+
+        jobs = arun(scenario())
+    assert [job["status"] for job in jobs] == ["SUCCEEDED"] * 3
+    assert poller.stats.failures >= 1  # the HTML listing was seen, and counted, not fatal
