@@ -21,6 +21,7 @@ from airflow_provider_musicai import __version__
 from airflow_provider_musicai.hooks._api import ApiRequest
 from airflow_provider_musicai.hooks._calls import HttpAnswer, Outcome, TransportFailure, parse_retry_after
 from airflow_provider_musicai.hooks._config import ConnectionConfig
+from airflow_provider_musicai.hooks._redact import scrub_body, scrub_text
 
 if TYPE_CHECKING:
     import httpx2
@@ -33,11 +34,13 @@ def api_headers(config: ConnectionConfig) -> dict[str, str]:
     return {"Authorization": config.api_key, "Accept": "application/json", "User-Agent": USER_AGENT}
 
 
-def _answer(status: int, body: bytes, headers: Any) -> HttpAnswer:
+def _answer(status: int, body: bytes, headers: Any, secret: str) -> HttpAnswer:
+    """The answer as the rest of the provider sees it: any echo of the API key already scrubbed."""
+    content_type = headers.get("content-type")
     return HttpAnswer(
         status=status,
-        body=body,
-        content_type=headers.get("content-type"),
+        body=scrub_body(body, secret),
+        content_type=None if content_type is None else scrub_text(content_type, secret),
         retry_after=parse_retry_after(headers.get("retry-after")),
     )
 
@@ -76,7 +79,7 @@ class SyncTransport:
         except (UnicodeError, http.client.HTTPException) as exc:
             # An answer requests cannot even parse (e.g. a redirect whose Location is not UTF-8).
             return TransportFailure(f"unreadable answer ({type(exc).__name__})", maybe_sent=True)
-        return _answer(response.status_code, body, response.headers)
+        return _answer(response.status_code, body, response.headers, self.config.api_key)
 
 
 def _sent(exc: BaseException) -> bool:
@@ -208,4 +211,4 @@ class AsyncTransport:
             return TransportFailure(f"connection lost ({_describe(exc)})", maybe_sent=True)
         except (httpx.RequestError, httpx.InvalidURL, UnicodeError) as exc:  # an answer httpx cannot read
             return TransportFailure(f"unreadable answer ({_describe(exc)})", maybe_sent=True)
-        return _answer(response.status_code, response.content, response.headers)
+        return _answer(response.status_code, response.content, response.headers, self.config.api_key)

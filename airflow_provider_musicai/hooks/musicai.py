@@ -28,7 +28,7 @@ from airflow_provider_musicai.hooks._api import ApiRequest, build_request
 from airflow_provider_musicai.hooks._calls import AmbiguousRequestError, call_plan, run_async, run_sync
 from airflow_provider_musicai.hooks._config import ConnectionConfig
 from airflow_provider_musicai.hooks._destination import resolve_destination, write_json
-from airflow_provider_musicai.hooks._redact import install_log_redaction, redact_url
+from airflow_provider_musicai.hooks._redact import install_log_redaction, printable, redact_url
 from airflow_provider_musicai.hooks._storage import StorageClient
 from airflow_provider_musicai.hooks._transfer import (
     guess_content_type,
@@ -445,7 +445,7 @@ class MusicAIHook(BaseHook):
             if remaining is not None and remaining <= 0:
                 raise MusicAITimeoutError(
                     f"Music AI job {job_id} did not finish within {timeout}s (last status: "
-                    f"{tracker.last or 'unknown'})",
+                    f"{printable(tracker.last or 'unknown')})",
                     job_id=job_id,
                     last_status=tracker.last,
                 )
@@ -521,7 +521,7 @@ class StatusTracker:
     def observe(self, status: str) -> bool:
         """Record ``status``; True if it is final (SUCCEEDED or FAILED)."""
         if status != self.last:
-            self.log.info("Music AI job %s is %s (at %s)", self.job_id, status, _now())
+            self.log.info("Music AI job %s is %s (at %s)", self.job_id, printable(status), _now())
             self.last = status
         if status not in KNOWN_STATUSES and status not in self._warned:
             self._warned.add(status)

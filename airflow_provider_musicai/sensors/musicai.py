@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnValue, conf
 
+from airflow_provider_musicai.hooks._redact import printable
 from airflow_provider_musicai.operators._waiting import (
     defer_timeout,
     job_from_event,
@@ -80,7 +81,7 @@ class MusicAIJobSensor(BaseSensorOperator):
             self.log.warning("Could not read Music AI job %s (%s); will poke again", job_id, exc)
             return False
         if status != self._last_status:
-            self.log.info("Music AI job %s is %s", job_id, status)
+            self.log.info("Music AI job %s is %s", job_id, printable(status))
             self._last_status = status
         if job is None:
             return False
