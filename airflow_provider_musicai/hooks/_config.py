@@ -85,10 +85,7 @@ class ConnectionConfig:
         extra: str | Mapping[str, Any] | None = None,
     ) -> ConnectionConfig:
         """Build the config from an Airflow connection's fields, naming any unusable one."""
-        if not password:
-            raise MusicAIConfigurationError(
-                f"Connection {conn_id!r} has no API key: put the Music AI API key in its password field"
-            )
+        api_key = _api_key(conn_id, password)
         extras = _parse_extra(conn_id, extra)
         base_url = _base_url(conn_id, host, port, schema, extras)
         retry = RetryPolicy(
@@ -99,7 +96,7 @@ class ConnectionConfig:
         )
         return cls(
             base_url=base_url,
-            api_key=password.strip(),
+            api_key=api_key,
             connect_timeout=_number(conn_id, extras, "connect_timeout", 10.0, float, minimum=0.001),
             read_timeout=_number(conn_id, extras, "timeout", 60.0, float, minimum=0.001),
             retry=retry,
@@ -124,6 +121,43 @@ def is_loopback_host(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def _api_key(conn_id: str, password: str | None) -> str:
+    """The key as it will be sent, or an error naming what is wrong with it, never showing it.
+
+    An HTTP header value must be printable ASCII: requests and httpx2 disagree on the rest (a
+    Latin-1 letter passes one and not the other, CR/LF fail only after the key reached a DEBUG
+    log), so both transports get the same local verdict before anything is sent.
+    """
+    key = (password or "").strip()
+    if not key:
+        what = "an API key made only of whitespace" if password else "no API key"
+        raise MusicAIConfigurationError(
+            f"Connection {conn_id!r} has {what}: put the Music AI API key in its password field"
+        )
+    for index, char in enumerate(key):
+        problem = _key_char_problem(char)
+        if problem:
+            raise MusicAIConfigurationError(
+                f"Connection {conn_id!r}: the API key in the password field contains {problem} (at "
+                f"position {index + 1} of {len(key)}); an API key is printable ASCII without "
+                "spaces. Paste it again from the Music AI dashboard. Nothing was sent."
+            )
+    return key
+
+
+def _key_char_problem(char: str) -> str | None:
+    """What makes ``char`` unusable in an API key (an HTTP header value), if anything."""
+    if char in "\r\n":
+        return "a line break (CR/LF)"
+    if ord(char) < 0x20 or ord(char) == 0x7F:
+        return "a control character"
+    if char.isspace():
+        return "whitespace"
+    if ord(char) > 0x7E:
+        return "a non-ASCII character"
+    return None
 
 
 def _parse_extra(conn_id: str, extra: str | Mapping[str, Any] | None) -> dict[str, Any]:
