@@ -5,7 +5,9 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import os
 import random
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,6 +58,20 @@ class ConnectionConfig:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     async_pool_size: int = 10
     allow_plain_http: bool = False
+    ca_bundle: str | None = None
+    verify: bool = True
+
+    @property
+    def tls_verify(self) -> bool | str:
+        """What both transports verify the server's certificate against: the CA bundle's path,
+        True for the system's trust store, or False (no verification)."""
+        return False if not self.verify else (self.ca_bundle or True)
+
+    def ssl_context(self) -> ssl.SSLContext | bool:
+        """The same verification as :attr:`tls_verify`, in the form httpx2 takes."""
+        if not self.verify:
+            return False
+        return ssl.create_default_context(cafile=self.ca_bundle) if self.ca_bundle else True
 
     @property
     def api_origin(self) -> tuple[str, str, int]:
@@ -102,6 +118,8 @@ class ConnectionConfig:
             retry=retry,
             async_pool_size=_number(conn_id, extras, "async_pool_size", 10, int, minimum=1),
             allow_plain_http=_flag(conn_id, extras, "allow_plain_http"),
+            ca_bundle=_ca_bundle(conn_id, extras),
+            verify=_verify(conn_id, extras),
         )
 
 
@@ -158,6 +176,46 @@ def _key_char_problem(char: str) -> str | None:
     if ord(char) > 0x7E:
         return "a non-ASCII character"
     return None
+
+
+def _ca_bundle(conn_id: str, extras: Mapping[str, Any]) -> str | None:
+    """The ``ca_bundle`` extra: a readable PEM file of CAs, checked now rather than at connect."""
+    raw = extras.get("ca_bundle")
+    if raw is None or raw == "":
+        return None
+    path = os.path.expanduser(str(raw).strip())
+    if not os.path.isfile(path):
+        raise MusicAIConfigurationError(
+            f"Connection {conn_id!r}: extra 'ca_bundle' must be the path of a PEM file of CA "
+            f"certificates; {path!r} is not a file on this machine"
+        )
+    try:
+        ssl.create_default_context(cafile=path)
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        raise MusicAIConfigurationError(
+            f"Connection {conn_id!r}: extra 'ca_bundle' file {path!r} holds no usable PEM "
+            f"certificate ({type(exc).__name__})"
+        ) from None
+    return path
+
+
+def _verify(conn_id: str, extras: Mapping[str, Any]) -> bool:
+    """The ``verify`` extra (default true); turning verification off is logged every time."""
+    if extras.get("verify") is None or extras.get("verify") == "":
+        return True
+    verify = _flag(conn_id, extras, "verify")
+    if not verify and extras.get("ca_bundle"):
+        raise MusicAIConfigurationError(
+            f"Connection {conn_id!r}: extras 'verify': false and 'ca_bundle' contradict each other; "
+            "keep 'ca_bundle' to trust a private CA"
+        )
+    if not verify:
+        log.warning(
+            "Connection %r: TLS certificate verification is OFF (extra 'verify': false); anyone on "
+            "the network path can impersonate the API and read the API key. Prefer 'ca_bundle'.",
+            conn_id,
+        )
+    return verify
 
 
 def _parse_extra(conn_id: str, extra: str | Mapping[str, Any] | None) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 import importlib
+import ssl
 import weakref
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +46,49 @@ def _answer(status: int, body: bytes, headers: Any, secret: str) -> HttpAnswer:
     )
 
 
+def _tls_failure(exc: BaseException, config: ConnectionConfig) -> TransportFailure | None:
+    """A failure that retrying cannot fix, named for what it is, if ``exc`` is a TLS problem."""
+    _, host, port = config.api_origin
+    for cause in _chain(exc):
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return TransportFailure(
+                f"TLS certificate verification failed for {host}:{port} "
+                f"({cause.verify_message or 'untrusted certificate'}). If the server uses a private "
+                'CA, set the connection extra "ca_bundle" to a PEM file of that CA',
+                maybe_sent=False,
+                permanent=True,
+            )
+        if isinstance(cause, ssl.SSLError) and cause.reason in _NOT_TLS_REASONS:
+            return TransportFailure(
+                f"TLS handshake with {host}:{port} failed ({cause.reason}): the server does not "
+                "speak HTTPS there (did you mean http://?)",
+                maybe_sent=False,
+                permanent=True,
+            )
+    return None
+
+
+#: OpenSSL's reasons when an https:// request reaches a plain-HTTP server.
+_NOT_TLS_REASONS = frozenset({"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "HTTP_REQUEST"})
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what it wraps (``reason``, exception arguments, causes), each once."""
+    seen: list[BaseException] = []
+    pending: list[BaseException] = [exc]
+    while pending and len(seen) < 16:
+        current = pending.pop(0)
+        if any(current is known for known in seen):
+            continue
+        seen.append(current)
+        reason = getattr(current, "reason", None)
+        nested = [reason] if isinstance(reason, BaseException) else []
+        nested += [arg for arg in getattr(current, "args", ()) if isinstance(arg, BaseException)]
+        nested += [link for link in (current.__cause__, current.__context__) if link is not None]
+        pending.extend(nested)
+    return seen
+
+
 def _describe(exc: BaseException) -> str:
     """A short cause for logs: the exception type, never its text (which can contain URLs)."""
     return type(exc).__name__
@@ -73,6 +117,9 @@ class SyncTransport:
         except requests.exceptions.ReadTimeout as exc:
             return TransportFailure(f"read timeout after {self.config.read_timeout}s", maybe_sent=_sent(exc))
         except requests.exceptions.RequestException as exc:
+            tls = _tls_failure(exc, self.config)
+            if tls is not None:
+                return tls
             sent = _sent(exc)
             what = "connection lost" if sent else "cannot connect"
             return TransportFailure(f"{what} ({_cause_name(exc)})", maybe_sent=sent)
@@ -113,21 +160,36 @@ def _cause_name(exc: BaseException) -> str:
 
 
 class LargeBlockAdapter(HTTPAdapter):
-    """An adapter that sends request bodies in 1 MiB blocks instead of urllib3's 16 KiB."""
+    """An adapter that sends request bodies in 1 MiB blocks instead of urllib3's 16 KiB.
 
-    def __init__(self, blocksize: int = 1 << 20, **kwargs: Any) -> None:
+    It also verifies certificates as the connection's ``ca_bundle``/``verify`` extras say, even
+    where the environment sets ``REQUESTS_CA_BUNDLE`` (which requests lets override a session's
+    ``verify``).
+    """
+
+    def __init__(self, blocksize: int = 1 << 20, tls_verify: bool | str = True, **kwargs: Any) -> None:
         self._blocksize = blocksize
+        self._tls_verify = tls_verify
         super().__init__(**kwargs)
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         kwargs["blocksize"] = self._blocksize
         super().init_poolmanager(*args, **kwargs)
 
+    def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        # requests passes everything by keyword. Left alone when the connection sets nothing, so
+        # REQUESTS_CA_BUNDLE keeps working for those who rely on it.
+        if self._tls_verify is not True and not args:
+            kwargs["verify"] = self._tls_verify
+        return super().send(request, *args, **kwargs)
 
-def new_session(pool_size: int = 10) -> requests.Session:
-    """A keep-alive session with no default credentials."""
+
+def new_session(pool_size: int = 10, tls_verify: bool | str = True) -> requests.Session:
+    """A keep-alive session with no default credentials, verifying TLS against ``tls_verify``
+    (a CA bundle's path, True for the system's trust store, False for no verification)."""
     session = requests.Session()
-    adapter = LargeBlockAdapter(pool_connections=pool_size, pool_maxsize=pool_size)
+    session.verify = tls_verify
+    adapter = LargeBlockAdapter(pool_connections=pool_size, pool_maxsize=pool_size, tls_verify=tls_verify)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     session.headers["User-Agent"] = USER_AGENT
@@ -139,10 +201,10 @@ def new_session(pool_size: int = 10) -> requests.Session:
 #: A connection that the server closed meanwhile is noticed and replaced before reuse.
 ASYNC_KEEPALIVE_SECONDS = 120.0
 
-# One httpx2 client per (event loop, API base URL, pool size): every trigger of a triggerer
-# process that talks to the same API shares its connection pool.
+# One httpx2 client per (event loop, API base URL, pool size, TLS settings): every trigger of a
+# triggerer process that talks to the same API the same way shares its connection pool.
 _ASYNC_CLIENTS: weakref.WeakKeyDictionary[
-    asyncio.AbstractEventLoop, dict[tuple[str, int], httpx2.AsyncClient]
+    asyncio.AbstractEventLoop, dict[tuple[str, int, bool | str], httpx2.AsyncClient]
 ]
 _ASYNC_CLIENTS = weakref.WeakKeyDictionary()
 
@@ -161,10 +223,11 @@ def shared_async_client(config: ConnectionConfig) -> httpx2.AsyncClient:
     httpx = import_httpx()
     loop = asyncio.get_running_loop()
     clients = _ASYNC_CLIENTS.setdefault(loop, {})
-    key = (config.base_url, config.async_pool_size)
+    key = (config.base_url, config.async_pool_size, config.tls_verify)
     client = clients.get(key)
     if client is None or client.is_closed:
         client = httpx.AsyncClient(
+            verify=config.ssl_context(),
             follow_redirects=True,
             limits=httpx.Limits(
                 max_connections=config.async_pool_size,
@@ -204,6 +267,9 @@ class AsyncTransport:
                 timeout=timeout,
             )
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            tls = _tls_failure(exc, self.config)
+            if tls is not None:
+                return tls
             return TransportFailure(f"cannot connect ({_describe(exc)})", maybe_sent=False)
         except httpx.TimeoutException as exc:
             return TransportFailure(f"read timeout ({_describe(exc)})", maybe_sent=True)

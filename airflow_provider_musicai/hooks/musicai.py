@@ -187,12 +187,12 @@ class MusicAIHook(BaseHook):
 
     @cached_property
     def _session(self) -> requests.Session:
-        return new_session()
+        return new_session(tls_verify=self.config.tls_verify)
 
     @cached_property
     def storage(self) -> StorageClient:
         """Client for signed storage URLs: a separate session that never carries the API key."""
-        return StorageClient(self.config, new_session())
+        return StorageClient(self.config, new_session(tls_verify=self.config.tls_verify))
 
     def _call(self, request: ApiRequest[T]) -> T:
         config = self.config

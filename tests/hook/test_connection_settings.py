@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hostile import HostileServer, Reply, Request
+from tls_server import HttpsServer, make_ca_and_server_cert
 
-from airflow_provider_musicai.exceptions import MusicAIConfigurationError
+from airflow_provider_musicai.exceptions import MusicAIConfigurationError, MusicAITransportError
 from airflow_provider_musicai.hooks.musicai import MusicAIHook
 
 KEY = "mk-test-0123456789abcdef"
@@ -95,3 +98,100 @@ def test_surrounding_whitespace_is_trimmed_and_the_key_works(hook_on: HookOn) ->
         assert hook_on(server.url("/v1"), password=f"  {KEY}\r\n").get_application()["id"] == "app-1"
         assert asyncio.run(hook_on(server.url("/v1"), password=f"\t{KEY} ").aget_application())
         assert {request.headers["authorization"] for request in server.requests} == {KEY}
+
+
+# -- TLS: ca_bundle and verify (issue 8 item 19) -----------------------------------------------
+
+
+def storage_and_api(request: Request, port: list[int]) -> Reply:
+    if request.path == "/v1/upload":
+        base = f"https://127.0.0.1:{port[0]}/bucket/track.wav"
+        return Reply(200, json_body={"uploadUrl": f"{base}?sig=up", "downloadUrl": f"{base}?sig=down"})
+    if request.method == "PUT":
+        return Reply(200)
+    return application(request)
+
+
+@pytest.fixture
+def https_server(tmp_path: Path) -> Iterator[HttpsServer]:
+    port: list[int] = []
+    with HttpsServer(lambda request: storage_and_api(request, port), tmp_path) as server:
+        port.append(server.port)
+        yield server
+
+
+def test_an_untrusted_certificate_fails_at_once_with_a_typed_error_sync(
+    hook_on: HookOn, https_server: HttpsServer
+) -> None:
+    hook = hook_on(https_server.url("/v1"), max_retries=5, retry_backoff=30)  # a retry would sleep
+    with pytest.raises(MusicAITransportError, match="TLS certificate verification failed") as raised:
+        hook.get_application()
+    assert f"127.0.0.1:{https_server.port}" in str(raised.value) and '"ca_bundle"' in str(raised.value)
+    assert https_server.requests == []
+
+
+def test_an_untrusted_certificate_fails_at_once_with_a_typed_error_async(
+    hook_on: HookOn, https_server: HttpsServer
+) -> None:
+    hook = hook_on(https_server.url("/v1"), max_retries=5, retry_backoff=30)
+    with pytest.raises(MusicAITransportError, match="TLS certificate verification failed") as raised:
+        asyncio.run(hook.aget_application())
+    assert '"ca_bundle"' in str(raised.value)
+
+
+def test_ca_bundle_is_trusted_by_the_api_and_storage_sessions(
+    hook_on: HookOn, https_server: HttpsServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An environment that points requests elsewhere must not win over the connection's setting.
+    (tmp_path / "other").mkdir()
+    other_ca, _, _ = make_ca_and_server_cert(tmp_path / "other")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(other_ca))
+    hook = hook_on(https_server.url("/v1"), ca_bundle=str(https_server.ca_file))
+    assert hook.get_application()["id"] == "app-1"
+    track = tmp_path / "track.wav"
+    track.write_bytes(b"RIFF" + b"\0" * 100)
+    assert hook.upload_file(str(track)).startswith(https_server.url("/bucket/track.wav"))
+    assert [r.method for r in https_server.requests] == ["GET", "GET", "PUT"]
+
+
+def test_ca_bundle_is_trusted_by_the_async_client(
+    hook_on: HookOn, https_server: HttpsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_provider_musicai.hooks._transport import close_shared_async_clients
+
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    untrusting = hook_on(https_server.url("/v1"))
+    trusting = hook_on(https_server.url("/v1"), conn_id="musicai_ca", ca_bundle=str(https_server.ca_file))
+
+    async def both() -> dict[str, Any]:
+        try:
+            with pytest.raises(MusicAITransportError, match="certificate"):
+                await untrusting.aget_application()
+            # Same loop, same API URL: the shared client must not be the untrusting one.
+            return await trusting.aget_application()
+        finally:
+            await close_shared_async_clients()
+
+    assert asyncio.run(both())["id"] == "app-1"
+
+
+@pytest.mark.filterwarnings("ignore:Unverified HTTPS request")
+def test_verify_false_works_on_both_transports_and_warns(
+    hook_on: HookOn, https_server: HttpsServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="airflow_provider_musicai")
+    hook = hook_on(https_server.url("/v1"), verify=False)
+    assert hook.get_application()["id"] == "app-1"
+    assert asyncio.run(hook_on(https_server.url("/v1"), verify="false").aget_application())["id"] == "app-1"
+    assert any("verification is OFF" in record.getMessage() for record in caplog.records)
+
+
+def test_unusable_tls_extras_are_named(hook_on: HookOn, tmp_path: Path) -> None:
+    with pytest.raises(MusicAIConfigurationError, match=r"'ca_bundle'.*is not a file"):
+        hook_on("https://127.0.0.1:1/v1", ca_bundle=str(tmp_path / "missing.pem")).get_application()
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate")
+    with pytest.raises(MusicAIConfigurationError, match="no usable PEM certificate"):
+        hook_on("https://127.0.0.1:1/v1", ca_bundle=str(junk)).get_application()
+    with pytest.raises(MusicAIConfigurationError, match="'verify' must be true or false"):
+        hook_on("https://127.0.0.1:1/v1", verify="perhaps").get_application()
