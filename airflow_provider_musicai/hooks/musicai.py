@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -9,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
 from airflow.providers.common.compat.sdk import BaseHook
 
@@ -26,7 +28,7 @@ from airflow_provider_musicai.exceptions import (
 from airflow_provider_musicai.hooks import _api
 from airflow_provider_musicai.hooks._api import ApiRequest, build_request
 from airflow_provider_musicai.hooks._calls import AmbiguousRequestError, call_plan, run_async, run_sync
-from airflow_provider_musicai.hooks._config import ConnectionConfig
+from airflow_provider_musicai.hooks._config import ConnectionConfig, RetryPolicy
 from airflow_provider_musicai.hooks._destination import resolve_destination, write_json
 from airflow_provider_musicai.hooks._redact import install_log_redaction, printable, redact_url
 from airflow_provider_musicai.hooks._storage import StorageClient
@@ -64,6 +66,10 @@ T = TypeVar("T")
 install_log_redaction()
 
 MAX_PAGE_SIZE = 100
+
+#: Timeouts of ``test_connection`` (seconds): an answer is expected at once, or never.
+TEST_CONNECT_TIMEOUT = 5.0
+TEST_READ_TIMEOUT = 10.0
 
 #: Errors that another poll may cure; anything else (401, 404, 400...) ends a wait at once.
 TRANSIENT_ERRORS: tuple[type[MusicAIError], ...] = (MusicAITransportError,)
@@ -176,11 +182,22 @@ class MusicAIHook(BaseHook):
         return config
 
     def test_connection(self) -> tuple[bool, str]:
-        """Used by ``airflow connections test`` and the UI: calls ``GET /application``."""
+        """Used by ``airflow connections test`` and the UI: calls ``GET /application`` once.
+
+        A test must answer fast, so it makes a single attempt with short timeouts (a retry storm
+        would only delay the verdict), and names the likely mistake when it fails.
+        """
         try:
-            application = self.get_application()
+            config = self.config
+            quick = dataclasses.replace(
+                config,
+                retry=RetryPolicy(max_retries=0),
+                connect_timeout=min(config.connect_timeout, TEST_CONNECT_TIMEOUT),
+                read_timeout=min(config.read_timeout, TEST_READ_TIMEOUT),
+            )
+            application = self._call(build_request(_api.GET_APPLICATION), quick)
         except MusicAIError as exc:
-            return False, str(exc)
+            return False, f"{exc}{_likely_mistake(exc, self._config)}"
         return True, f"Connected to Music AI application {application['name']!r} ({application['id']})"
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -194,8 +211,8 @@ class MusicAIHook(BaseHook):
         """Client for signed storage URLs: a separate session that never carries the API key."""
         return StorageClient(self.config, new_session(tls_verify=self.config.tls_verify))
 
-    def _call(self, request: ApiRequest[T]) -> T:
-        config = self.config
+    def _call(self, request: ApiRequest[T], config: ConnectionConfig | None = None) -> T:
+        config = config or self.config
         config.check_transport_security()
         return run_sync(call_plan(request, config.retry), SyncTransport(config, self._session).send)
 
@@ -574,6 +591,26 @@ def _job_filters(
         )
     workflows = [workflow] if isinstance(workflow, str) else list(workflow or [])
     return [("status", statuses), ("workflow", workflows), ("batchName", batch_name)]
+
+
+def _likely_mistake(error: MusicAIError, config: ConnectionConfig | None) -> str:
+    """A hint for ``test_connection`` at what is probably wrong in the connection, or ""."""
+    if config is None:
+        return ""
+    scheme, host, port = config.api_origin
+    path = urlsplit(config.base_url).path.rstrip("/")
+    if isinstance(error, MusicAINotFoundError) and not path.endswith("/v1"):
+        return f" The API's paths start with /v1: did you mean {scheme}://{host}:{port}{path}/v1?"
+    if isinstance(error, MusicAINotFoundError):
+        return f" {config.base_url} does not serve GET /application: is it the Music AI API?"
+    if isinstance(error, MusicAITransportError):
+        text = str(error)
+        if "cannot connect" in text or "connect timeout" in text:
+            return (
+                f" Cannot connect to {host}:{port}: check the host, the port and that this machine "
+                "can reach it."
+            )
+    return ""
 
 
 def _mask_secret(secret: str) -> None:

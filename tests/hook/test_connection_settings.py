@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -195,3 +196,43 @@ def test_unusable_tls_extras_are_named(hook_on: HookOn, tmp_path: Path) -> None:
         hook_on("https://127.0.0.1:1/v1", ca_bundle=str(junk)).get_application()
     with pytest.raises(MusicAIConfigurationError, match="'verify' must be true or false"):
         hook_on("https://127.0.0.1:1/v1", verify="perhaps").get_application()
+
+
+# -- test_connection (issue 8 item 21) ---------------------------------------------------------
+
+
+def test_test_connection_succeeds_on_the_emulator(make_hook: Callable[..., MusicAIHook]) -> None:
+    ok, message = make_hook().test_connection()
+    assert ok and message.startswith("Connected to Music AI application"), message
+
+
+def test_a_base_url_without_v1_gets_a_did_you_mean(hook_on: HookOn, musicai_emulator: Any) -> None:
+    root = musicai_emulator.api_url.removesuffix("/v1")
+    ok, message = hook_on(root, password=musicai_emulator.api_key).test_connection()
+    assert not ok and f"did you mean {root}/v1?" in message, message
+
+
+def test_https_to_a_plain_http_server_suggests_http(hook_on: HookOn) -> None:
+    with HostileServer(application) as server:
+        https_url = server.url("/v1").replace("http://", "https://")
+        ok, message = hook_on(https_url, max_retries=5, retry_backoff=30).test_connection()
+        assert not ok and "did you mean http://?" in message, message
+        with pytest.raises(MusicAITransportError, match=r"did you mean http://\?"):
+            hook_on(https_url, max_retries=5, retry_backoff=30).get_application()
+        with pytest.raises(MusicAITransportError, match=r"did you mean http://\?"):
+            asyncio.run(hook_on(https_url, max_retries=5, retry_backoff=30).aget_application())
+
+
+def test_an_unreachable_port_is_named(hook_on: HookOn) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    ok, message = hook_on(f"http://127.0.0.1:{port}/v1", max_retries=5, retry_backoff=30).test_connection()
+    assert not ok and f"Cannot connect to 127.0.0.1:{port}" in message, message
+
+
+def test_test_connection_makes_a_single_attempt(hook_on: HookOn) -> None:
+    with HostileServer(lambda request: Reply(503, json_body={"message": "busy"})) as server:
+        ok, message = hook_on(server.url("/v1"), max_retries=5, retry_backoff=30).test_connection()
+        assert not ok and "HTTP 503" in message
+        assert len(server.requests) == 1
