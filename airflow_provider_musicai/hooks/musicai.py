@@ -28,7 +28,7 @@ from airflow_provider_musicai.exceptions import (
 from airflow_provider_musicai.hooks import _api
 from airflow_provider_musicai.hooks._api import ApiRequest, build_request
 from airflow_provider_musicai.hooks._calls import AmbiguousRequestError, call_plan, run_async, run_sync
-from airflow_provider_musicai.hooks._config import ConnectionConfig, RetryPolicy
+from airflow_provider_musicai.hooks._config import DEFAULT_BASE_URL, ConnectionConfig, RetryPolicy
 from airflow_provider_musicai.hooks._destination import resolve_destination, write_json
 from airflow_provider_musicai.hooks._redact import install_log_redaction, printable, redact_url
 from airflow_provider_musicai.hooks._storage import StorageClient
@@ -142,10 +142,11 @@ class MusicAIHook(BaseHook):
                     default=schema.get("default"),
                 )
             else:
+                default = schema.get("default")
                 widgets[name] = StringField(
                     lazy_gettext(spec["label"]),
                     widget=BS3TextFieldWidget(),
-                    default=str(schema.get("default")),
+                    default=None if default is None else str(default),  # not the text "None"
                 )
         return widgets
 
@@ -196,8 +197,12 @@ class MusicAIHook(BaseHook):
                 read_timeout=min(config.read_timeout, TEST_READ_TIMEOUT),
             )
             application = self._call(build_request(_api.GET_APPLICATION), quick)
+        except MusicAINotFoundError as exc:
+            # Not about jobs or workflows here: the URL is not the API's.
+            return False, _not_the_api(exc, self.config)
         except MusicAIError as exc:
-            return False, f"{exc}{_likely_mistake(exc, self._config)}"
+            text, hint = str(exc), _likely_mistake(exc, self._config)
+            return False, f"{text}{'' if not hint or text.endswith('.') else '.'}{hint}"
         return True, f"Connected to Music AI application {application['name']!r} ({application['id']})"
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -593,16 +598,22 @@ def _job_filters(
     return [("status", statuses), ("workflow", workflows), ("batchName", batch_name)]
 
 
+def _not_the_api(error: MusicAINotFoundError, config: ConnectionConfig) -> str:
+    """``test_connection``'s message for a 404 on ``GET /application``: a wrong base URL."""
+    scheme, host, port = config.api_origin
+    path = urlsplit(config.base_url).path.rstrip("/")
+    said = f" ({error.api_message})" if error.api_message else ""
+    message = f"{config.base_url} answered HTTP 404{said} to GET /application: it is not the Music AI API."
+    if not path.endswith("/v1"):
+        return f"{message} The API's paths start with /v1: did you mean {scheme}://{host}:{port}{path}/v1?"
+    return f"{message} Check the host field (empty means {DEFAULT_BASE_URL})."
+
+
 def _likely_mistake(error: MusicAIError, config: ConnectionConfig | None) -> str:
     """A hint for ``test_connection`` at what is probably wrong in the connection, or ""."""
     if config is None:
         return ""
-    scheme, host, port = config.api_origin
-    path = urlsplit(config.base_url).path.rstrip("/")
-    if isinstance(error, MusicAINotFoundError) and not path.endswith("/v1"):
-        return f" The API's paths start with /v1: did you mean {scheme}://{host}:{port}{path}/v1?"
-    if isinstance(error, MusicAINotFoundError):
-        return f" {config.base_url} does not serve GET /application: is it the Music AI API?"
+    _, host, port = config.api_origin
     if isinstance(error, MusicAITransportError):
         text = str(error)
         if "cannot connect" in text or "connect timeout" in text:

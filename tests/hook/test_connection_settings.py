@@ -210,6 +210,7 @@ def test_a_base_url_without_v1_gets_a_did_you_mean(hook_on: HookOn, musicai_emul
     root = musicai_emulator.api_url.removesuffix("/v1")
     ok, message = hook_on(root, password=musicai_emulator.api_key).test_connection()
     assert not ok and f"did you mean {root}/v1?" in message, message
+    assert "it is not the Music AI API" in message and "job" not in message, message
 
 
 def test_https_to_a_plain_http_server_suggests_http(hook_on: HookOn) -> None:
@@ -236,3 +237,11 @@ def test_test_connection_makes_a_single_attempt(hook_on: HookOn) -> None:
         ok, message = hook_on(server.url("/v1"), max_retries=5, retry_backoff=30).test_connection()
         assert not ok and "HTTP 503" in message
         assert len(server.requests) == 1
+
+
+def test_the_tls_extras_are_in_the_connection_form() -> None:
+    from airflow_provider_musicai.get_provider_info import CONN_FIELDS
+    from airflow_provider_musicai.hooks._config import ConnectionConfig
+
+    assert CONN_FIELDS["ca_bundle"]["schema"]["type"] == ["string", "null"]
+    assert CONN_FIELDS["verify"]["schema"]["default"] is ConnectionConfig("https://x/v1", KEY).verify is True
