@@ -51,10 +51,10 @@ def _tls_failure(exc: BaseException, config: ConnectionConfig) -> TransportFailu
     _, host, port = config.api_origin
     for cause in _chain(exc):
         if isinstance(cause, ssl.SSLCertVerificationError):
+            why = (cause.verify_message or "untrusted certificate").rstrip(".")
             return TransportFailure(
-                f"TLS certificate verification failed for {host}:{port} "
-                f"({cause.verify_message or 'untrusted certificate'}). If the server uses a private "
-                'CA, set the connection extra "ca_bundle" to a PEM file of that CA',
+                f"TLS certificate verification failed for {host}:{port} ({why}). If the server uses "
+                'a private CA, set the connection extra "ca_bundle" to a PEM file of that CA',
                 maybe_sent=False,
                 permanent=True,
             )
