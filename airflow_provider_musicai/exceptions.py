@@ -10,6 +10,8 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
+from airflow_provider_musicai.hooks._redact import printable
+
 
 class MusicAIError(AirflowException):
     """Base class of every error raised by this provider."""
@@ -42,6 +44,8 @@ class MusicAIAPIError(MusicAIError):
     ):
         self.status_code = status_code  # type: ignore[assignment]  # AirflowException's is an HTTPStatus
         self.endpoint = endpoint
+        # Server text: a line break in it must not forge a log line (the key is already scrubbed).
+        api_message = None if api_message is None else printable(api_message)
         self.api_message = api_message
         status = f"HTTP {status_code}" if status_code is not None else "invalid response"
         detail = f": {api_message.rstrip().rstrip('.')}" if api_message else ""  # no "..": the "." follows
@@ -112,12 +116,14 @@ class MusicAIJobFailedError(MusicAIError):
     """The job ended FAILED. Carries the API's error code, title and message."""
 
     def __init__(self, job_id: str, code: str | None, title: str | None, message: str | None) -> None:
-        self.job_id = job_id
+        # Server text: control characters are escaped so it cannot forge log lines.
+        code, title, message = (None if text is None else printable(text) for text in (code, title, message))
+        self.job_id = printable(job_id)
         self.code = code
         self.title = title
         self.error_message = message
         super().__init__(
-            f"Music AI job {job_id} FAILED: {code or 'UNKNOWN'} ({title or 'no title'}): "
+            f"Music AI job {self.job_id} FAILED: {code or 'UNKNOWN'} ({title or 'no title'}): "
             f"{message or 'no message'}"
         )
 

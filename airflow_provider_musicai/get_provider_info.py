@@ -35,6 +35,17 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         "description": "Send the API key over plain http:// to a non-loopback host (default: refused).",
         "schema": {"type": ["boolean", "null"], "default": False},
     },
+    "ca_bundle": {
+        "label": "CA bundle (path)",
+        "description": "PEM file of the CAs to trust for the API and storage (a private CA, a TLS proxy); "
+        "replaces the system trust store for this connection, on sync and async calls alike.",
+        "schema": {"type": ["string", "null"]},
+    },
+    "verify": {
+        "label": "Verify TLS certificates",
+        "description": "Off only for a test setup: anyone on the path could then read the API key.",
+        "schema": {"type": ["boolean", "null"], "default": True},
+    },
     "retry_max_time": {
         "label": "Retry time budget (seconds)",
         "description": "A call gives up once retrying would take longer than this.",

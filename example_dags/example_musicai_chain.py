@@ -77,7 +77,10 @@ def write_demo_wav(path: str, seconds: float = 3.0, rate: int = 22050) -> str:
     tags=["example", "musicai"],
     default_args={"retries": 2, "retry_delay": timedelta(seconds=10)},
     params={
-        "track": Param("", type="string", description="Audio to process; empty = generate a demo WAV"),
+        # Nullable, so the UI's form does not treat an empty track as a missing required field.
+        "track": Param(
+            None, type=["null", "string"], description="Audio to process; empty = generate a demo WAV"
+        ),
         "output_dir": Param(OUTPUT_DIR, type="string", description="Where results are written"),
     },
     doc_md=__doc__,

@@ -92,6 +92,10 @@ def test_connection_form_widgets_are_ones_airflow_supports() -> None:
         "retry_backoff",
         "retry_max_wait",
         "retry_max_time",
+        "ca_bundle",
+        "verify",
     }
     supported = (IntegerField, PasswordField, StringField, BooleanField)
     assert all(issubclass(field.field_class, supported) for field in widgets.values())
+    assert widgets["ca_bundle"].kwargs["default"] is None  # an empty path, not the text "None"
+    assert widgets["verify"].kwargs["default"] is True

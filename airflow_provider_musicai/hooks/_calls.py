@@ -44,10 +44,12 @@ class HttpAnswer:
 
 @dataclass(frozen=True)
 class TransportFailure:
-    """No complete answer. ``maybe_sent`` is False only when the request surely never left."""
+    """No complete answer. ``maybe_sent`` is False only when the request surely never left;
+    ``permanent`` marks failures that another attempt cannot cure (an untrusted certificate)."""
 
     description: str
     maybe_sent: bool
+    permanent: bool = False
 
 
 @dataclass(frozen=True)
@@ -124,7 +126,7 @@ def call_plan(
             )
         elif isinstance(outcome, TransportFailure):
             error = MusicAITransportError(f"Music AI {label} failed: {outcome.description}", endpoint=label)
-            transient, ambiguous, retry_after = True, outcome.maybe_sent, None
+            transient, ambiguous, retry_after = not outcome.permanent, outcome.maybe_sent, None
         else:  # pragma: no cover - a driver bug, not a runtime condition
             raise TypeError(f"call_plan was sent {outcome!r}")
         maybe_processed = maybe_processed or ambiguous

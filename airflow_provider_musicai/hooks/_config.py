@@ -5,7 +5,9 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import os
 import random
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -85,11 +87,26 @@ class ConnectionConfig:
     #: Most pages one listing may take before it is declared endless.
     max_pages: int = DEFAULT_MAX_PAGES
 
+    ca_bundle: str | None = None
+    verify: bool = True
+
     def job_url(self, job_id: str) -> str | None:
         """The web page of ``job_id`` from the ``job_url_template`` extra; None when not set."""
         if self.job_url_template is None:
             return None
         return self.job_url_template.replace("{job_id}", quote(job_id, safe=""))
+
+    @property
+    def tls_verify(self) -> bool | str:
+        """What both transports verify the server's certificate against: the CA bundle's path,
+        True for the system's trust store, or False (no verification)."""
+        return False if not self.verify else (self.ca_bundle or True)
+
+    def ssl_context(self) -> ssl.SSLContext | bool:
+        """The same verification as :attr:`tls_verify`, in the form httpx2 takes."""
+        if not self.verify:
+            return False
+        return ssl.create_default_context(cafile=self.ca_bundle) if self.ca_bundle else True
 
     @property
     def api_origin(self) -> tuple[str, str, int]:
@@ -119,10 +136,7 @@ class ConnectionConfig:
         extra: str | Mapping[str, Any] | None = None,
     ) -> ConnectionConfig:
         """Build the config from an Airflow connection's fields, naming any unusable one."""
-        if not password:
-            raise MusicAIConfigurationError(
-                f"Connection {conn_id!r} has no API key: put the Music AI API key in its password field"
-            )
+        api_key = _api_key(conn_id, password)
         extras = _parse_extra(conn_id, extra)
         base_url = _base_url(conn_id, host, port, schema, extras)
         retry = RetryPolicy(
@@ -133,7 +147,7 @@ class ConnectionConfig:
         )
         return cls(
             base_url=base_url,
-            api_key=password.strip(),
+            api_key=api_key,
             connect_timeout=_number(conn_id, extras, "connect_timeout", 10.0, float, minimum=0.001),
             read_timeout=_number(conn_id, extras, "timeout", 60.0, float, minimum=0.001),
             retry=retry,
@@ -152,6 +166,8 @@ class ConnectionConfig:
                 conn_id, extras, "max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES, int, minimum=1024
             ),
             max_pages=_number(conn_id, extras, "max_pages", DEFAULT_MAX_PAGES, int, minimum=1),
+            ca_bundle=_ca_bundle(conn_id, extras),
+            verify=_verify(conn_id, extras),
         )
 
 
@@ -171,6 +187,83 @@ def is_loopback_host(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def _api_key(conn_id: str, password: str | None) -> str:
+    """The key as it will be sent, or an error naming what is wrong with it, never showing it.
+
+    An HTTP header value must be printable ASCII: requests and httpx2 disagree on the rest (a
+    Latin-1 letter passes one and not the other, CR/LF fail only after the key reached a DEBUG
+    log), so both transports get the same local verdict before anything is sent.
+    """
+    key = (password or "").strip()
+    if not key:
+        what = "an API key made only of whitespace" if password else "no API key"
+        raise MusicAIConfigurationError(
+            f"Connection {conn_id!r} has {what}: put the Music AI API key in its password field"
+        )
+    for index, char in enumerate(key):
+        problem = _key_char_problem(char)
+        if problem:
+            raise MusicAIConfigurationError(
+                f"Connection {conn_id!r}: the API key in the password field contains {problem} (at "
+                f"position {index + 1} of {len(key)}); an API key is printable ASCII without "
+                "spaces. Paste it again from the Music AI dashboard. Nothing was sent."
+            )
+    return key
+
+
+def _key_char_problem(char: str) -> str | None:
+    """What makes ``char`` unusable in an API key (an HTTP header value), if anything."""
+    if char in "\r\n":
+        return "a line break (CR/LF)"
+    if ord(char) < 0x20 or ord(char) == 0x7F:
+        return "a control character"
+    if char.isspace():
+        return "whitespace"
+    if ord(char) > 0x7E:
+        return "a non-ASCII character"
+    return None
+
+
+def _ca_bundle(conn_id: str, extras: Mapping[str, Any]) -> str | None:
+    """The ``ca_bundle`` extra: a readable PEM file of CAs, checked now rather than at connect."""
+    raw = extras.get("ca_bundle")
+    if raw is None or raw == "":
+        return None
+    path = os.path.expanduser(str(raw).strip())
+    if not os.path.isfile(path):
+        raise MusicAIConfigurationError(
+            f"Connection {conn_id!r}: extra 'ca_bundle' must be the path of a PEM file of CA "
+            f"certificates; {path!r} is not a file on this machine"
+        )
+    try:
+        ssl.create_default_context(cafile=path)
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        raise MusicAIConfigurationError(
+            f"Connection {conn_id!r}: extra 'ca_bundle' file {path!r} holds no usable PEM "
+            f"certificate ({type(exc).__name__})"
+        ) from None
+    return path
+
+
+def _verify(conn_id: str, extras: Mapping[str, Any]) -> bool:
+    """The ``verify`` extra (default true); turning verification off is logged every time."""
+    if extras.get("verify") is None or extras.get("verify") == "":
+        return True
+    verify = _flag(conn_id, extras, "verify")
+    if not verify and extras.get("ca_bundle"):
+        raise MusicAIConfigurationError(
+            f"Connection {conn_id!r}: extras 'verify': false and 'ca_bundle' contradict each other; "
+            "keep 'ca_bundle' to trust a private CA"
+        )
+    if not verify:
+        log.warning(
+            "Connection %r: TLS certificate verification is OFF (extra 'verify': false); anyone on "
+            "the network path can impersonate the API and read the API key. Prefer 'ca_bundle'.",
+            conn_id,
+        )
+    return verify
 
 
 def _parse_extra(conn_id: str, extra: str | Mapping[str, Any] | None) -> dict[str, Any]:

@@ -1,9 +1,11 @@
-"""Keep signed URLs' credentials out of logs, errors and XCom-bound messages."""
+"""Keep credentials (signed URLs' query strings, the API key) out of logs, errors and XCom."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 _QUERY = re.compile(r"\?[^\s\"']*")
@@ -59,3 +61,71 @@ def install_log_redaction() -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(existing, RedactQueryStrings) for existing in logger.filters):
             logger.addFilter(RedactQueryStrings())
+
+
+#: What replaces the API key wherever a server echoed it back.
+KEY_PLACEHOLDER = "<redacted API key>"
+
+
+def scrub_body(body: bytes, secret: str) -> bytes:
+    """``body`` (an HTTP answer as received) with every occurrence of ``secret`` replaced.
+
+    This is where server text enters the provider: an error message, a FAILED job's error, a
+    status or a name that echoes the API key would otherwise reach exception texts, log lines,
+    trigger events (stored by Airflow outside the task-log masker's reach) and XCom. A JSON body
+    is scrubbed value by value, so the key is found even JSON-escaped and the document stays
+    well-formed (and unchanged unless it holds the key); any other body is scrubbed as bytes.
+    """
+    if not secret or not body:
+        return body
+    escaped = json.dumps(secret)[1:-1].encode()
+    ascii_escaped = json.dumps(secret, ensure_ascii=False)[1:-1].encode()
+    raw = secret.encode("utf-8", "surrogatepass")
+    forms = {raw, escaped, ascii_escaped, escaped.replace(b"/", b"\\/"), b"\\u"}  # \\u: a char may be escaped
+    if not any(form in body for form in forms):
+        return body
+    try:
+        document = json.loads(body)
+        scrubbed = _scrub_value(document, secret)
+    except (ValueError, RecursionError):
+        return body.replace(raw, KEY_PLACEHOLDER.encode())
+    return body if scrubbed == document else json.dumps(scrubbed).encode()
+
+
+def scrub_text(text: str, secret: str) -> str:
+    """``text`` with ``secret`` replaced (headers and other server strings outside the body)."""
+    return text.replace(secret, KEY_PLACEHOLDER) if secret and secret in text else text
+
+
+def _scrub_value(value: Any, secret: str) -> Any:
+    if isinstance(value, str):
+        return scrub_text(value, secret)
+    if isinstance(value, list):
+        return [_scrub_value(item, secret) for item in value]
+    if isinstance(value, dict):
+        return {scrub_text(str(k), secret): _scrub_value(v, secret) for k, v in value.items()}
+    return value
+
+
+def printable(text: str) -> str:
+    """``text`` with control and format characters escaped (``\\n``, ``\\x1b``, ``\\u202e``...).
+
+    Server-provided text (a status, an error message) is put into log lines and messages with
+    this, so a newline in it cannot forge a log line nor an escape sequence repaint a terminal.
+    Backslashes are left alone, so escaping twice changes nothing.
+    """
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() or char == " " else _escape(char) for char in text)
+
+
+_SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(char: str) -> str:
+    if char in _SHORT_ESCAPES:
+        return _SHORT_ESCAPES[char]
+    code = ord(char)
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 import importlib
+import ssl
 import time
 import weakref
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,7 @@ from airflow_provider_musicai.hooks._calls import (
     parse_retry_after,
 )
 from airflow_provider_musicai.hooks._config import ConnectionConfig
+from airflow_provider_musicai.hooks._redact import scrub_body, scrub_text
 
 if TYPE_CHECKING:
     import httpx2
@@ -46,11 +48,13 @@ def api_headers(config: ConnectionConfig) -> dict[str, str]:
     return {"Authorization": config.api_key, "Accept": "application/json", "User-Agent": USER_AGENT}
 
 
-def _answer(status: int, body: bytes, headers: Any) -> HttpAnswer:
+def _answer(status: int, body: bytes, headers: Any, secret: str) -> HttpAnswer:
+    """The answer as the rest of the provider sees it: any echo of the API key already scrubbed."""
+    content_type = headers.get("content-type")
     return HttpAnswer(
         status=status,
-        body=body,
-        content_type=headers.get("content-type"),
+        body=scrub_body(body, secret),
+        content_type=None if content_type is None else scrub_text(content_type, secret),
         retry_after=parse_retry_after(headers.get("retry-after")),
     )
 
@@ -90,6 +94,49 @@ def _overdue(config: ConnectionConfig) -> TransportFailure:
     return TransportFailure(
         f"no complete answer within total_timeout={config.total_timeout}s", maybe_sent=True
     )
+
+
+def _tls_failure(exc: BaseException, config: ConnectionConfig) -> TransportFailure | None:
+    """A failure that retrying cannot fix, named for what it is, if ``exc`` is a TLS problem."""
+    _, host, port = config.api_origin
+    for cause in _chain(exc):
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            why = (cause.verify_message or "untrusted certificate").rstrip(".")
+            return TransportFailure(
+                f"TLS certificate verification failed for {host}:{port} ({why}). If the server uses "
+                'a private CA, set the connection extra "ca_bundle" to a PEM file of that CA',
+                maybe_sent=False,
+                permanent=True,
+            )
+        if isinstance(cause, ssl.SSLError) and cause.reason in _NOT_TLS_REASONS:
+            return TransportFailure(
+                f"TLS handshake with {host}:{port} failed ({cause.reason}): the server does not "
+                "speak HTTPS there (did you mean http://?)",
+                maybe_sent=False,
+                permanent=True,
+            )
+    return None
+
+
+#: OpenSSL's reasons when an https:// request reaches a plain-HTTP server.
+_NOT_TLS_REASONS = frozenset({"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "HTTP_REQUEST"})
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what it wraps (``reason``, exception arguments, causes), each once."""
+    seen: list[BaseException] = []
+    pending: list[BaseException] = [exc]
+    while pending and len(seen) < 16:
+        current = pending.pop(0)
+        if any(current is known for known in seen):
+            continue
+        seen.append(current)
+        reason = getattr(current, "reason", None)
+        nested = [reason] if isinstance(reason, BaseException) else []
+        nested += [arg for arg in getattr(current, "args", ()) if isinstance(arg, BaseException)]
+        nested += [link for link in (current.__cause__, current.__context__) if link is not None]
+        pending.extend(nested)
+    return seen
 
 
 def _describe(exc: BaseException) -> str:
@@ -136,13 +183,16 @@ class SyncTransport:
         except (requests.exceptions.ReadTimeout, urllib3_exceptions.ReadTimeoutError) as exc:
             return TransportFailure(f"read timeout after {self.config.read_timeout}s", maybe_sent=_sent(exc))
         except (requests.exceptions.RequestException, urllib3_exceptions.HTTPError) as exc:
+            tls = _tls_failure(exc, self.config)
+            if tls is not None:
+                return tls
             sent = _sent(exc)
             what = "connection lost" if sent else "cannot connect"
             return TransportFailure(f"{what} ({_cause_name(exc)})", maybe_sent=sent)
         except (UnicodeError, http.client.HTTPException) as exc:
             # An answer requests cannot even parse (e.g. a redirect whose Location is not UTF-8).
             return TransportFailure(f"unreadable answer ({type(exc).__name__})", maybe_sent=True)
-        return _answer(response.status_code, bytes(body.data), response.headers)
+        return _answer(response.status_code, bytes(body.data), response.headers, self.config.api_key)
 
 
 def _sent(exc: BaseException) -> bool:
@@ -176,21 +226,36 @@ def _cause_name(exc: BaseException) -> str:
 
 
 class LargeBlockAdapter(HTTPAdapter):
-    """An adapter that sends request bodies in 1 MiB blocks instead of urllib3's 16 KiB."""
+    """An adapter that sends request bodies in 1 MiB blocks instead of urllib3's 16 KiB.
 
-    def __init__(self, blocksize: int = 1 << 20, **kwargs: Any) -> None:
+    It also verifies certificates as the connection's ``ca_bundle``/``verify`` extras say, even
+    where the environment sets ``REQUESTS_CA_BUNDLE`` (which requests lets override a session's
+    ``verify``).
+    """
+
+    def __init__(self, blocksize: int = 1 << 20, tls_verify: bool | str = True, **kwargs: Any) -> None:
         self._blocksize = blocksize
+        self._tls_verify = tls_verify
         super().__init__(**kwargs)
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         kwargs["blocksize"] = self._blocksize
         super().init_poolmanager(*args, **kwargs)
 
+    def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        # requests passes everything by keyword. Left alone when the connection sets nothing, so
+        # REQUESTS_CA_BUNDLE keeps working for those who rely on it.
+        if self._tls_verify is not True and not args:
+            kwargs["verify"] = self._tls_verify
+        return super().send(request, *args, **kwargs)
 
-def new_session(pool_size: int = 10) -> requests.Session:
-    """A keep-alive session with no default credentials."""
+
+def new_session(pool_size: int = 10, tls_verify: bool | str = True) -> requests.Session:
+    """A keep-alive session with no default credentials, verifying TLS against ``tls_verify``
+    (a CA bundle's path, True for the system's trust store, False for no verification)."""
     session = requests.Session()
-    adapter = LargeBlockAdapter(pool_connections=pool_size, pool_maxsize=pool_size)
+    session.verify = tls_verify
+    adapter = LargeBlockAdapter(pool_connections=pool_size, pool_maxsize=pool_size, tls_verify=tls_verify)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     session.headers["User-Agent"] = USER_AGENT
@@ -202,10 +267,10 @@ def new_session(pool_size: int = 10) -> requests.Session:
 #: A connection that the server closed meanwhile is noticed and replaced before reuse.
 ASYNC_KEEPALIVE_SECONDS = 120.0
 
-# One httpx2 client per (event loop, API base URL, pool size): every trigger of a triggerer
-# process that talks to the same API shares its connection pool.
+# One httpx2 client per (event loop, API base URL, pool size, TLS settings): every trigger of a
+# triggerer process that talks to the same API the same way shares its connection pool.
 _ASYNC_CLIENTS: weakref.WeakKeyDictionary[
-    asyncio.AbstractEventLoop, dict[tuple[str, int], httpx2.AsyncClient]
+    asyncio.AbstractEventLoop, dict[tuple[str, int, bool | str], httpx2.AsyncClient]
 ]
 _ASYNC_CLIENTS = weakref.WeakKeyDictionary()
 
@@ -224,10 +289,11 @@ def shared_async_client(config: ConnectionConfig) -> httpx2.AsyncClient:
     httpx = import_httpx()
     loop = asyncio.get_running_loop()
     clients = _ASYNC_CLIENTS.setdefault(loop, {})
-    key = (config.base_url, config.async_pool_size)
+    key = (config.base_url, config.async_pool_size, config.tls_verify)
     client = clients.get(key)
     if client is None or client.is_closed:
         client = httpx.AsyncClient(
+            verify=config.ssl_context(),
             follow_redirects=True,
             limits=httpx.Limits(
                 max_connections=config.async_pool_size,
@@ -286,6 +352,9 @@ class AsyncTransport:
         except (_Overdue, asyncio.TimeoutError):
             return _overdue(config)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            tls = _tls_failure(exc, self.config)
+            if tls is not None:
+                return tls
             return TransportFailure(f"cannot connect ({_describe(exc)})", maybe_sent=False)
         except httpx.TimeoutException as exc:
             return TransportFailure(f"read timeout ({_describe(exc)})", maybe_sent=True)
@@ -293,4 +362,4 @@ class AsyncTransport:
             return TransportFailure(f"connection lost ({_describe(exc)})", maybe_sent=True)
         except (httpx.RequestError, httpx.InvalidURL, UnicodeError) as exc:  # an answer httpx cannot read
             return TransportFailure(f"unreadable answer ({_describe(exc)})", maybe_sent=True)
-        return _answer(status, bytes(body.data), headers)
+        return _answer(status, bytes(body.data), headers, self.config.api_key)

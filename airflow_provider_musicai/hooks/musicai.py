@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -9,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
 from airflow.providers.common.compat.sdk import BaseHook
 
@@ -28,7 +30,7 @@ from airflow_provider_musicai.exceptions import (
 from airflow_provider_musicai.hooks import _api
 from airflow_provider_musicai.hooks._api import ApiRequest, build_request
 from airflow_provider_musicai.hooks._calls import AmbiguousRequestError, call_plan, run_async, run_sync
-from airflow_provider_musicai.hooks._config import ConnectionConfig
+from airflow_provider_musicai.hooks._config import DEFAULT_BASE_URL, ConnectionConfig, RetryPolicy
 from airflow_provider_musicai.hooks._destination import (
     check_existing,
     overwrite_flag,
@@ -36,7 +38,7 @@ from airflow_provider_musicai.hooks._destination import (
     write_json,
 )
 from airflow_provider_musicai.hooks._paging import Listing, ServedSizes
-from airflow_provider_musicai.hooks._redact import install_log_redaction, redact_url
+from airflow_provider_musicai.hooks._redact import install_log_redaction, printable, redact_url
 from airflow_provider_musicai.hooks._storage import StorageClient
 from airflow_provider_musicai.hooks._transfer import (
     guess_content_type,
@@ -72,6 +74,10 @@ T = TypeVar("T")
 install_log_redaction()
 
 MAX_PAGE_SIZE = 100
+
+#: Timeouts of ``test_connection`` (seconds): an answer is expected at once, or never.
+TEST_CONNECT_TIMEOUT = 5.0
+TEST_READ_TIMEOUT = 10.0
 
 #: Errors that another poll may cure; anything else (401, 404, 400...) ends a wait at once. An
 #: unreadable or oversized 2xx answer is usually a proxy's page, so a wait polls again.
@@ -150,10 +156,11 @@ class MusicAIHook(BaseHook):
                     default=schema.get("default"),
                 )
             else:
+                default = schema.get("default")
                 widgets[name] = StringField(
                     lazy_gettext(spec["label"]),
                     widget=BS3TextFieldWidget(),
-                    default=str(schema.get("default")),
+                    default=None if default is None else str(default),  # not the text "None"
                 )
         return widgets
 
@@ -190,26 +197,41 @@ class MusicAIHook(BaseHook):
         return config
 
     def test_connection(self) -> tuple[bool, str]:
-        """Used by ``airflow connections test`` and the UI: calls ``GET /application``."""
+        """Used by ``airflow connections test`` and the UI: calls ``GET /application`` once.
+
+        A test must answer fast, so it makes a single attempt with short timeouts (a retry storm
+        would only delay the verdict), and names the likely mistake when it fails.
+        """
         try:
-            application = self.get_application()
+            config = self.config
+            quick = dataclasses.replace(
+                config,
+                retry=RetryPolicy(max_retries=0),
+                connect_timeout=min(config.connect_timeout, TEST_CONNECT_TIMEOUT),
+                read_timeout=min(config.read_timeout, TEST_READ_TIMEOUT),
+            )
+            application = self._call(build_request(_api.GET_APPLICATION), quick)
+        except MusicAINotFoundError as exc:
+            # Not about jobs or workflows here: the URL is not the API's.
+            return False, _not_the_api(exc, self.config)
         except MusicAIError as exc:
-            return False, str(exc)
+            text, hint = str(exc), _likely_mistake(exc, self._config)
+            return False, f"{text}{'' if not hint or text.endswith('.') else '.'}{hint}"
         return True, f"Connected to Music AI application {application['name']!r} ({application['id']})"
 
     # -- plumbing ---------------------------------------------------------------------------
 
     @cached_property
     def _session(self) -> requests.Session:
-        return new_session()
+        return new_session(tls_verify=self.config.tls_verify)
 
     @cached_property
     def storage(self) -> StorageClient:
         """Client for signed storage URLs: a separate session that never carries the API key."""
-        return StorageClient(self.config, new_session())
+        return StorageClient(self.config, new_session(tls_verify=self.config.tls_verify))
 
-    def _call(self, request: ApiRequest[T]) -> T:
-        config = self.config
+    def _call(self, request: ApiRequest[T], config: ConnectionConfig | None = None) -> T:
+        config = config or self.config
         config.check_transport_security()
         return run_sync(call_plan(request, config.retry), SyncTransport(config, self._session).send)
 
@@ -493,7 +515,7 @@ class MusicAIHook(BaseHook):
             if remaining is not None and remaining <= 0:
                 raise MusicAITimeoutError(
                     f"Music AI job {job_id} did not finish within {timeout}s (last status: "
-                    f"{tracker.last or 'unknown'})",
+                    f"{printable(tracker.last or 'unknown')})",
                     job_id=job_id,
                     last_status=tracker.last,
                 )
@@ -584,7 +606,7 @@ class StatusTracker:
     def observe(self, status: str) -> bool:
         """Record ``status``; True if it is final (SUCCEEDED or FAILED)."""
         if status != self.last:
-            self.log.info("Music AI job %s is %s (at %s)", self.job_id, status, _now())
+            self.log.info("Music AI job %s is %s (at %s)", self.job_id, printable(status), _now())
             self.last = status
         if status not in KNOWN_STATUSES and status not in self._warned:
             self._warned.add(status)
@@ -634,6 +656,32 @@ def _job_filters(
         )
     workflows = [workflow] if isinstance(workflow, str) else list(workflow or [])
     return [("status", statuses), ("workflow", workflows), ("batchName", batch_name)]
+
+
+def _not_the_api(error: MusicAINotFoundError, config: ConnectionConfig) -> str:
+    """``test_connection``'s message for a 404 on ``GET /application``: a wrong base URL."""
+    scheme, host, port = config.api_origin
+    path = urlsplit(config.base_url).path.rstrip("/")
+    said = f" ({error.api_message})" if error.api_message else ""
+    message = f"{config.base_url} answered HTTP 404{said} to GET /application: it is not the Music AI API."
+    if not path.endswith("/v1"):
+        return f"{message} The API's paths start with /v1: did you mean {scheme}://{host}:{port}{path}/v1?"
+    return f"{message} Check the host field (empty means {DEFAULT_BASE_URL})."
+
+
+def _likely_mistake(error: MusicAIError, config: ConnectionConfig | None) -> str:
+    """A hint for ``test_connection`` at what is probably wrong in the connection, or ""."""
+    if config is None:
+        return ""
+    _, host, port = config.api_origin
+    if isinstance(error, MusicAITransportError):
+        text = str(error)
+        if "cannot connect" in text or "connect timeout" in text:
+            return (
+                f" Cannot connect to {host}:{port}: check the host, the port and that this machine "
+                "can reach it."
+            )
+    return ""
 
 
 def _mask_secret(secret: str) -> None:

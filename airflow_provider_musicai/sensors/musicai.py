@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnValue, conf
 
+from airflow_provider_musicai.hooks._redact import printable
 from airflow_provider_musicai.links import MusicAIJobLink
 from airflow_provider_musicai.operators._waiting import (
     defer_timeout,
@@ -125,7 +126,7 @@ class MusicAIJobSensor(BaseSensorOperator):
 
     def _log_status(self, job_id: str, status: str) -> None:
         if status != self._last_status:
-            self.log.info("Music AI job %s is %s", job_id, status)
+            self.log.info("Music AI job %s is %s", job_id, printable(status))
             self._last_status = status
 
     def _link(self, context: Context, job_id: str) -> None:

@@ -34,6 +34,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_musicai.hooks._redact import printable
+
 if TYPE_CHECKING:
     from airflow_provider_musicai.hooks.musicai import MusicAIHook
 
@@ -61,7 +63,7 @@ def failure_message(job: dict[str, Any]) -> str:
     """``"Job X FAILED: CODE (title): message"`` from a FAILED job document."""
     error = job.get("error") if isinstance(job.get("error"), dict) else {}
     assert isinstance(error, dict)
-    return (
+    return printable(
         f"Music AI job {job.get('id')} FAILED: {error.get('code') or 'UNKNOWN'} "
         f"({error.get('title') or 'no title'}): {error.get('message') or 'no message'}"
     )
@@ -161,7 +163,7 @@ class MusicAIJobTrigger(BaseTrigger):
             self.log.info(
                 "Music AI job %s is %s at %s (%.1fs after the wait began)",
                 self.job_id,
-                status,
+                printable(status),
                 _stamp(_now()),
                 _now() - started,
             )
@@ -210,7 +212,7 @@ class MusicAIJobTrigger(BaseTrigger):
     def _timeout_event(self, last_status: str | None) -> TriggerEvent:
         message = (
             f"Music AI job {self.job_id} did not finish before the deadline "
-            f"({_stamp(self.deadline or _now())}); last status: {last_status or 'unknown'}"
+            f"({_stamp(self.deadline or _now())}); last status: {printable(last_status or 'unknown')}"
         )
         self.log.warning("%s", message)
         return self._event("timeout", message, last_status=last_status)
