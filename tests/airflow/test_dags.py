@@ -10,7 +10,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from airflow_support import (
+
+from airflow_provider_musicai.jobs import IDEMPOTENCY_METADATA_KEY
+from tests.helpers.airflow import (
     load_example,
     load_test_dag,
     run_dag,
@@ -18,8 +20,6 @@ from airflow_support import (
     task_states,
     xcom_value,
 )
-
-from airflow_provider_musicai.jobs import IDEMPOTENCY_METADATA_KEY
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
 

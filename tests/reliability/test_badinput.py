@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reliability_support import RawServer, leftover_partials, record, wait_until, wav_bytes
 
 from airflow_provider_musicai.exceptions import (
     MusicAIAPIError,
@@ -39,6 +38,8 @@ from airflow_provider_musicai.exceptions import (
     MusicAITransportError,
 )
 from airflow_provider_musicai.hooks.musicai import MusicAIHook
+from tests.helpers.audio import wav_bytes
+from tests.helpers.reliability import RawServer, leftover_partials, record, wait_until
 
 pytestmark = pytest.mark.badinput
 

@@ -28,7 +28,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reliability_support import (
+
+from airflow_provider_musicai.hooks.musicai import MusicAIHook
+from tests.helpers.airflow import AIRFLOW, REPO, Deployment
+from tests.helpers.audio import wav_bytes
+from tests.helpers.reliability import (
     CuttingProxy,
     GatedFileServer,
     record,
@@ -36,11 +40,7 @@ from reliability_support import (
     secret_hits,
     size,
     wait_until,
-    wav_bytes,
 )
-from test_integration import AIRFLOW, Deployment
-
-from airflow_provider_musicai.hooks.musicai import MusicAIHook
 
 pytestmark = pytest.mark.crash
 
@@ -357,9 +357,8 @@ def test_an_upload_cut_half_way_is_retried_and_stored_whole(
 
 
 UPLOADER = """
-import json, sys
-sys.path.insert(0, {here!r})
-from reliability_support import route_uploads_through
+import json
+from tests.helpers.reliability import route_uploads_through
 from airflow_provider_musicai.hooks.musicai import MusicAIHook
 
 hook = MusicAIHook()
@@ -378,9 +377,9 @@ def test_an_uploader_killed_half_way_leaves_nothing_and_the_retry_is_whole(
     try:
         outcomes = []
         for attempt in (1, 2):  # the first process is killed half-way; the second is Airflow's retry
-            code = UPLOADER.format(here=str(HERE), port=proxy.port, path=str(path))
+            code = UPLOADER.format(port=proxy.port, path=str(path))
             process = subprocess.Popen(
-                [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+                [sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
             )
             if attempt == 1:
                 assert proxy.reached.wait(60), "the upload never got half-way"
