@@ -49,7 +49,7 @@ class Api:
         assert response.status_code == 200, response.text
         return str(response.json()["id"])
 
-    def wait(self, job_id: str, timeout: float = 15.0) -> dict[str, Any]:
+    def wait(self, job_id: str, timeout: float = 60.0) -> dict[str, Any]:
         """Poll until the job is final and return its document."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -652,7 +652,7 @@ def test_bad_input_is_answered_clearly(case: Case, ctx: Ctx, loopback_only: Any)
     }
     assert running == set(), f"{case.id}: jobs left running: {running}"
     assert leftover_partials(ctx.tmp) == []
-    wait_until("no partial upload on the storage", lambda: emulator.admin.storage()["temp_files"] == 0, 10)
+    wait_until("no partial upload on the storage", lambda: emulator.admin.storage()["temp_files"] == 0)
     for job_id in ctx.setup_jobs:
         with contextlib.suppress(MusicAINotFoundError):
             ctx.hook.delete_job(job_id)

@@ -107,7 +107,7 @@ def run_under_faults(
         dag_run = run_dag(no_retry_delay(dag), conf)
         took = time.monotonic() - started
     emulator.admin.clear_faults()
-    wait_until("no partial upload", lambda: emulator.admin.storage()["temp_files"] == 0, 10)
+    wait_until("no partial upload", lambda: emulator.admin.storage()["temp_files"] == 0)
     counters = emulator.admin.counters()
     cost = {
         "seconds": round(took, 1),

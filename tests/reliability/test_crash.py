@@ -349,7 +349,7 @@ def test_an_upload_cut_half_way_is_retried_and_stored_whole(
         proxy.close()
         hook.close()
     assert proxy.reached.is_set() and proxy.connections == 2
-    wait_until("the partial upload to be dropped", lambda: emulator.admin.storage()["temp_files"] == 0, 10)
+    wait_until("the partial upload to be dropped", lambda: emulator.admin.storage()["temp_files"] == 0)
     counters = emulator.admin.counters()
     assert counters["objects_stored"] == 1 and counters["bytes_stored"] == UPLOAD_BYTES
     assert _stored(emulator, url) == digest
@@ -383,13 +383,13 @@ def test_an_uploader_killed_half_way_leaves_nothing_and_the_retry_is_whole(
             )
             if attempt == 1:
                 assert proxy.reached.wait(60), "the upload never got half-way"
-                assert emulator.admin.storage()["temp_files"] == 1  # half a file is on the storage
+                # The proxy has forwarded half the bytes: the storage holds them as a temp file
+                # once it has read them (a moment later on a busy machine).
+                wait_until("half a file on the storage", lambda: emulator.admin.storage()["temp_files"] == 1)
                 process.kill()
                 process.wait(30)
                 wait_until(
-                    "the storage to drop the half file",
-                    lambda: emulator.admin.storage()["temp_files"] == 0,
-                    10,
+                    "the storage to drop the half file", lambda: emulator.admin.storage()["temp_files"] == 0
                 )
                 assert emulator.admin.counters()["objects_stored"] == 0
             else:
