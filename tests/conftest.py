@@ -51,6 +51,16 @@ os.environ.update(
 )
 
 
+#: Markers of the tests that take tens of seconds (Airflow processes, load, long waits).
+_LONG_RUNNING = ("integration", "crash", "chaos", "load", "slow")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the long tests first: under pytest-xdist they start on different workers at once instead
+    of one of them ending the run alone (the order is otherwise kept; tests never depend on it)."""
+    items.sort(key=lambda item: not any(item.get_closest_marker(name) for name in _LONG_RUNNING))
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Remove this process's AIRFLOW_HOME."""
     shutil.rmtree(AIRFLOW_HOME, ignore_errors=True)
