@@ -10,166 +10,16 @@ a temporary AIRFLOW_HOME. The test reads Airflow's state straight from that SQLi
 from __future__ import annotations
 
 import json
-import os
-import secrets
-import shutil
-import socket
 import sqlite3
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.helpers.airflow import DAG_ID, Deployment
+
 pytestmark = pytest.mark.integration
-
-HERE = Path(__file__).resolve().parent
-DAG_ID = "musicai_integration"
-AIRFLOW = str(Path(sys.executable).with_name("airflow"))
-
-
-def airflow_major() -> int:
-    from airflow import __version__
-
-    return int(__version__.split(".")[0])
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Deployment:
-    """A private Airflow: its environment, its processes and a read-only view of its database."""
-
-    def __init__(self, home: Path, connection: str) -> None:
-        self.home = home
-        self.db = home / "airflow.db"
-        dags = home / "dags"
-        dags.mkdir(parents=True)
-        shutil.copy(HERE / "integration_dags" / "musicai_integration_dag.py", dags)
-        self.env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith("AIRFLOW") and not key.startswith("PYTEST")
-        }
-        self.env.update(
-            {
-                "AIRFLOW_HOME": str(home),
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.db}",
-                "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-                "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
-                "AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL": "2",
-                "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "2",
-                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "2",
-                "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "2",
-                "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
-                "AIRFLOW_CONN_MUSICAI_DEFAULT": connection,
-                "PYTHONUNBUFFERED": "1",
-                # Executors start tasks with the ``airflow`` command: this interpreter's.
-                "PATH": os.pathsep.join([str(Path(AIRFLOW).parent), os.environ.get("PATH", "")]),
-            }
-        )
-        if airflow_major() >= 3:
-            port = free_port()
-            self.env.update(
-                {
-                    "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-                    "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-                    "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(16),
-                    "AIRFLOW__API__PORT": str(port),
-                }
-            )
-            self.commands = {
-                "api-server": [
-                    "api-server",
-                    "--apps",
-                    "execution",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                ],
-                "dag-processor": ["dag-processor"],
-                "scheduler": ["scheduler"],
-                "triggerer": ["triggerer"],
-            }
-        else:
-            self.env["AIRFLOW__CORE__EXECUTOR"] = "SequentialExecutor"
-            self.commands = {"scheduler": ["scheduler"], "triggerer": ["triggerer"]}
-        self.processes: dict[str, subprocess.Popen[bytes]] = {}
-
-    def cli(self, *args: str, timeout: float = 180) -> str:
-        done = subprocess.run(
-            [AIRFLOW, *args], env=self.env, capture_output=True, text=True, timeout=timeout, check=False
-        )
-        assert done.returncode == 0, (
-            f"airflow {' '.join(args)} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}"
-        )
-        return done.stdout
-
-    def start(self) -> None:
-        for name, args in self.commands.items():
-            log = (self.home / f"{name}.log").open("wb")
-            self.processes[name] = subprocess.Popen(
-                [AIRFLOW, *args], env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-
-    def stop(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.terminate()
-        deadline = time.monotonic() + 20
-        for process in self.processes.values():
-            try:
-                process.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, 9)
-                process.wait(5)
-
-    def logs(self) -> str:
-        """Every process log and every task log."""
-        files = [*self.home.glob("*.log"), *(self.home / "logs").rglob("*.log")]
-        return "\n".join(path.read_text(errors="replace") for path in files if path.is_file())
-
-    def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-        with sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=10) as db:
-            try:
-                return db.execute(sql, params).fetchall()
-            except sqlite3.OperationalError:  # table not created yet, or locked
-                return []
-
-    def wait_for(self, what: str, check: Callable[[], Any], timeout: float = 180) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for name, process in self.processes.items():
-                assert process.poll() is None, f"airflow {name} exited:\n{self.logs()[-5000:]}"
-            value = check()
-            if value:
-                return value
-            time.sleep(0.2)
-        raise AssertionError(f"timed out waiting for {what}; logs:\n{self.logs()[-8000:]}")
-
-    def ti_state(self, run_id: str) -> str | None:
-        rows = self.query(
-            "SELECT state FROM task_instance WHERE dag_id = ? AND run_id = ? AND task_id = 'job'",
-            DAG_ID,
-            run_id,
-        )
-        return rows[0][0] if rows else None
-
-    def run_state(self, run_id: str) -> str | None:
-        rows = self.query("SELECT state FROM dag_run WHERE dag_id = ? AND run_id = ?", DAG_ID, run_id)
-        return rows[0][0] if rows else None
-
-    def trigger(self, run_id: str, conf: dict[str, Any]) -> None:
-        self.cli("dags", "trigger", DAG_ID, "--run-id", run_id, "--conf", json.dumps(conf))
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from airflow_support import FakeStateStore, FakeTI, wav_bytes
 
 from airflow_provider_musicai.exceptions import (
     MusicAIError,
@@ -28,6 +27,8 @@ from airflow_provider_musicai.operators.musicai import (
     MusicAIUploadOperator,
 )
 from airflow_provider_musicai.triggers.musicai import MusicAIJobTrigger
+from tests.helpers.airflow import FakeStateStore, FakeTI
+from tests.helpers.audio import wav_bytes
 
 STEMS = "music-ai/stems-vocals-accompaniment"
 
@@ -179,13 +180,13 @@ def test_on_kill_deletes_the_job_being_waited_for(musicai: Any, input_url: Any, 
 
     worker = threading.Thread(target=run)
     worker.start()
-    for _ in range(100):
-        if op.job_id:
-            break
+    deadline = time.monotonic() + 60  # the job exists (generously: the machine may be busy)
+    while not op.job_id and time.monotonic() < deadline:
         time.sleep(0.05)
+    assert op.job_id, "the operator never created its job"
     op.on_kill()
     assert musicai.admin.jobs() == []
-    worker.join(10)
+    worker.join(60)
     assert errors and isinstance(errors[0], MusicAINotFoundError)
 
 
@@ -332,7 +333,7 @@ def test_upload_returns_the_download_url_sealed_and_logs_it_redacted(
     capfd: pytest.CaptureFixture[str],
 ) -> None:
     source = tmp_path / "in.wav"
-    source.write_bytes(wav_bytes())
+    source.write_bytes(wav_bytes(0.5))
     caplog.set_level(logging.DEBUG)
     sealed = MusicAIUploadOperator(task_id="up", source=str(source)).execute(make_context())
     assert sealed.startswith("musicai-sealed:")

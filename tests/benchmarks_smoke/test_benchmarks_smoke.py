@@ -7,21 +7,16 @@ by construction: one event per job, requests that a listing must make, all event
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import common  # benchmarks/ is on sys.path through pytest's ``pythonpath`` setting (pyproject.toml)
+import listing
 import pytest
-
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-sys.path.insert(0, str(BENCHMARKS))
-
-import common  # noqa: E402
-import listing  # noqa: E402
-import report  # noqa: E402
-import waiting  # noqa: E402
-from run import _input_url  # noqa: E402
+import report
+import waiting
+from run import _input_url
 
 
 @pytest.fixture(scope="module")

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import io
-import math
-import struct
 import time
-import wave
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,32 +10,11 @@ import pytest
 import requests
 
 from airflow_provider_musicai.testing import EmulatorServer
+from tests.helpers.audio import wav_bytes
 
 STEMS = "music-ai/stems-vocals-accompaniment"
 TRANSCRIBE = "music-ai/transcribe-vocals"
 BEATS = "music-ai/beats-chords-key"
-
-
-def make_wav(seconds: float = 0.25, rate: int = 8000, channels: int = 2, width: int = 2) -> bytes:
-    """A small deterministic PCM WAV: left a sine, right a different sine."""
-    frames = bytearray()
-    for i in range(int(seconds * rate)):
-        left = int(12000 * math.sin(i / 5))
-        right = int(7000 * math.sin(i / 11))
-        for value in (left, right)[:channels]:
-            if width == 2:
-                frames += struct.pack("<h", value)
-            elif width == 1:
-                frames += struct.pack("<B", (value >> 8) + 128)
-            else:
-                frames += struct.pack("<i", value << 16)[4 - width :]
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(channels)
-        w.setsampwidth(width)
-        w.setframerate(rate)
-        w.writeframes(bytes(frames))
-    return buf.getvalue()
 
 
 class Api:
@@ -74,7 +49,7 @@ class Api:
         assert response.status_code == 200, response.text
         return str(response.json()["id"])
 
-    def wait(self, job_id: str, timeout: float = 15.0) -> dict[str, Any]:
+    def wait(self, job_id: str, timeout: float = 60.0) -> dict[str, Any]:
         """Poll until the job is final and return its document."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -114,10 +89,10 @@ def other_api(emu: EmulatorServer) -> Iterator[Api]:
 @pytest.fixture
 def wav() -> bytes:
     """A quarter of a second of 16-bit stereo WAV."""
-    return make_wav()
+    return wav_bytes(0.25)
 
 
 @pytest.fixture
 def wav_factory() -> Any:
-    """``make_wav(seconds, rate, channels, width)``."""
-    return make_wav
+    """``wav_bytes(seconds, rate, frequency, channels, width)``."""
+    return wav_bytes

@@ -57,9 +57,10 @@ def test_application(api, other_api):
         ("GET", "/job"),
         ("POST", "/job"),
         ("GET", "/workflow"),
-        ("GET", f"/job/{uuid.uuid4()}"),
-        ("GET", f"/job/{uuid.uuid4()}/status"),
-        ("DELETE", f"/job/{uuid.uuid4()}"),
+        # Fixed ids: test ids must be the same in every pytest-xdist worker.
+        ("GET", "/job/3f1c2a9e-5b7d-4e2a-9c1f-0a8b6d4e2c71"),
+        ("GET", "/job/3f1c2a9e-5b7d-4e2a-9c1f-0a8b6d4e2c72/status"),
+        ("DELETE", "/job/3f1c2a9e-5b7d-4e2a-9c1f-0a8b6d4e2c73"),
     ],
 )
 @pytest.mark.parametrize("key", [None, "wrong-key", "Bearer test-api-key", ""])

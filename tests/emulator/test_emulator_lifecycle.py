@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime
 
 import pytest
 
@@ -52,7 +53,7 @@ def test_status_follows_configured_timings(api, emu, wav):
     start = time.monotonic()
     job_id = api.create(url)
     seen = []
-    while time.monotonic() - start < 5:
+    while time.monotonic() - start < 60:  # generous: the machine may be busy
         status = api.get(f"/job/{job_id}/status").json()["status"]
         if not seen or seen[-1][0] != status:
             seen.append((status, time.monotonic() - start))
@@ -60,10 +61,16 @@ def test_status_follows_configured_timings(api, emu, wav):
             break
         time.sleep(0.02)
     assert [s for s, _ in seen] == ["QUEUED", "STARTED", "SUCCEEDED"]
-    assert 0.3 <= seen[1][1] <= 0.7
-    assert 0.7 <= seen[2][1] <= 1.5
+    # Never early (lower bounds hold on any machine); how late a busy machine observes a change is
+    # not asserted, the emulator's own timestamps say when it happened.
+    assert seen[1][1] >= 0.3 and seen[2][1] >= 0.7
     doc = api.get(f"/job/{job_id}").json()
-    assert doc["startedAt"] is not None and doc["completedAt"] is not None
+    created, started, completed = (
+        datetime.fromisoformat(doc[key].replace("Z", "+00:00"))
+        for key in ("createdAt", "startedAt", "completedAt")
+    )
+    assert abs((started - created).total_seconds() - 0.4) < 0.002
+    assert (completed - started).total_seconds() >= 0.4 - 0.002
 
 
 def test_all_workflows_succeed(api, wav):

@@ -104,7 +104,8 @@ def test_page_shifts_never_lose_or_misreport_a_job(hook: MusicAIHook, musicai_em
 def test_cancelling_one_waiter_leaves_the_others_and_the_poller_stops(
     hook: MusicAIHook, musicai_emulator: Any
 ) -> None:
-    musicai_emulator.admin.configure(queued_seconds=1.0, input_timeout_seconds=0.2)
+    # Queued long enough that the first job is still waiting when it is cancelled on a busy machine.
+    musicai_emulator.admin.configure(queued_seconds=3.0, input_timeout_seconds=0.2)
     ids = create(hook, 3)
     poller = SharedJobPoller(hook, poll_interval=0.1)
 
@@ -113,7 +114,10 @@ def test_cancelling_one_waiter_leaves_the_others_and_the_poller_stops(
         await asyncio.sleep(0.3)
         tasks[0].cancel()
         results = await asyncio.gather(*tasks, return_exceptions=True)
-        await asyncio.sleep(0.3)
+        for _ in range(6000):  # the poller stops once nobody waits (up to 60 s on a busy machine)
+            if poller._task is not None and poller._task.done():
+                break
+            await asyncio.sleep(0.01)
         return results, poller._task
 
     results, task = run(scenario())
@@ -217,7 +221,8 @@ def test_a_job_that_can_never_be_read_ends_only_its_own_wait(
 
 
 def test_statuses_seen_in_the_active_listing_are_reported(hook: MusicAIHook, musicai_emulator: Any) -> None:
-    musicai_emulator.admin.configure(queued_seconds=0.6, processing_seconds=0.6, input_timeout_seconds=0.2)
+    # Queued long enough to be seen QUEUED by the first cycle even on a busy machine.
+    musicai_emulator.admin.configure(queued_seconds=2.0, processing_seconds=0.6, input_timeout_seconds=0.2)
     [job_id] = create(hook, 1)
     poller = SharedJobPoller(hook, poll_interval=0.1)
     seen: list[str] = []

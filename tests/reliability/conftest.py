@@ -1,89 +1,21 @@
 """Fixtures of the reliability suites (chaos, crash, badinput, secrets, fuzz, load).
 
-Airflow runs on a private SQLite database in a temporary AIRFLOW_HOME whose DAGs folder holds the
-example DAGs. When ``tests/airflow`` is collected in the same session its conftest has already set
-that environment up, and it is reused; run alone, this file sets up the same layout itself.
-
-Sizes: the default is the reduced CI size; ``MUSICAI_RELIABILITY_FULL=1`` runs the full size.
-Figures are printed at the end of the session and merged into ``MUSICAI_RELIABILITY_FIGURES``
-(a JSON file) when that variable is set.
+The environment (AIRFLOW_HOME, database, DAGs folder) is the root ``tests/conftest.py``'s, which also
+prints the figures these suites record. Sizes: the default is the reduced CI size;
+``MUSICAI_RELIABILITY_FULL=1`` runs the full size (see ``tests/helpers/reliability.py``).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import socket
-import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
-sys.path[:0] = [str(HERE), str(REPO / "tests" / "airflow")]
-
-from reliability_support import FIGURES, FULL, LoopbackGuard, signatures_in, write_figures  # noqa: E402
-
-_SHARED_HOME_PREFIX = "musicai-tests-airflow-home-"
-_AIRFLOW_ALREADY_IMPORTED = "airflow.settings" in sys.modules
-
-
-def _own_airflow_home() -> dict[str, str]:
-    """A private AIRFLOW_HOME laid out like ``tests/airflow/conftest.py``'s."""
-    home = Path(tempfile.mkdtemp(prefix="musicai-reliability-airflow-home-"))
-    (home / "dags").mkdir()
-    for dag_file in (REPO / "example_dags").glob("example_*.py"):
-        (home / "dags" / dag_file.name).symlink_to(dag_file)
-    return {
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
-        "AIRFLOW__CORE__ALLOWED_DESERIALIZATION_CLASSES": "airflow.* airflow_provider_musicai.*",
-    }
-
-
-_SHARED = Path(os.environ.get("AIRFLOW_HOME", "")).name.startswith(_SHARED_HOME_PREFIX)
-_ENV = {} if _SHARED else _own_airflow_home()
-os.environ.update(_ENV)
-os.environ["MUSICAI_EXAMPLE_POLL_INTERVAL"] = "0.5"
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """Print the figures the suites recorded; merge them into MUSICAI_RELIABILITY_FIGURES."""
-    if not FIGURES:
-        return
-    terminalreporter.section(f"reliability figures ({'full' if FULL else 'CI'} size)")
-    for suite, figures in sorted(FIGURES.items()):
-        terminalreporter.write_line(f"{suite}:")
-        for name, value in sorted(figures.items()):
-            terminalreporter.write_line(f"    {name}: {json.dumps(value, sort_keys=True, default=str)}")
-    target = os.environ.get("MUSICAI_RELIABILITY_FIGURES")
-    if target:
-        write_figures(Path(target))
-        terminalreporter.write_line(f"figures merged into {target}")
-
-
-@pytest.fixture(scope="session")
-def airflow_db() -> str:
-    """Airflow's metadata database, created once per session."""
-    from airflow import settings
-    from airflow.configuration import conf
-
-    if _AIRFLOW_ALREADY_IMPORTED and _ENV:  # Airflow was imported before our environment was set
-        conf.set("database", "sql_alchemy_conn", _ENV["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
-        conf.set("core", "dags_folder", _ENV["AIRFLOW__CORE__DAGS_FOLDER"])
-        settings.SQL_ALCHEMY_CONN = _ENV["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
-        settings.dispose_orm()
-        settings.configure_orm()
-    from airflow.utils import db
-
-    db.initdb()
-    return str(settings.SQL_ALCHEMY_CONN)
+from tests.helpers.reliability import LoopbackGuard, signatures_in
 
 
 @pytest.fixture(autouse=True)
@@ -95,13 +27,8 @@ def loopback_only(monkeypatch: pytest.MonkeyPatch) -> LoopbackGuard:
 
 
 @pytest.fixture(autouse=True)
-def _allow_direct_execute(monkeypatch: pytest.MonkeyPatch) -> None:
+def _direct_execute(allow_direct_execute: None) -> None:
     """Some cases call ``operator.execute()`` directly, outside the task runner."""
-    try:
-        from airflow.sdk.bases.operator import ExecutorSafeguard
-    except ImportError:  # Airflow 2
-        from airflow.models.baseoperator import ExecutorSafeguard
-    monkeypatch.setattr(ExecutorSafeguard, "test_mode", True)
 
 
 @pytest.fixture

@@ -1,10 +1,13 @@
 """One process of load clients for ``test_load.py`` (run as a script, not collected by pytest).
 
-``python load_client.py <spec.json>``: spec = {"mode": "sync" | "async", "first": int, "clients": int,
-"start_at": epoch, "stop_at": epoch, "input_url": str, "source": path, "out": path}. Sync clients are
-worker-like threads, each with its own hook: create a job, read its status and document back,
-list a page, now and then upload a file. Async clients are triggerer-like coroutines on one event
-loop, polling statuses of the jobs they list. Writes {"created", "latency", "errors", "retries"}.
+``python -m tests.reliability.load_client <spec.json>`` (from the repository root): spec =
+{"mode": "sync" | "async", "first": int, "clients": int, "ready": path, "go": path, "input_url": str,
+"source": path, "out": path}. Once its imports are done the process creates ``ready`` and waits for
+``go`` ({"start_at": epoch, "stop_at": epoch}), so a slow start never eats into the measured window.
+Sync clients are worker-like threads, each with its own hook: create a job, read its status and
+document back, list a page, now and then upload a file. Async clients are triggerer-like coroutines
+on one event loop, polling statuses of the jobs they list. Writes {"created", "latency", "errors",
+"retries"}.
 """
 
 from __future__ import annotations
@@ -122,13 +125,18 @@ async def pollers(spec: dict[str, Any], tally: Tally) -> None:
 
 def main(spec_path: str) -> None:
     spec = json.loads(Path(spec_path).read_text())
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from reliability_support import counting_retries
+    from tests.helpers.reliability import counting_retries
 
     logging.basicConfig(level=logging.WARNING)
     import airflow_provider_musicai.hooks.musicai  # noqa: F401  (imports done before the clock)
 
-    ready_at = time.time()
+    Path(spec["ready"]).touch()
+    go, given_up_at = Path(spec["go"]), time.monotonic() + 600
+    while not go.exists():
+        if time.monotonic() > given_up_at:
+            raise SystemExit("no go from the test in 600 s")
+        time.sleep(0.05)
+    spec.update(json.loads(go.read_text()))
     tally = Tally()
     with counting_retries() as retries:
         if spec["mode"] == "async":
@@ -147,7 +155,6 @@ def main(spec_path: str) -> None:
         "latency": dict(tally.latency),
         "errors": tally.errors,
         "retries": retries.total,
-        "ready_at": ready_at,
     }
     Path(spec["out"]).write_text(json.dumps(result))
 

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reliability_support import RawServer, leftover_partials, record, wait_until, wav_bytes
 
 from airflow_provider_musicai.exceptions import (
     MusicAIAPIError,
@@ -40,6 +39,8 @@ from airflow_provider_musicai.exceptions import (
     MusicAITransportError,
 )
 from airflow_provider_musicai.hooks.musicai import MusicAIHook
+from tests.helpers.audio import wav_bytes
+from tests.helpers.reliability import RawServer, leftover_partials, record, wait_until
 
 pytestmark = pytest.mark.badinput
 
@@ -652,7 +653,7 @@ def test_bad_input_is_answered_clearly(case: Case, ctx: Ctx, loopback_only: Any)
     }
     assert running == set(), f"{case.id}: jobs left running: {running}"
     assert leftover_partials(ctx.tmp) == []
-    wait_until("no partial upload on the storage", lambda: emulator.admin.storage()["temp_files"] == 0, 10)
+    wait_until("no partial upload on the storage", lambda: emulator.admin.storage()["temp_files"] == 0)
     for job_id in ctx.setup_jobs:
         with contextlib.suppress(MusicAINotFoundError):
             ctx.hook.delete_job(job_id)

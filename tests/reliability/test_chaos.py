@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow_support import load_example, run_dag, task_states, xcom_value
-from reliability_support import (
+
+from tests.helpers.airflow import load_example, run_dag, task_states, xcom_value
+from tests.helpers.audio import wav_bytes
+from tests.helpers.reliability import (
     blob_digests,
     counting_retries,
     leftover_partials,
@@ -26,7 +28,6 @@ from reliability_support import (
     sha256_file,
     size,
     wait_until,
-    wav_bytes,
 )
 
 pytestmark = [pytest.mark.chaos, pytest.mark.usefixtures("airflow_db")]
@@ -106,7 +107,7 @@ def run_under_faults(
         dag_run = run_dag(no_retry_delay(dag), conf)
         took = time.monotonic() - started
     emulator.admin.clear_faults()
-    wait_until("no partial upload", lambda: emulator.admin.storage()["temp_files"] == 0, 10)
+    wait_until("no partial upload", lambda: emulator.admin.storage()["temp_files"] == 0)
     counters = emulator.admin.counters()
     cost = {
         "seconds": round(took, 1),

@@ -28,7 +28,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reliability_support import (
+
+from airflow_provider_musicai.hooks.musicai import MusicAIHook
+from tests.helpers.airflow import AIRFLOW, REPO, Deployment
+from tests.helpers.audio import wav_bytes
+from tests.helpers.reliability import (
     CuttingProxy,
     GatedFileServer,
     record,
@@ -36,11 +40,7 @@ from reliability_support import (
     secret_hits,
     size,
     wait_until,
-    wav_bytes,
 )
-from test_integration import AIRFLOW, Deployment
-
-from airflow_provider_musicai.hooks.musicai import MusicAIHook
 
 pytestmark = pytest.mark.crash
 
@@ -349,7 +349,7 @@ def test_an_upload_cut_half_way_is_retried_and_stored_whole(
         proxy.close()
         hook.close()
     assert proxy.reached.is_set() and proxy.connections == 2
-    wait_until("the partial upload to be dropped", lambda: emulator.admin.storage()["temp_files"] == 0, 10)
+    wait_until("the partial upload to be dropped", lambda: emulator.admin.storage()["temp_files"] == 0)
     counters = emulator.admin.counters()
     assert counters["objects_stored"] == 1 and counters["bytes_stored"] == UPLOAD_BYTES
     assert _stored(emulator, url) == digest
@@ -357,9 +357,8 @@ def test_an_upload_cut_half_way_is_retried_and_stored_whole(
 
 
 UPLOADER = """
-import json, sys
-sys.path.insert(0, {here!r})
-from reliability_support import route_uploads_through
+import json
+from tests.helpers.reliability import route_uploads_through
 from airflow_provider_musicai.hooks.musicai import MusicAIHook
 
 hook = MusicAIHook()
@@ -378,19 +377,19 @@ def test_an_uploader_killed_half_way_leaves_nothing_and_the_retry_is_whole(
     try:
         outcomes = []
         for attempt in (1, 2):  # the first process is killed half-way; the second is Airflow's retry
-            code = UPLOADER.format(here=str(HERE), port=proxy.port, path=str(path))
+            code = UPLOADER.format(port=proxy.port, path=str(path))
             process = subprocess.Popen(
-                [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+                [sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
             )
             if attempt == 1:
                 assert proxy.reached.wait(60), "the upload never got half-way"
-                assert emulator.admin.storage()["temp_files"] == 1  # half a file is on the storage
+                # The proxy has forwarded half the bytes: the storage holds them as a temp file
+                # once it has read them (a moment later on a busy machine).
+                wait_until("half a file on the storage", lambda: emulator.admin.storage()["temp_files"] == 1)
                 process.kill()
                 process.wait(30)
                 wait_until(
-                    "the storage to drop the half file",
-                    lambda: emulator.admin.storage()["temp_files"] == 0,
-                    10,
+                    "the storage to drop the half file", lambda: emulator.admin.storage()["temp_files"] == 0
                 )
                 assert emulator.admin.counters()["objects_stored"] == 0
             else:

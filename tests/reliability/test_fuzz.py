@@ -18,7 +18,6 @@ import pytest
 import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from reliability_support import RawServer, record, size
 
 from airflow_provider_musicai.exceptions import MusicAIError
 from airflow_provider_musicai.hooks import _api
@@ -35,6 +34,7 @@ from airflow_provider_musicai.hooks._redact import redact_url
 from airflow_provider_musicai.jobs import raise_if_failed
 from airflow_provider_musicai.operators._waiting import describe_result, job_from_event
 from airflow_provider_musicai.references import public_job_document, resolve_references, seal
+from tests.helpers.reliability import RawServer, record, size
 
 pytestmark = pytest.mark.fuzz
 

@@ -24,12 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow_support import load_example, run_dag, task_states, xcom_value
-from reliability_support import all_rows_text, record, secret_hits, signatures_in, wav_bytes
 
 from airflow_provider_musicai.exceptions import MusicAIError
 from airflow_provider_musicai.hooks.musicai import MusicAIHook
 from airflow_provider_musicai.triggers.musicai import MusicAIJobTrigger
+from tests.helpers.airflow import load_example, run_dag, task_states, xcom_value
+from tests.helpers.audio import wav_bytes
+from tests.helpers.reliability import all_rows_text, record, secret_hits, signatures_in
 
 pytestmark = [pytest.mark.secrets, pytest.mark.usefixtures("airflow_db")]
 

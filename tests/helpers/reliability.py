@@ -1,24 +1,24 @@
-"""Helpers shared by the reliability suites: sizes, figures, audio, checksums, log and secret scans."""
+"""Helpers of the reliability suites: sizes, figures, checksums, retry counts, secret scans, loopback
+guard, waiting on conditions and small hostile servers (raw, gated, cutting proxy)."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import json
 import logging
-import math
 import os
 import re
 import socket
 import struct
 import threading
 import time
-import wave
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
+
+from tests.helpers.airflow import airflow_version
 
 # -- sizes -----------------------------------------------------------------------------------------
 
@@ -29,18 +29,6 @@ FULL = os.environ.get("MUSICAI_RELIABILITY_FULL", "").strip().lower() not in (""
 def size(ci: Any, full: Any) -> Any:
     """``full`` when ``MUSICAI_RELIABILITY_FULL`` is set, else ``ci``."""
     return full if FULL else ci
-
-
-def airflow_version() -> str:
-    """The installed Airflow version."""
-    from airflow import __version__
-
-    return str(__version__)
-
-
-def airflow_major() -> int:
-    """2 or 3."""
-    return int(airflow_version().split(".")[0])
 
 
 # -- figures ---------------------------------------------------------------------------------------
@@ -86,23 +74,7 @@ def percentiles(values: Iterable[float]) -> dict[str, float]:
     }
 
 
-# -- audio and files -------------------------------------------------------------------------------
-
-
-def wav_bytes(seconds: float = 0.3, rate: int = 8000, frequency: float = 440.0) -> bytes:
-    """A small stereo 16-bit WAV, different for every frequency."""
-    frames = bytearray()
-    for n in range(int(seconds * rate)):
-        left = int(11000 * math.sin(2 * math.pi * frequency * n / rate))
-        right = int(6000 * math.sin(2 * math.pi * frequency * 1.5 * n / rate))
-        frames += struct.pack("<hh", left, right)
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(2)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(bytes(frames))
-    return buffer.getvalue()
+# -- files -----------------------------------------------------------------------------------------
 
 
 def sha256_file(path: Path) -> str:

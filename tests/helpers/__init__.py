@@ -1,0 +1,4 @@
+"""Helpers shared by every test folder: WAV audio, hook settings, Airflow runs, reliability tools."""
+
+#: Quick retries for hooks on the emulator, so that fault tests end in milliseconds.
+FAST_RETRIES = {"retry_backoff": 0.01, "retry_max_wait": 0.05, "max_retries": 4, "timeout": 5}

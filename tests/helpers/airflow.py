@@ -1,0 +1,305 @@
+"""Airflow-side helpers: fake task instances, loading and running DAGs, reading what Airflow stored,
+and :class:`Deployment`, a private Airflow running as real processes (scheduler, triggerer...)."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE_DAGS = REPO / "example_dags"
+TEST_DAGS = REPO / "tests" / "airflow" / "dags"
+INTEGRATION_DAGS = REPO / "tests" / "airflow" / "integration_dags"
+#: The ``airflow`` command of this interpreter.
+AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+
+
+def airflow_version() -> str:
+    """The installed Airflow version."""
+    from airflow import __version__
+
+    return str(__version__)
+
+
+def airflow_major() -> int:
+    """2 or 3."""
+    return int(airflow_version().split(".")[0])
+
+
+class FakeTI:
+    """The parts of a task instance the operators use, for calling ``execute()`` directly."""
+
+    def __init__(
+        self, *, dag_id: str = "dag", task_id: str = "task", run_id: str = "run", map_index: int = -1
+    ) -> None:
+        self.dag_id = dag_id
+        self.task_id = task_id
+        self.run_id = run_id
+        self.map_index = map_index
+        self.try_number = 1
+        self.start_date = datetime.now(timezone.utc)
+        self.xcoms: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.xcoms[key] = value
+
+
+class FakeStateStore:
+    """Airflow 3.3's task state store, in memory."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+    def set(self, key: str, value: Any, **_: Any) -> None:
+        self.values[key] = json.loads(json.dumps(value))
+
+
+# -- running DAGs ----------------------------------------------------------------------------------
+
+
+def load_dag_file(path: Path) -> Any:
+    """Import a DAG file as Airflow would; return the module."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"musicai_dags_{path.stem}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_example(name: str) -> Any:
+    """The DAG defined by ``example_dags/<name>.py``."""
+    return load_dag_file(EXAMPLE_DAGS / f"{name}.py").dag
+
+
+def load_test_dag(variable: str) -> Any:
+    """A DAG of ``tests/airflow/dags/musicai_test_dags.py`` by its variable name."""
+    return getattr(load_dag_file(TEST_DAGS / "musicai_test_dags.py"), variable)
+
+
+def run_dag(dag: Any, conf: dict[str, Any] | None = None) -> Any:
+    """``dag.test()`` (deferred tasks run their triggers inline); returns the DagRun."""
+    return dag.test(run_conf=conf or {})
+
+
+def task_states(dag_run: Any) -> dict[str, str]:
+    """``{"task_id" or "task_id[i]": state}`` of a finished DAG run."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = (
+            session.query(TaskInstance.task_id, TaskInstance.map_index, TaskInstance.state)
+            .filter(TaskInstance.dag_id == dag_run.dag_id, TaskInstance.run_id == dag_run.run_id)
+            .all()
+        )
+    return {
+        (task_id if map_index < 0 else f"{task_id}[{map_index}]"): str(getattr(state, "value", state))
+        for task_id, map_index, state in rows
+    }
+
+
+def xcom_value(dag_run: Any, task_id: str, key: str = "return_value", map_index: int = -1) -> Any:
+    """One XCom value of a DAG run, deserialized, on Airflow 3 and 2."""
+    from airflow.utils.session import create_session
+
+    try:
+        from airflow.models.xcom import XComModel
+    except ImportError:  # Airflow 2
+        from airflow.models.xcom import XCom
+
+        return XCom.get_one(
+            run_id=dag_run.run_id, dag_id=dag_run.dag_id, task_id=task_id, key=key, map_index=map_index
+        )
+    with create_session() as session:
+        row = (
+            session.query(XComModel)
+            .filter(
+                XComModel.dag_id == dag_run.dag_id,
+                XComModel.run_id == dag_run.run_id,
+                XComModel.task_id == task_id,
+                XComModel.key == key,
+                XComModel.map_index == map_index,
+            )
+            .one_or_none()
+        )
+        return None if row is None else XComModel.deserialize_value(row)
+
+
+def stored_rows_text() -> str:
+    """Every row of the tables where Airflow keeps task data (XCom, rendered template fields, task
+    instances with their trigger kwargs and events, triggers), as text to scan for secrets."""
+    from airflow import settings
+    from sqlalchemy import inspect, text
+
+    engine = settings.engine
+    assert engine is not None
+    tables = set(inspect(engine).get_table_names())
+    chunks: list[str] = []
+    with engine.connect() as connection:
+        for table in (
+            "xcom",
+            "rendered_task_instance_fields",
+            "task_instance",
+            "trigger",
+            "task_state_store",
+        ):
+            if table in tables:
+                chunks.extend(repr(tuple(row)) for row in connection.execute(text(f"SELECT * FROM {table}")))
+    return "\n".join(chunks)
+
+
+# -- a private Airflow as real processes -----------------------------------------------------------
+
+#: The DAG of ``tests/airflow/integration_dags``.
+DAG_ID = "musicai_integration"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Deployment:
+    """A private Airflow: its environment, its processes and a read-only view of its database."""
+
+    def __init__(self, home: Path, connection: str) -> None:
+        self.home = home
+        self.db = home / "airflow.db"
+        dags = home / "dags"
+        dags.mkdir(parents=True)
+        shutil.copy(INTEGRATION_DAGS / "musicai_integration_dag.py", dags)
+        self.env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith("AIRFLOW") and not key.startswith("PYTEST")
+        }
+        self.env.update(
+            {
+                "AIRFLOW_HOME": str(home),
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.db}",
+                "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+                "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+                "AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL": "2",
+                "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "2",
+                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "2",
+                "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "2",
+                "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
+                "AIRFLOW_CONN_MUSICAI_DEFAULT": connection,
+                "PYTHONUNBUFFERED": "1",
+                # Executors start tasks with the ``airflow`` command: this interpreter's.
+                "PATH": os.pathsep.join([str(Path(AIRFLOW).parent), os.environ.get("PATH", "")]),
+            }
+        )
+        if airflow_major() >= 3:
+            port = free_port()
+            self.env.update(
+                {
+                    "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                    "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+                    "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(16),
+                    "AIRFLOW__API__PORT": str(port),
+                }
+            )
+            self.commands = {
+                "api-server": [
+                    "api-server",
+                    "--apps",
+                    "execution",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                ],
+                "dag-processor": ["dag-processor"],
+                "scheduler": ["scheduler"],
+                "triggerer": ["triggerer"],
+            }
+        else:
+            self.env["AIRFLOW__CORE__EXECUTOR"] = "SequentialExecutor"
+            self.commands = {"scheduler": ["scheduler"], "triggerer": ["triggerer"]}
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    def cli(self, *args: str, timeout: float = 180) -> str:
+        done = subprocess.run(
+            [AIRFLOW, *args], env=self.env, capture_output=True, text=True, timeout=timeout, check=False
+        )
+        assert done.returncode == 0, (
+            f"airflow {' '.join(args)} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}"
+        )
+        return done.stdout
+
+    def start(self) -> None:
+        for name, args in self.commands.items():
+            log = (self.home / f"{name}.log").open("wb")
+            self.processes[name] = subprocess.Popen(
+                [AIRFLOW, *args], env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.terminate()
+        deadline = time.monotonic() + 20
+        for process in self.processes.values():
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, 9)
+                process.wait(5)
+
+    def logs(self) -> str:
+        """Every process log and every task log."""
+        files = [*self.home.glob("*.log"), *(self.home / "logs").rglob("*.log")]
+        return "\n".join(path.read_text(errors="replace") for path in files if path.is_file())
+
+    def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        with sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=10) as db:
+            try:
+                return db.execute(sql, params).fetchall()
+            except sqlite3.OperationalError:  # table not created yet, or locked
+                return []
+
+    def wait_for(self, what: str, check: Callable[[], Any], timeout: float = 180) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for name, process in self.processes.items():
+                assert process.poll() is None, f"airflow {name} exited:\n{self.logs()[-5000:]}"
+            value = check()
+            if value:
+                return value
+            time.sleep(0.2)
+        raise AssertionError(f"timed out waiting for {what}; logs:\n{self.logs()[-8000:]}")
+
+    def ti_state(self, run_id: str) -> str | None:
+        rows = self.query(
+            "SELECT state FROM task_instance WHERE dag_id = ? AND run_id = ? AND task_id = 'job'",
+            DAG_ID,
+            run_id,
+        )
+        return rows[0][0] if rows else None
+
+    def run_state(self, run_id: str) -> str | None:
+        rows = self.query("SELECT state FROM dag_run WHERE dag_id = ? AND run_id = ?", DAG_ID, run_id)
+        return rows[0][0] if rows else None
+
+    def trigger(self, run_id: str, conf: dict[str, Any]) -> None:
+        self.cli("dags", "trigger", DAG_ID, "--run-id", run_id, "--conf", json.dumps(conf))
