@@ -1,1 +1,1 @@
-"""The provider's test suite: a package, so tests import ``tests.helpers`` and ``tests.hostile``."""
+"""The provider's test suite: a package, so tests import ``tests.helpers`` and ``tests.helpers.hostile``."""

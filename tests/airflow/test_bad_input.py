@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from airflow_support import TEST_DAGS, load_dag_file, run_dag, task_states
 
 from airflow_provider_musicai.exceptions import MusicAIBadInputError, MusicAIJobFailedError
 from airflow_provider_musicai.operators.musicai import MusicAICreateJobOperator
+from tests.helpers.airflow import TEST_DAGS, load_dag_file, run_dag, task_states
 
 STEMS = "music-ai/stems-vocals-accompaniment"
 

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow_support import EXAMPLE_DAGS, load_example, run_dag, task_states, xcom_value
+
+from tests.helpers.airflow import EXAMPLE_DAGS, load_example, run_dag, task_states, xcom_value
 
 EXAMPLES = sorted(path.stem for path in Path(EXAMPLE_DAGS).glob("example_*.py"))
 

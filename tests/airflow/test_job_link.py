@@ -7,13 +7,13 @@ import json
 from typing import Any
 
 import pytest
-from airflow_support import TEST_DAGS, load_dag_file, run_dag, task_states, xcom_value
 
 from airflow_provider_musicai.exceptions import MusicAIConfigurationError
 from airflow_provider_musicai.hooks._config import ConnectionConfig
 from airflow_provider_musicai.links import XCOM_KEY, MusicAIJobLink
 from airflow_provider_musicai.operators.musicai import MusicAICreateJobOperator
 from airflow_provider_musicai.sensors.musicai import MusicAIJobSensor
+from tests.helpers.airflow import TEST_DAGS, load_dag_file, run_dag, task_states, xcom_value
 
 TEMPLATE = "https://jobs.example.com/app/jobs/{job_id}?tab=result"
 LINK = "Music AI job"

@@ -22,7 +22,8 @@ from urllib.parse import quote
 
 import pytest
 import requests
-from airflow_support import TEST_DAGS, load_dag_file, run_dag, task_states, xcom_value
+
+from tests.helpers.airflow import TEST_DAGS, load_dag_file, run_dag, task_states, xcom_value
 
 CHROMIUM = Path("/usr/bin/chromium")
 TEMPLATE = "https://jobs.example.com/app/jobs/{job_id}"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 import requests
-from hostile import HostileServer, Reply, Request
+
+from tests.helpers.hostile import HostileServer, Reply, Request
 
 STEMS = "music-ai/stems-vocals-accompaniment"
 BEATS = "music-ai/beats-chords-key"

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hostile import HostileServer, Reply, Request
-from tls_server import HttpsServer, make_ca_and_server_cert
 
 from airflow_provider_musicai.exceptions import MusicAIConfigurationError, MusicAITransportError
 from airflow_provider_musicai.hooks.musicai import MusicAIHook
+from tests.helpers.hostile import HostileServer, Reply, Request
+from tests.helpers.tls import HttpsServer, make_ca_and_server_cert
 
 KEY = "mk-test-0123456789abcdef"
 QUICK = {"retry_backoff": 0.01, "retry_max_wait": 0.02, "max_retries": 2, "timeout": 5}

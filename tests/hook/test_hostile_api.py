@@ -12,8 +12,6 @@ import resource
 from typing import Any
 
 import pytest
-from hostile import HostileServer, Reply, Request
-from hostile_hook import KEY, arun, hostile_hook
 
 from airflow_provider_musicai.exceptions import (
     MusicAIConfigurationError,
@@ -25,6 +23,8 @@ from airflow_provider_musicai.exceptions import (
 )
 from airflow_provider_musicai.hooks._api import validate_job_id
 from airflow_provider_musicai.triggers._poller import SharedJobPoller
+from tests.helpers.hostile import HostileServer, Reply, Request
+from tests.helpers.hostile_hook import KEY, arun, hostile_hook
 
 INPUT = {"inputUrl": "https://example.com/a.wav"}
 

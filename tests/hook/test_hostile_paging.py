@@ -8,12 +8,12 @@ import threading
 from typing import Any
 
 import pytest
-from hostile import HostileServer, Reply, Request, paged
-from hostile_hook import arun, hostile_hook
 
 from airflow_provider_musicai.exceptions import MusicAIError, MusicAIPagingError
 from airflow_provider_musicai.hooks.musicai import MusicAIHook
 from airflow_provider_musicai.jobs import IDEMPOTENCY_METADATA_KEY
+from tests.helpers.hostile import HostileServer, Reply, Request, paged
+from tests.helpers.hostile_hook import arun, hostile_hook
 
 JOBS = [{"id": f"job-{n:02d}", "status": "QUEUED", "workflow": "wf"} for n in range(30)]
 WORKFLOWS = [{"id": f"wf-{n}", "slug": f"slug-{n}", "name": f"Workflow {n}"} for n in range(30)]

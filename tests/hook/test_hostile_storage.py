@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hostile import HostileServer, Reply, Request
 
 from airflow_provider_musicai.exceptions import (
     MusicAIAPIError,
@@ -29,6 +28,7 @@ from airflow_provider_musicai.exceptions import (
     MusicAITransportError,
 )
 from airflow_provider_musicai.hooks.musicai import MusicAIHook
+from tests.helpers.hostile import HostileServer, Reply, Request
 
 KEY = "hostile-storage-key"
 SIGNATURE = "X-Goog-Signature=deadbeefcafe"

@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from hostile import HostileServer, Reply, Request
 
 from airflow_provider_musicai.exceptions import (
     MusicAIError,
@@ -20,6 +19,7 @@ from airflow_provider_musicai.exceptions import (
     MusicAIServerError,
 )
 from airflow_provider_musicai.hooks.musicai import MusicAIHook
+from tests.helpers.hostile import HostileServer, Reply, Request
 
 KEY = "mk-live-Echoed/Key+0123456789abcdef"
 QUICK = {"retry_backoff": 0.01, "retry_max_wait": 0.02, "max_retries": 2, "timeout": 5}

@@ -8,11 +8,11 @@ import threading
 from typing import Any
 
 import pytest
-from hostile import HostileServer, Reply, Request, paged
-from hostile_hook import arun, hostile_hook
 
 from airflow_provider_musicai.exceptions import MusicAIError
 from airflow_provider_musicai.triggers._poller import SharedJobPoller
+from tests.helpers.hostile import HostileServer, Reply, Request, paged
+from tests.helpers.hostile_hook import arun, hostile_hook
 
 HTML = b"<html><body>502 Bad Gateway</body></html>"
 

@@ -1,4 +1,4 @@
-"""Hooks on connections to hostile servers (tests/hostile.py), and a runner for async scenarios."""
+"""Hooks on connections to hostile servers (tests/helpers/hostile.py), and a runner for async scenarios."""
 
 from __future__ import annotations
 

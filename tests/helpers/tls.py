@@ -16,7 +16,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from hostile import Handler, HostileServer
+
+from tests.helpers.hostile import Handler, HostileServer
 
 
 def make_ca_and_server_cert(folder: Path) -> tuple[Path, Path, Path]:
