@@ -45,12 +45,14 @@ def hook(musicai: Any) -> Iterator[Any]:
 
 @pytest.fixture
 def input_url(hook: Any, tmp_path: Path) -> Callable[..., str]:
-    """Upload a small WAV (or ``data`` bytes) and return its signed ``downloadUrl``."""
+    """Upload a small WAV (or ``data`` bytes) and return its ``downloadUrl`` sealed, as the upload
+    operator returns it: what DAGs carry, so no test puts a signed URL into Airflow's database (the
+    DAG tests scan it for signatures, and xdist workers share it between tests)."""
 
     def upload(data: bytes | None = None, name: str = "track.wav") -> str:
         path = tmp_path / name
         path.write_bytes(wav_bytes(0.5) if data is None else data)
-        return str(hook.upload_file(str(path)))
+        return str(hook.seal(hook.upload_file(str(path))))
 
     return upload
 

@@ -37,7 +37,7 @@ def deployment(musicai: Any, tmp_path: Path) -> Iterator[Deployment]:
 def test_the_triggerer_resumes_the_deferred_task_and_a_kill_deletes_the_job(
     deployment: Deployment, musicai: Any, hook: Any, input_url: Any
 ) -> None:
-    sealed = hook.seal(input_url())
+    sealed = input_url()
     deployment.wait_for(
         "the DAG to be parsed",
         lambda: deployment.query("SELECT 1 FROM serialized_dag WHERE dag_id = ?", DAG_ID),

@@ -26,6 +26,9 @@ def jobs(hook: Any, input_url: Any, count: int) -> list[str]:
 
 def batch_job(musicai: Any, url: str, batch: str) -> str:
     """A job in a batch (the hook has no batch argument: the API documents none, see the evidence)."""
+    from airflow_provider_musicai.hooks.musicai import MusicAIHook
+
+    url = MusicAIHook().resolve_references(url)  # posted directly, not through the hook
     answer = requests.post(
         f"{musicai.api_url}/job",
         json={"name": "batched", "workflow": STEMS, "params": {"inputUrl": url}, "batchName": batch},
@@ -155,7 +158,7 @@ def test_exactly_one_of_job_id_and_batch_name() -> None:
 def test_reschedule_mode_and_a_mapped_upstream_through_dag_test(
     airflow_db: str, musicai: Any, hook: Any, input_url: Any
 ) -> None:
-    from airflow_support import TEST_DAGS, load_dag_file, run_dag, task_states, xcom_value
+    from tests.helpers.airflow import TEST_DAGS, load_dag_file, run_dag, task_states, xcom_value
 
     module = load_dag_file(TEST_DAGS / "musicai_link_dags.py")
     ids = jobs(hook, input_url, 2)
