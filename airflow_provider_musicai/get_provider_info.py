@@ -46,6 +46,11 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         "description": "Off only for a test setup: anyone on the path could then read the API key.",
         "schema": {"type": ["boolean", "null"], "default": True},
     },
+    "job_url_template": {
+        "label": "Job page URL template",
+        "description": "A job's web page, {job_id} where its id goes: a 'Music AI job' button on tasks.",
+        "schema": {"type": ["string", "null"]},
+    },
     "retry_max_time": {
         "label": "Retry time budget (seconds)",
         "description": "A call gives up once retrying would take longer than this.",

@@ -84,17 +84,12 @@ def test_connection_form_widgets_are_ones_airflow_supports() -> None:
     from airflow_provider_musicai.hooks.musicai import MusicAIHook
 
     widgets = MusicAIHook.get_connection_form_widgets()
-    assert set(widgets) == {
-        "allow_plain_http",
-        "timeout",
-        "connect_timeout",
-        "max_retries",
-        "retry_backoff",
-        "retry_max_wait",
-        "retry_max_time",
-        "ca_bundle",
-        "verify",
-    }
+    from airflow_provider_musicai.get_provider_info import CONN_FIELDS
+
+    assert set(widgets) == set(CONN_FIELDS)
+    assert {"allow_plain_http", "timeout", "max_retries", "ca_bundle", "verify", "job_url_template"} <= set(
+        widgets
+    )
     supported = (IntegerField, PasswordField, StringField, BooleanField)
     assert all(issubclass(field.field_class, supported) for field in widgets.values())
     assert widgets["ca_bundle"].kwargs["default"] is None  # an empty path, not the text "None"

@@ -7,8 +7,11 @@ sync and async loops only carry the requests. The rule does not trust a short pa
   *first* page therefore ends the listing only if this connection has already been seen serving
   pages that large; otherwise the listing goes on with the size the server really served, which is
   right whether the server offsets pages by its own capped size or by the asked one;
-* a server (or a cache keyed on the path) that ignores ``page`` repeats the same page forever: a
-  page identical to the previous one, or more pages than ``max_pages``, is a typed error.
+* a server (or a cache keyed on the path) that ignores ``page`` repeats the same page forever:
+  the same page :data:`REPEATS_BEFORE_ENDLESS` times in a row, or more pages than ``max_pages``,
+  is a typed error. A page repeated fewer times is skipped, not an error: on a live listing
+  (newest first) exactly one page of jobs created between two requests shifts the previous page
+  into the next one, which must neither end the listing nor list its jobs twice.
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ T = TypeVar("T")
 
 #: Largest page each endpoint label has been seen to serve in full, per hook (connection).
 ServedSizes = dict[str, int]
+
+#: Consecutive identical pages that prove the server ignores ``page`` (one is a shifting listing).
+REPEATS_BEFORE_ENDLESS = 3
 
 
 class Listing(Generic[T]):
@@ -48,6 +54,7 @@ class Listing(Generic[T]):
         self.requests = 0
         self.done = False
         self._previous: str | None = None
+        self._repeats = 0
 
     def next_request(self) -> ApiRequest[list[T]] | None:
         """The request for the next page, or None when the listing is complete."""
@@ -69,12 +76,18 @@ class Listing(Generic[T]):
         label = self.endpoint.label
         fingerprint = _fingerprint(items)
         if count and fingerprint == self._previous:
-            raise MusicAIPagingError(
-                f"Page {self.page} repeats the previous page: the server (or a cache in front of it) "
-                "ignores the page parameter, so the listing would never end.",
-                status_code=None,
-                endpoint=label,
-            )
+            self._repeats += 1
+            if self._repeats >= REPEATS_BEFORE_ENDLESS:
+                raise MusicAIPagingError(
+                    f"Page {self.page} repeats the previous page ({self._repeats} times in a row): the "
+                    "server (or a cache in front of it) ignores the page parameter, so the listing "
+                    "would never end.",
+                    status_code=None,
+                    endpoint=label,
+                )
+            self.page += 1  # already listed: a live listing shifted by one page meanwhile
+            return []
+        self._repeats = 0
         self._previous = fingerprint
         known_full = self.served.get(label, 0)
         self.served[label] = max(known_full, count)
