@@ -17,11 +17,11 @@ from typing import IO, Any
 import requests
 import urllib3
 
+from airflow_provider_musicai.common import redact_url
 from airflow_provider_musicai.exceptions import MusicAIAPIError, MusicAIError, MusicAITransportError
 from airflow_provider_musicai.hooks._api import api_message_of
 from airflow_provider_musicai.hooks._calls import parse_retry_after
 from airflow_provider_musicai.hooks._config import ConnectionConfig
-from airflow_provider_musicai.hooks._redact import redact_url
 from airflow_provider_musicai.hooks._transfer import (
     PROGRESS_EVERY_SECONDS,
     CorruptBody,

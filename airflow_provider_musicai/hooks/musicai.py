@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
@@ -15,6 +14,13 @@ from urllib.parse import urlsplit
 from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider_musicai import references
+from airflow_provider_musicai.common import (
+    DEFAULT_CONN_ID,
+    StatusLog,
+    install_log_redaction,
+    printable,
+    redact_url,
+)
 from airflow_provider_musicai.exceptions import (
     MusicAIAPIError,
     MusicAIAuthError,
@@ -38,7 +44,6 @@ from airflow_provider_musicai.hooks._destination import (
     write_json,
 )
 from airflow_provider_musicai.hooks._paging import Listing, ServedSizes
-from airflow_provider_musicai.hooks._redact import install_log_redaction, printable, redact_url
 from airflow_provider_musicai.hooks._storage import StorageClient
 from airflow_provider_musicai.hooks._transfer import (
     guess_content_type,
@@ -110,7 +115,7 @@ class MusicAIHook(BaseHook):
     """
 
     conn_name_attr = "musicai_conn_id"
-    default_conn_name = "musicai_default"
+    default_conn_name = DEFAULT_CONN_ID
     conn_type = "musicai"
     hook_name = "Music AI"
 
@@ -488,7 +493,7 @@ class MusicAIHook(BaseHook):
         if poll_interval <= 0:
             raise MusicAIConfigurationError(f"poll_interval must be > 0 seconds, got {poll_interval}")
         deadline = None if timeout is None else time.monotonic() + timeout
-        tracker = StatusTracker(job_id, self.log)
+        tracker = StatusLog(job_id, self.log)
         while True:
             try:
                 status = self.get_job_status(job_id)
@@ -497,7 +502,8 @@ class MusicAIHook(BaseHook):
                     raise
                 self.log.warning("Could not read the status of job %s (%s); will poll again", job_id, error)
             else:
-                if tracker.observe(status):
+                tracker.observe(status)
+                if status in TERMINAL_STATUSES:
                     job = self.get_job(job_id)
                     if job.get("status") in TERMINAL_STATUSES:
                         raise_if_failed(job)
@@ -592,32 +598,6 @@ class MusicAIHook(BaseHook):
             return str(url)
 
         return fetch
-
-
-class StatusTracker:
-    """Logs a job's status changes with timestamps and tells when a final status is reached."""
-
-    def __init__(self, job_id: str, logger: logging.Logger | Any) -> None:
-        self.job_id = job_id
-        self.log = logger
-        self.last: str | None = None
-        self._warned: set[str] = set()
-
-    def observe(self, status: str) -> bool:
-        """Record ``status``; True if it is final (SUCCEEDED or FAILED)."""
-        if status != self.last:
-            self.log.info("Music AI job %s is %s (at %s)", self.job_id, printable(status), _now())
-            self.last = status
-        if status not in KNOWN_STATUSES and status not in self._warned:
-            self._warned.add(status)
-            self.log.warning(
-                "Music AI job %s has an unknown status %r; treating it as running", self.job_id, status
-            )
-        return status in TERMINAL_STATUSES
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def _is_url(value: Any) -> bool:

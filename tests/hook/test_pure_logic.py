@@ -32,7 +32,7 @@ from airflow_provider_musicai.hooks._calls import (
     parse_retry_after,
 )
 from airflow_provider_musicai.hooks._config import ConnectionConfig, RetryPolicy, is_loopback_host
-from airflow_provider_musicai.hooks._redact import redact_url
+from airflow_provider_musicai.common import redact_url
 from airflow_provider_musicai.hooks._transfer import safe_filename, unique_names
 from airflow_provider_musicai.jobs import raise_if_failed, validate_metadata
 
@@ -345,7 +345,7 @@ def test_http_library_log_records_lose_query_strings() -> None:
 
     import httpx2
 
-    from airflow_provider_musicai.hooks._redact import RedactQueryStrings
+    from airflow_provider_musicai.common import RedactQueryStrings
 
     url = httpx2.URL("http://h/storage/x?X-Signature=secret")
     record = logging.LogRecord(
