@@ -8,7 +8,6 @@ certificate error instead of being retried.
 from __future__ import annotations
 
 import asyncio
-import json
 import wave
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,7 +18,6 @@ import pytest
 from airflow_provider_musicai.exceptions import MusicAITransportError
 from airflow_provider_musicai.hooks.musicai import MusicAIHook
 from airflow_provider_musicai.testing import EmulatorServer
-from tests.helpers import FAST_RETRIES
 
 STEMS = "music-ai/stems-vocals-accompaniment"
 
@@ -31,36 +29,23 @@ def https_emulator() -> Iterator[EmulatorServer]:
 
 
 @pytest.fixture
-def make_tls_hook(
-    https_emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Callable[..., MusicAIHook]]:
+def musicai_emulator(https_emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> EmulatorServer:
+    """The HTTPS emulator in place of the session's plain one, so ``make_hook`` builds hooks on it."""
     https_emulator.admin.reset(config=True)
     https_emulator.admin.configure(queued_seconds=0.05, processing_seconds=0.1)
     monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    hooks: list[MusicAIHook] = []
-
-    def build(conn_id: str, **extra: Any) -> MusicAIHook:
-        connection = https_emulator.connection_dict()
-        connection["extra"] = json.dumps({**FAST_RETRIES, **extra})
-        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(connection))
-        hook = MusicAIHook(musicai_conn_id=conn_id)
-        hooks.append(hook)
-        return hook
-
-    yield build
-    for hook in hooks:
-        hook.close()
+    return https_emulator
 
 
 def test_sync_upload_job_and_download_over_https(
-    make_tls_hook: Callable[..., MusicAIHook], https_emulator: EmulatorServer, wav_file: Path, tmp_path: Path
+    make_hook: Callable[..., MusicAIHook], https_emulator: EmulatorServer, wav_file: Path, tmp_path: Path
 ) -> None:
     assert https_emulator.api_url.startswith("https://")
     assert https_emulator.results_url.startswith("https://")
     assert https_emulator.results_url != https_emulator.storage_url
-    hook = make_tls_hook("musicai_tls", ca_bundle=https_emulator.ca_path)
+    hook = make_hook("musicai_tls", ca_bundle=https_emulator.ca_path)
     url = hook.upload_file(wav_file)
     assert url.startswith(https_emulator.storage_url)
     job_id = hook.create_job("over tls", STEMS, {"inputUrl": url})
@@ -76,9 +61,9 @@ def test_sync_upload_job_and_download_over_https(
 
 
 def test_async_calls_over_https(
-    make_tls_hook: Callable[..., MusicAIHook], https_emulator: EmulatorServer, wav_file: Path
+    make_hook: Callable[..., MusicAIHook], https_emulator: EmulatorServer, wav_file: Path
 ) -> None:
-    hook = make_tls_hook("musicai_tls_async", ca_bundle=https_emulator.ca_path)
+    hook = make_hook("musicai_tls_async", ca_bundle=https_emulator.ca_path)
     job_id = hook.create_job("async over tls", STEMS, {"inputUrl": hook.upload_file(wav_file)})
 
     async def follow() -> tuple[dict[str, Any], list[str]]:
@@ -97,9 +82,9 @@ def test_async_calls_over_https(
 
 
 def test_without_ca_bundle_the_certificate_error_is_typed_and_not_retried(
-    make_tls_hook: Callable[..., MusicAIHook], https_emulator: EmulatorServer
+    make_hook: Callable[..., MusicAIHook], https_emulator: EmulatorServer
 ) -> None:
-    hook = make_tls_hook("musicai_tls_untrusted")
+    hook = make_hook("musicai_tls_untrusted")
     before = https_emulator.admin.counters()
     with pytest.raises(MusicAITransportError, match="TLS certificate verification failed") as sync_error:
         hook.get_upload_url()
