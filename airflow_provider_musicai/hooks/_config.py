@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.music.ai/v1"
 
+
 def _default(name: str) -> Any:
     """The default of extra ``name``: its row in ``CONN_FIELDS``, the one table of connection extras
     that the connection form, the docs and this parser all read."""

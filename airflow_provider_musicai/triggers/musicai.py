@@ -269,13 +269,15 @@ class MusicAIJobsTrigger(BaseTrigger):
         {"status": "success" | "error" | "timeout", "job_ids": [str], "jobs": [dict],
          "failed": [str], "message": str}
 
-    ``jobs`` holds the final documents seen so far (no signed URL, see :func:`public_job`), in
+    ``jobs`` holds the final documents seen so far (no signed URL, see
+    :func:`~airflow_provider_musicai.references.public_job_document`), in
     ``job_ids`` order. ``success``: every job SUCCEEDED. ``error``: a job FAILED (at once with
     ``fail_fast``, else once all are final) or polling failed. ``timeout``: the deadline passed.
 
     :param job_ids: the jobs to wait for.
     :param workflows: each job's workflow slug where known (lets the poller list instead of fetch).
     :param fail_fast: report the first FAILED job at once instead of waiting for the others.
+
     Other parameters as :class:`MusicAIJobTrigger`.
     """
 
