@@ -63,11 +63,11 @@ def raise_if_failed(job: Mapping[str, Any]) -> None:
     error = error if isinstance(error, Mapping) else {}
     raise MusicAIJobFailedError(
         job_id=str(job.get("id", "?")),
-        code=_text(error.get("code")),
-        title=_text(error.get("title")),
-        message=_text(error.get("message")),
+        code=_as_text_or_none(error.get("code")),
+        title=_as_text_or_none(error.get("title")),
+        message=_as_text_or_none(error.get("message")),
     )
 
 
-def _text(value: Any) -> str | None:
+def _as_text_or_none(value: Any) -> str | None:
     return None if value is None else str(value)

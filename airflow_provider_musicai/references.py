@@ -75,7 +75,7 @@ def public_job_document(job: Mapping[str, Any]) -> dict[str, Any]:
 def _without_signed_urls(value: Any) -> Any:
     """``value`` with every URL, however deeply nested, stripped of its query string (credential)."""
     if is_url(value):
-        from airflow_provider_musicai.hooks._redact import redact_url
+        from airflow_provider_musicai.common import redact_url
 
         return redact_url(value)
     if isinstance(value, Mapping):

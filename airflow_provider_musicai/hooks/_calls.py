@@ -4,7 +4,9 @@
 back what the transport observed, and finally returns the parsed answer or raises a typed error.
 :func:`run_sync` and :func:`run_async` only carry out those instructions with requests and
 httpx2, so retries, ``Retry-After``, deadlines and the "never send POST /job twice" rule live
-in this one place.
+in this one place. Two more kinds of step go through the same drivers: a :class:`Lookup` (did a
+POST whose answer was lost take effect?) and a transfer :class:`Attempt` (one try of an upload or a
+download to a signed URL, retried by :func:`transfer_plan` under the same policy).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 from urllib.parse import unquote
 
 from airflow_provider_musicai.exceptions import (
@@ -67,8 +69,41 @@ class Pause:
     seconds: float
 
 
+@dataclass(frozen=True)
+class Lookup:
+    """Find out whether a request whose answer was lost took effect (POST /job: is there a job with
+    this idempotency key?). The driver answers with the call's result if it did, None if not, or
+    throws the lookup's :class:`MusicAIError` into the plan."""
+
+    description: str
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """Carry out attempt ``number`` (0 first) of a transfer; the driver answers with
+    :class:`Completed` or :class:`RetryableFailure` (or raises an error that ends it)."""
+
+    number: int
+
+
+@dataclass(frozen=True)
+class Completed:
+    """A transfer attempt that succeeded, with its value."""
+
+    value: Any
+
+
+@dataclass(frozen=True)
+class RetryableFailure:
+    """A transfer attempt that failed in a way another attempt may cure."""
+
+    error: MusicAIError
+    retry_after: float | None = None
+
+
 Outcome = HttpAnswer | TransportFailure | Refused
-Plan = Generator["ApiRequest[T] | Pause", "Outcome | None", T]
+Step = ApiRequest[Any] | Pause | Lookup | Attempt
+Plan = Generator[Step, Any, T]
 
 
 class AmbiguousRequestError(MusicAIError):
@@ -77,6 +112,18 @@ class AmbiguousRequestError(MusicAIError):
     def __init__(self, cause: MusicAIError) -> None:
         super().__init__(f"The outcome of the request is unknown: {cause}")
         self.cause = cause
+
+
+class MusicAILookupFailedError(MusicAIError):
+    """A request's answer was lost and checking whether it took effect failed too: not sent again."""
+
+    def __init__(self, cause: MusicAIError, lookup_error: MusicAIError) -> None:
+        super().__init__(
+            f"{cause} Whether it took effect could not be checked ({lookup_error}); not sending it "
+            "again, to avoid doing it twice."
+        )
+        self.cause = cause
+        self.lookup_error = lookup_error
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -96,9 +143,18 @@ def parse_retry_after(value: str | None) -> float | None:
 
 
 def call_plan(
-    request: ApiRequest[T], policy: RetryPolicy, clock: Callable[[], float] = time.monotonic
+    request: ApiRequest[T],
+    policy: RetryPolicy,
+    clock: Callable[[], float] = time.monotonic,
+    *,
+    lookup: Lookup | None = None,
 ) -> Plan[T]:
-    """Send ``request`` until it succeeds, fails for good, or the retry budget is spent."""
+    """Send ``request`` until it succeeds, fails for good, or the retry budget is spent.
+
+    A request that must not be repeated blindly (POST /job) whose outcome is unknown raises
+    :class:`AmbiguousRequestError`, unless ``lookup`` says how to check: then the plan yields it, ends
+    with what it found, and sends the request again (after a pause) only if it found nothing.
+    """
     label = request.endpoint.label
     started = clock()
     retries = 0
@@ -133,7 +189,17 @@ def call_plan(
         if not transient:
             raise error
         if ambiguous and not request.endpoint.retry_safe:
-            raise AmbiguousRequestError(error)
+            if lookup is None:
+                raise AmbiguousRequestError(error)
+            log.warning("Music AI %s: %s; %s", label, error, lookup.description)
+            try:
+                found = yield lookup
+            except MusicAIError as lookup_error:
+                # Without knowing, sending again could create a duplicate: give up instead.
+                raise MusicAILookupFailedError(error, lookup_error) from None
+            if found is not None:
+                log.info("Music AI %s took effect before its answer was lost: %s", label, found)
+                return cast(T, found)
         retries += 1
         delay = policy.delay(retries, retry_after)
         if not policy.allows(retries, clock() - started, delay):
@@ -150,29 +216,61 @@ def _short(error: MusicAIError) -> str:
     return str(error).split(": ", 1)[-1]
 
 
-def run_sync(plan: Plan[T], send: Callable[[ApiRequest[T]], Outcome]) -> T:
-    """Carry out ``plan`` with a blocking transport."""
+def transfer_plan(what: str, policy: RetryPolicy, clock: Callable[[], float] = time.monotonic) -> Plan[T]:
+    """Attempt a transfer until one attempt completes, one fails for good, or the budget is spent.
+
+    Each attempt starts again from the first byte (a signed URL offers no resumption).
+    """
+    started = clock()
+    retries = 0
+    while True:
+        outcome = yield Attempt(retries)
+        if isinstance(outcome, Completed):
+            return cast(T, outcome.value)
+        if not isinstance(outcome, RetryableFailure):  # pragma: no cover - a driver bug
+            raise TypeError(f"transfer_plan was sent {outcome!r}")
+        retries += 1
+        delay = policy.delay(retries, outcome.retry_after)
+        if not policy.allows(retries, clock() - started, delay):
+            raise outcome.error
+        log.warning("%s: %s; starting again in %.1fs (retry %d)", what, outcome.error, delay, retries)
+        yield Pause(delay)
+
+
+def run_sync(plan: Plan[T], send: Callable[[Any], Any]) -> T:
+    """Carry out ``plan`` in blocking code: pauses by sleeping, every other step by ``send``
+    (an error it raises is thrown into the plan, which may handle it)."""
     step = next(plan)
     while True:
         try:
             if isinstance(step, Pause):
                 time.sleep(step.seconds)
                 step = plan.send(None)
+                continue
+            try:
+                answer = send(step)
+            except MusicAIError as error:
+                step = plan.throw(error)
             else:
-                step = plan.send(send(step))
+                step = plan.send(answer)
         except StopIteration as done:
             return cast(T, done.value)
 
 
-async def run_async(plan: Plan[T], send: Callable[[ApiRequest[T]], Awaitable[Outcome]]) -> T:
-    """Carry out ``plan`` with an asyncio transport."""
+async def run_async(plan: Plan[T], send: Callable[[Any], Awaitable[Any]]) -> T:
+    """Carry out ``plan`` on an asyncio loop, as :func:`run_sync` does."""
     step = next(plan)
     while True:
         try:
             if isinstance(step, Pause):
                 await asyncio.sleep(step.seconds)
                 step = plan.send(None)
+                continue
+            try:
+                answer = await send(step)
+            except MusicAIError as error:
+                step = plan.throw(error)
             else:
-                step = plan.send(await send(step))
+                step = plan.send(answer)
         except StopIteration as done:
             return cast(T, done.value)

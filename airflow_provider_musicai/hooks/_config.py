@@ -14,15 +14,23 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from airflow_provider_musicai.exceptions import MusicAIConfigurationError
+from airflow_provider_musicai.get_provider_info import CONN_FIELDS
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.music.ai/v1"
 
+
+def _default(name: str) -> Any:
+    """The default of extra ``name``: its row in ``CONN_FIELDS``, the one table of connection extras
+    that the connection form, the docs and this parser all read."""
+    return CONN_FIELDS[name]["schema"]["default"]
+
+
 #: Defaults of the limits that keep a hostile or broken server from holding a call forever.
-DEFAULT_TOTAL_TIMEOUT = 120.0
-DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
-DEFAULT_MAX_PAGES = 10_000
+DEFAULT_TOTAL_TIMEOUT = float(_default("total_timeout"))
+DEFAULT_MAX_RESPONSE_BYTES = int(_default("max_response_bytes"))
+DEFAULT_MAX_PAGES = int(_default("max_pages"))
 
 
 @dataclass(frozen=True)
@@ -33,10 +41,10 @@ class RetryPolicy:
     spent sleeping between attempts plus the time already elapsed when a retry is considered.
     """
 
-    max_retries: int = 5
-    backoff: float = 1.0
-    max_wait: float = 30.0
-    max_retry_time: float = 300.0
+    max_retries: int = int(_default("max_retries"))
+    backoff: float = float(_default("retry_backoff"))
+    max_wait: float = float(_default("retry_max_wait"))
+    max_retry_time: float = float(_default("retry_max_time"))
     rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
 
     def delay(self, retry_number: int, retry_after: float | None = None) -> float:
@@ -61,9 +69,9 @@ class TransferLimits:
     seconds. 0 turns a bound off.
     """
 
-    min_rate: float = 1024.0
-    rate_window: float = 60.0
-    max_time: float = 0.0
+    min_rate: float = float(_default("transfer_min_rate"))
+    rate_window: float = float(_default("transfer_rate_window"))
+    max_time: float = float(_default("transfer_max_time"))
 
 
 @dataclass(frozen=True)
@@ -72,8 +80,8 @@ class ConnectionConfig:
 
     base_url: str
     api_key: str = field(repr=False)
-    connect_timeout: float = 10.0
-    read_timeout: float = 60.0
+    connect_timeout: float = float(_default("connect_timeout"))
+    read_timeout: float = float(_default("timeout"))
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     async_pool_size: int = 10
     allow_plain_http: bool = False
@@ -140,32 +148,28 @@ class ConnectionConfig:
         extras = _parse_extra(conn_id, extra)
         base_url = _base_url(conn_id, host, port, schema, extras)
         retry = RetryPolicy(
-            max_retries=_number(conn_id, extras, "max_retries", 5, int, minimum=0),
-            backoff=_number(conn_id, extras, "retry_backoff", 1.0, float, minimum=0.0),
-            max_wait=_number(conn_id, extras, "retry_max_wait", 30.0, float, minimum=0.0),
-            max_retry_time=_number(conn_id, extras, "retry_max_time", 300.0, float, minimum=0.0),
+            max_retries=_field(conn_id, extras, "max_retries", int),
+            backoff=_field(conn_id, extras, "retry_backoff", float),
+            max_wait=_field(conn_id, extras, "retry_max_wait", float),
+            max_retry_time=_field(conn_id, extras, "retry_max_time", float),
         )
         return cls(
             base_url=base_url,
             api_key=api_key,
-            connect_timeout=_number(conn_id, extras, "connect_timeout", 10.0, float, minimum=0.001),
-            read_timeout=_number(conn_id, extras, "timeout", 60.0, float, minimum=0.001),
+            connect_timeout=_field(conn_id, extras, "connect_timeout", float),
+            read_timeout=_field(conn_id, extras, "timeout", float),
             retry=retry,
             async_pool_size=_number(conn_id, extras, "async_pool_size", 10, int, minimum=1),
             allow_plain_http=_flag(conn_id, extras, "allow_plain_http"),
             transfer=TransferLimits(
-                min_rate=_number(conn_id, extras, "transfer_min_rate", 1024.0, float, minimum=0.0),
-                rate_window=_number(conn_id, extras, "transfer_rate_window", 60.0, float, minimum=0.1),
-                max_time=_number(conn_id, extras, "transfer_max_time", 0.0, float, minimum=0.0),
+                min_rate=_field(conn_id, extras, "transfer_min_rate", float),
+                rate_window=_field(conn_id, extras, "transfer_rate_window", float),
+                max_time=_field(conn_id, extras, "transfer_max_time", float),
             ),
             job_url_template=_job_url_template(conn_id, extras),
-            total_timeout=_number(
-                conn_id, extras, "total_timeout", DEFAULT_TOTAL_TIMEOUT, float, minimum=0.001
-            ),
-            max_response_bytes=_number(
-                conn_id, extras, "max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES, int, minimum=1024
-            ),
-            max_pages=_number(conn_id, extras, "max_pages", DEFAULT_MAX_PAGES, int, minimum=1),
+            total_timeout=_field(conn_id, extras, "total_timeout", float),
+            max_response_bytes=_field(conn_id, extras, "max_response_bytes", int),
+            max_pages=_field(conn_id, extras, "max_pages", int),
             ca_bundle=_ca_bundle(conn_id, extras),
             verify=_verify(conn_id, extras),
         )
@@ -312,6 +316,13 @@ def _base_url(
             parts.hostname,
         )
     return url.rstrip("/")
+
+
+def _field(conn_id: str, extras: Mapping[str, Any], name: str, kind: type[int] | type[float]) -> Any:
+    """Extra ``name`` parsed with the default and minimum of its row in ``CONN_FIELDS`` (the table the
+    connection form shows), so the form and the parser cannot disagree."""
+    schema = CONN_FIELDS[name]["schema"]
+    return _number(conn_id, extras, name, kind(_default(name)), kind, minimum=kind(schema["minimum"]))
 
 
 def _number(

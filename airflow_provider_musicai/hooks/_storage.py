@@ -17,11 +17,18 @@ from typing import IO, Any
 import requests
 import urllib3
 
+from airflow_provider_musicai.common import redact_url
 from airflow_provider_musicai.exceptions import MusicAIAPIError, MusicAIError, MusicAITransportError
 from airflow_provider_musicai.hooks._api import api_message_of
-from airflow_provider_musicai.hooks._calls import parse_retry_after
+from airflow_provider_musicai.hooks._calls import (
+    Attempt,
+    Completed,
+    RetryableFailure,
+    parse_retry_after,
+    run_sync,
+    transfer_plan,
+)
 from airflow_provider_musicai.hooks._config import ConnectionConfig
-from airflow_provider_musicai.hooks._redact import redact_url
 from airflow_provider_musicai.hooks._transfer import (
     PROGRESS_EVERY_SECONDS,
     CorruptBody,
@@ -168,35 +175,29 @@ class StorageClient:
     def close(self) -> None:
         self.session.close()
 
-    def _retrying(self, action: Callable[[int], str], what: str) -> str:
-        policy = self.config.retry
-        started = time.monotonic()
-        attempt = 0
-        while True:
+    def _retrying(self, action: Callable[[], str], what: str) -> str:
+        """Run ``action`` (one whole transfer) by the one retry plan of :mod:`._calls`."""
+
+        def attempt(_: Attempt) -> Completed | RetryableFailure:
             try:
-                return action(attempt)
+                return Completed(action())
             except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
-                failure: _RetryableTransfer = _RetryableTransfer(
-                    MusicAITransportError(f"{what} failed: {type(exc).__name__}", endpoint=what)
-                )
+                error = MusicAITransportError(f"{what} failed: {type(exc).__name__}", endpoint=what)
             except TransferTooSlow as exc:
-                failure = _RetryableTransfer(MusicAITransportError(str(exc), endpoint=what))
+                error = MusicAITransportError(str(exc), endpoint=what)
             except CorruptBody as exc:
-                failure = _RetryableTransfer(MusicAITransportError(f"{what}: {exc}", endpoint=what))
+                error = MusicAITransportError(f"{what}: {exc}", endpoint=what)
             except _RetryableTransfer as retryable:
-                failure = retryable
-            attempt += 1
-            delay = policy.delay(attempt, failure.retry_after)
-            if not policy.allows(attempt, time.monotonic() - started, delay):
-                raise failure.error from None
-            log.warning("%s: %s; starting again in %.1fs (retry %d)", what, failure.error, delay, attempt)
-            time.sleep(delay)
+                return RetryableFailure(retryable.error, retryable.retry_after)
+            return RetryableFailure(error)
+
+        return run_sync(transfer_plan(what, self.config.retry), attempt)
 
     def upload(self, source: UploadSource, content_type: str, new_urls: Callable[[], dict[str, str]]) -> str:
         """PUT ``source`` to a fresh signed URL (a new one for every attempt); return the downloadUrl."""
         what = f"Upload of {source.label}"
 
-        def attempt(_: int) -> str:
+        def attempt() -> str:
             urls = new_urls()
             shown = f"PUT {redact_url(urls['uploadUrl'])}"
             started = time.monotonic()
@@ -246,7 +247,7 @@ class StorageClient:
         what = f"GET {shown}"
         current: dict[str, Any] = {"url": url, "refused": None}
 
-        def attempt(_: int) -> str:
+        def attempt() -> str:
             refused = current["refused"]
             if refused is not None and fresh_url is not None:
                 fresh = fresh_url()

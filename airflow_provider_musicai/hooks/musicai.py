@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
@@ -15,6 +14,13 @@ from urllib.parse import urlsplit
 from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider_musicai import references
+from airflow_provider_musicai.common import (
+    DEFAULT_CONN_ID,
+    StatusLog,
+    install_log_redaction,
+    printable,
+    redact_url,
+)
 from airflow_provider_musicai.exceptions import (
     MusicAIAPIError,
     MusicAIAuthError,
@@ -29,7 +35,13 @@ from airflow_provider_musicai.exceptions import (
 )
 from airflow_provider_musicai.hooks import _api
 from airflow_provider_musicai.hooks._api import ApiRequest, build_request
-from airflow_provider_musicai.hooks._calls import AmbiguousRequestError, call_plan, run_async, run_sync
+from airflow_provider_musicai.hooks._calls import (
+    Lookup,
+    MusicAILookupFailedError,
+    call_plan,
+    run_async,
+    run_sync,
+)
 from airflow_provider_musicai.hooks._config import DEFAULT_BASE_URL, ConnectionConfig, RetryPolicy
 from airflow_provider_musicai.hooks._destination import (
     check_existing,
@@ -38,7 +50,6 @@ from airflow_provider_musicai.hooks._destination import (
     write_json,
 )
 from airflow_provider_musicai.hooks._paging import Listing, ServedSizes
-from airflow_provider_musicai.hooks._redact import install_log_redaction, printable, redact_url
 from airflow_provider_musicai.hooks._storage import StorageClient
 from airflow_provider_musicai.hooks._transfer import (
     guess_content_type,
@@ -110,7 +121,7 @@ class MusicAIHook(BaseHook):
     """
 
     conn_name_attr = "musicai_conn_id"
-    default_conn_name = "musicai_default"
+    default_conn_name = DEFAULT_CONN_ID
     conn_type = "musicai"
     hook_name = "Music AI"
 
@@ -230,10 +241,27 @@ class MusicAIHook(BaseHook):
         """Client for signed storage URLs: a separate session that never carries the API key."""
         return StorageClient(self.config, new_session(tls_verify=self.config.tls_verify))
 
-    def _call(self, request: ApiRequest[T], config: ConnectionConfig | None = None) -> T:
+    def _call(
+        self,
+        request: ApiRequest[T],
+        config: ConnectionConfig | None = None,
+        *,
+        lookup: Lookup | None = None,
+        find: Callable[[], T | None] | None = None,
+    ) -> T:
+        """Carry out ``request`` by the one retry plan; ``find`` answers the plan's ``lookup``."""
         config = config or self.config
         config.check_transport_security()
-        return run_sync(call_plan(request, config.retry), SyncTransport(config, self._session).send)
+        transport = SyncTransport(config, self._session)
+
+        def carry_out(step: Any) -> Any:
+            if isinstance(step, Lookup):
+                if find is None:  # pragma: no cover - a lookup is only planned with its finder
+                    raise TypeError("a Lookup step without a finder")
+                return find()
+            return transport.send(step)
+
+        return run_sync(call_plan(request, config.retry, lookup=lookup), carry_out)
 
     async def _acall(self, request: ApiRequest[T]) -> T:
         config = await self.aconfig()
@@ -306,49 +334,35 @@ class MusicAIHook(BaseHook):
         body["params"] = self.resolve_references(body["params"])
         key = idempotency_key or uuid.uuid4().hex
         body["metadata"][IDEMPOTENCY_METADATA_KEY] = key
-        policy = self.config.retry
-        started = time.monotonic()
-        attempt = 0
-        while True:
-            try:
-                job_id = self._call(build_request(_api.CREATE_JOB, json_body=body))
-            except AmbiguousRequestError as ambiguous:
-                self.log.warning("Music AI POST /job: %s; checking whether the job exists", ambiguous.cause)
-                existing = self._find_after_ambiguity(key, workflow, ambiguous)
-                if existing is not None:
-                    self.log.info("The job was created before the answer was lost: %s", existing["id"])
-                    return str(existing["id"])
-                attempt += 1
-                delay = policy.delay(attempt)
-                if not policy.allows(attempt, time.monotonic() - started, delay):
-                    raise ambiguous.cause from None
-                time.sleep(delay)
-                continue
-            except (MusicAIMalformedResponseError, MusicAIResponseTooLargeError) as unusable:
-                # A 2xx whose id cannot be used: the job may well exist, so never send again blindly.
-                raise MusicAIMalformedResponseError(
-                    f"The job MAY have been created, but the answer cannot be used ({unusable._message}). "
-                    f"Not sending it again, to avoid a duplicate job: look for a job whose metadata has "
-                    f"{IDEMPOTENCY_METADATA_KEY}={key}.",
-                    status_code=unusable.status_code,
-                    endpoint=_api.CREATE_JOB.label,
-                    api_message=unusable.api_message,
-                ) from None
-            self.log.info("Created Music AI job %s (%s, workflow %s)", job_id, name, workflow)
-            return job_id
 
-    def _find_after_ambiguity(
-        self, key: str, workflow: str, ambiguous: AmbiguousRequestError
-    ) -> dict[str, Any] | None:
+        def find() -> str | None:
+            existing = self.find_job_by_idempotency_key(key, workflow=workflow)
+            return None if existing is None else str(existing["id"])
+
         try:
-            return self.find_job_by_idempotency_key(key, workflow=workflow)
-        except MusicAIError as lookup_error:
-            # Without knowing, sending again could create a duplicate: give up instead.
+            job_id = self._call(
+                build_request(_api.CREATE_JOB, json_body=body),
+                lookup=Lookup("checking whether the job exists"),
+                find=find,
+            )
+        except MusicAILookupFailedError as failed:
             raise MusicAIError(
-                f"{ambiguous.cause} Whether the job was created could not be checked "
-                f"({lookup_error}); not sending again to avoid a duplicate job. "
+                f"{failed.cause} Whether the job was created could not be checked ({failed.lookup_error}); "
+                "not sending again to avoid a duplicate job. "
                 f"Look for a job whose metadata has {IDEMPOTENCY_METADATA_KEY}={key}."
             ) from None
+        except (MusicAIMalformedResponseError, MusicAIResponseTooLargeError) as unusable:
+            # A 2xx whose id cannot be used: the job may well exist, so never send again blindly.
+            raise MusicAIMalformedResponseError(
+                f"The job MAY have been created, but the answer cannot be used ({unusable._message}). "
+                f"Not sending it again, to avoid a duplicate job: look for a job whose metadata has "
+                f"{IDEMPOTENCY_METADATA_KEY}={key}.",
+                status_code=unusable.status_code,
+                endpoint=_api.CREATE_JOB.label,
+                api_message=unusable.api_message,
+            ) from None
+        self.log.info("Created Music AI job %s (%s, workflow %s)", job_id, name, workflow)
+        return job_id
 
     @staticmethod
     def _job_body(
@@ -488,7 +502,7 @@ class MusicAIHook(BaseHook):
         if poll_interval <= 0:
             raise MusicAIConfigurationError(f"poll_interval must be > 0 seconds, got {poll_interval}")
         deadline = None if timeout is None else time.monotonic() + timeout
-        tracker = StatusTracker(job_id, self.log)
+        tracker = StatusLog(job_id, self.log)
         while True:
             try:
                 status = self.get_job_status(job_id)
@@ -497,7 +511,8 @@ class MusicAIHook(BaseHook):
                     raise
                 self.log.warning("Could not read the status of job %s (%s); will poll again", job_id, error)
             else:
-                if tracker.observe(status):
+                tracker.observe(status)
+                if status in TERMINAL_STATUSES:
                     job = self.get_job(job_id)
                     if job.get("status") in TERMINAL_STATUSES:
                         raise_if_failed(job)
@@ -592,32 +607,6 @@ class MusicAIHook(BaseHook):
             return str(url)
 
         return fetch
-
-
-class StatusTracker:
-    """Logs a job's status changes with timestamps and tells when a final status is reached."""
-
-    def __init__(self, job_id: str, logger: logging.Logger | Any) -> None:
-        self.job_id = job_id
-        self.log = logger
-        self.last: str | None = None
-        self._warned: set[str] = set()
-
-    def observe(self, status: str) -> bool:
-        """Record ``status``; True if it is final (SUCCEEDED or FAILED)."""
-        if status != self.last:
-            self.log.info("Music AI job %s is %s (at %s)", self.job_id, printable(status), _now())
-            self.last = status
-        if status not in KNOWN_STATUSES and status not in self._warned:
-            self._warned.add(status)
-            self.log.warning(
-                "Music AI job %s has an unknown status %r; treating it as running", self.job_id, status
-            )
-        return status in TERMINAL_STATUSES
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def _is_url(value: Any) -> bool:

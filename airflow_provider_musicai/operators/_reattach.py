@@ -37,8 +37,8 @@ from airflow_provider_musicai.exceptions import MusicAINotFoundError
 from airflow_provider_musicai.jobs import IDEMPOTENCY_METADATA_KEY, JobStatus
 
 if TYPE_CHECKING:
+    from airflow_provider_musicai.common import SupportsLog
     from airflow_provider_musicai.hooks.musicai import MusicAIHook
-    from airflow_provider_musicai.operators._waiting import SupportsLog
 
 #: Key of this provider's record in Airflow 3.3's task state store.
 STATE_STORE_KEY = "musicai_job"

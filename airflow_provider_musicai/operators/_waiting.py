@@ -9,18 +9,15 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
+from airflow_provider_musicai.common import SupportsLog, redact_url
 from airflow_provider_musicai.exceptions import MusicAIConfigurationError, MusicAIError, MusicAITimeoutError
 from airflow_provider_musicai.jobs import JobStatus, raise_if_failed
+from airflow_provider_musicai.references import is_url, public_job_document
 
-
-class SupportsLog(Protocol):
-    """The part of a logger used here: stdlib ``logging`` and Airflow 3's structlog loggers both fit."""
-
-    def info(self, msg: str, /, *args: Any) -> Any: ...
-
-    def warning(self, msg: str, /, *args: Any) -> Any: ...
+#: What goes to XCom: the job document with result references instead of signed URLs.
+public_job = public_job_document
 
 
 #: Seconds kept between our own deadline and the task's ``execution_timeout``, so the wait ends
@@ -98,9 +95,6 @@ def job_ids_of(value: Any) -> list[str | None]:
 def describe_result(job: Mapping[str, Any]) -> str:
     """``"vocals=https://host/path?<redacted>, bpm=120"``: a job's result safe for logs (result
     references, ``musicai-result://<job>/<key>``, hold no secret and are shown as they are)."""
-    from airflow_provider_musicai.hooks._redact import redact_url
-    from airflow_provider_musicai.references import is_url
-
     result = job.get("result")
     if not isinstance(result, Mapping) or not result:
         return "no result values"
@@ -146,10 +140,3 @@ def job_from_event(event: Mapping[str, Any] | None) -> dict[str, Any]:
     if status == "timeout":
         raise MusicAITimeoutError(message, job_id=job_id, last_status=event.get("last_status"))
     raise MusicAIError(message or f"Waiting for Music AI job {job_id} failed")
-
-
-def public_job(job: Mapping[str, Any]) -> dict[str, Any]:
-    """What goes to XCom: the job document with result references instead of signed URLs."""
-    from airflow_provider_musicai.references import public_job_document
-
-    return public_job_document(job)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator, conf
 
+from airflow_provider_musicai.common import DEFAULT_CONN_ID
 from airflow_provider_musicai.links import MusicAIJobLink
 from airflow_provider_musicai.operators._waiting import (
     as_seconds,
@@ -31,8 +32,6 @@ if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
     from airflow_provider_musicai.hooks.musicai import MusicAIHook
-
-DEFAULT_CONN_ID = "musicai_default"
 
 
 class _MusicAIOperator(BaseOperator):
@@ -74,7 +73,7 @@ class MusicAIUploadOperator(_MusicAIOperator):
         self.content_type = content_type
 
     def execute(self, context: Context) -> str:
-        from airflow_provider_musicai.hooks._redact import redact_url
+        from airflow_provider_musicai.common import redact_url
 
         shown = redact_url(self.source) if isinstance(self.source, str) else str(self.source)
         self.log.info("Uploading %s to Music AI", shown)
@@ -168,9 +167,9 @@ class MusicAICreateJobOperator(_MusicAIOperator):
         from airflow_provider_musicai.links import push_job_link
 
         job = self._create_or_reattach(context)
-        assert self.job_id is not None
-        context["ti"].xcom_push(key="job_id", value=self.job_id)
-        push_job_link(context, self.hook, self.job_id)
+        job_id = self._current_job_id()
+        context["ti"].xcom_push(key="job_id", value=job_id)
+        push_job_link(context, self.hook, job_id)
         if job is not None and job.get("status") == "SUCCEEDED":
             log_final_job(self.log, job)
             return public_job(job) if self.wait_for_completion else self.job_id
@@ -216,14 +215,23 @@ class MusicAICreateJobOperator(_MusicAIOperator):
             self._delete_quietly(resolution.superseded, "it FAILED and was replaced by job " + self.job_id)
         return None
 
+    def _current_job_id(self) -> str:
+        """The job this task created or reattached to; a typed error (not an ``assert``, which
+        ``python -O`` removes) if there is none yet."""
+        if self.job_id is None:
+            from airflow_provider_musicai.exceptions import MusicAIError
+
+            raise MusicAIError(f"Task {self.task_id}: no Music AI job was created or reattached to wait on")
+        return self.job_id
+
     def _defer(self, deadline: float | None) -> None:
         from airflow_provider_musicai.triggers.musicai import MusicAIJobTrigger
 
-        assert self.job_id is not None
-        self.log.info("Deferring until Music AI job %s finishes", self.job_id)
+        job_id = self._current_job_id()
+        self.log.info("Deferring until Music AI job %s finishes", job_id)
         self.defer(
             trigger=MusicAIJobTrigger(
-                job_id=self.job_id,
+                job_id=job_id,
                 musicai_conn_id=self.musicai_conn_id,
                 poll_interval=self.poll_interval,
                 deadline=deadline,
@@ -237,9 +245,9 @@ class MusicAICreateJobOperator(_MusicAIOperator):
     def _wait_here(self, deadline: float | None) -> dict[str, Any]:
         import time
 
-        assert self.job_id is not None
+        job_id = self._current_job_id()
         remaining = None if deadline is None else max(0.0, deadline - time.time())
-        job = self.hook.wait_for_job(self.job_id, poll_interval=self.poll_interval, timeout=remaining)
+        job = self.hook.wait_for_job(job_id, poll_interval=self.poll_interval, timeout=remaining)
         log_final_job(self.log, job)
         return public_job(job)
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnValue, conf
 
-from airflow_provider_musicai.hooks._redact import printable
+from airflow_provider_musicai.common import DEFAULT_CONN_ID, StatusLog
 from airflow_provider_musicai.links import MusicAIJobLink
 from airflow_provider_musicai.operators._waiting import (
     defer_timeout,
@@ -65,7 +65,7 @@ class MusicAIJobSensor(BaseSensorOperator):
         job_id: Any = None,
         batch_name: str | None = None,
         fail_fast: bool = True,
-        musicai_conn_id: str = "musicai_default",
+        musicai_conn_id: str = DEFAULT_CONN_ID,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poll_interval: float = 30.0,
         **kwargs: Any,
@@ -79,7 +79,7 @@ class MusicAIJobSensor(BaseSensorOperator):
         self.fail_fast = fail_fast
         self.musicai_conn_id = musicai_conn_id
         self.deferrable = deferrable
-        self._last_status: str | None = None
+        self._status_log: StatusLog | None = None
         self._finished: dict[str, dict[str, Any]] = {}
         self._linked = False
 
@@ -125,9 +125,9 @@ class MusicAIJobSensor(BaseSensorOperator):
         return PokeReturnValue(is_done=True, xcom_value=public_job(job))
 
     def _log_status(self, job_id: str, status: str) -> None:
-        if status != self._last_status:
-            self.log.info("Music AI job %s is %s", job_id, printable(status))
-            self._last_status = status
+        if self._status_log is None or self._status_log.job_id != job_id:
+            self._status_log = StatusLog(job_id, self.log)
+        self._status_log.observe(status)
 
     def _link(self, context: Context, job_id: str) -> None:
         from airflow_provider_musicai.links import push_job_link

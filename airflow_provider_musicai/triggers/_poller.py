@@ -213,7 +213,7 @@ class SharedJobPoller:
             if waiter.future.done():
                 continue
             waiter.failures = 0
-            waiter.workflow = waiter.workflow or _text(job.get("workflow"))
+            waiter.workflow = waiter.workflow or _nonempty_str(job.get("workflow"))
             self._observe(waiter, status)
             if status in TERMINAL_STATUSES:
                 waiter.future.set_result(job)
@@ -232,7 +232,7 @@ class SharedJobPoller:
                 waiter.future.set_exception(error)
 
 
-def _text(value: Any) -> str | None:
+def _nonempty_str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 

@@ -29,12 +29,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_musicai.hooks._redact import printable
+from airflow_provider_musicai.common import DEFAULT_CONN_ID, StatusLog, printable, utc_stamp
+from airflow_provider_musicai.references import public_job_document
 
 if TYPE_CHECKING:
     from airflow_provider_musicai.hooks.musicai import MusicAIHook
@@ -43,26 +43,16 @@ if TYPE_CHECKING:
 TRIGGER_HAS_ON_KILL = "on_kill" in vars(BaseTrigger)
 
 
-def _now() -> float:
-    return time.time()
-
-
-def _stamp(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, tz=timezone.utc).isoformat(timespec="seconds")
-
-
-def public_job(job: dict[str, Any]) -> dict[str, Any]:
-    """The job document without credentials: URL results become ``musicai-result://`` references
-    (resolved to fresh URLs by the hook when used), input URLs lose their query string."""
-    from airflow_provider_musicai.references import public_job_document
-
-    return public_job_document(job)
+#: The job document without credentials: URL results become ``musicai-result://`` references
+#: (resolved to fresh URLs by the hook when used), input URLs lose their query string.
+public_job = public_job_document
 
 
 def failure_message(job: dict[str, Any]) -> str:
     """``"Job X FAILED: CODE (title): message"`` from a FAILED job document."""
-    error = job.get("error") if isinstance(job.get("error"), dict) else {}
-    assert isinstance(error, dict)
+    error = job.get("error")
+    if not isinstance(error, dict):
+        error = {}
     return printable(
         f"Music AI job {job.get('id')} FAILED: {error.get('code') or 'UNKNOWN'} "
         f"({error.get('title') or 'no title'}): {error.get('message') or 'no message'}"
@@ -87,7 +77,7 @@ class MusicAIJobTrigger(BaseTrigger):
     def __init__(
         self,
         job_id: str,
-        musicai_conn_id: str = "musicai_default",
+        musicai_conn_id: str = DEFAULT_CONN_ID,
         poll_interval: float = 10.0,
         deadline: float | None = None,
         delete_on_kill: bool = False,
@@ -139,7 +129,7 @@ class MusicAIJobTrigger(BaseTrigger):
         )
 
     def _remaining(self) -> float | None:
-        return None if self.deadline is None else self.deadline - _now()
+        return None if self.deadline is None else self.deadline - time.time()
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll, then yield one event and return."""
@@ -154,25 +144,19 @@ class MusicAIJobTrigger(BaseTrigger):
     async def _wait(self) -> TriggerEvent:
         from airflow_provider_musicai.triggers._poller import shared_poller
 
-        started = _now()
+        status_log = StatusLog(self.job_id, self.log, started=time.time())
         last_status: str | None = None
 
         def on_status(status: str) -> None:
             nonlocal last_status
             last_status = status
-            self.log.info(
-                "Music AI job %s is %s at %s (%.1fs after the wait began)",
-                self.job_id,
-                printable(status),
-                _stamp(_now()),
-                _now() - started,
-            )
+            status_log.observe(status)
 
         self.log.info(
             "Waiting for Music AI job %s (poll every %.1fs, deadline %s)",
             self.job_id,
             self.poll_interval,
-            _stamp(self.deadline) if self.deadline is not None else "none",
+            utc_stamp(self.deadline) if self.deadline is not None else "none",
         )
         remaining = self._remaining()
         if remaining is not None and remaining <= 0:
@@ -212,7 +196,7 @@ class MusicAIJobTrigger(BaseTrigger):
     def _timeout_event(self, last_status: str | None) -> TriggerEvent:
         message = (
             f"Music AI job {self.job_id} did not finish before the deadline "
-            f"({_stamp(self.deadline or _now())}); last status: {printable(last_status or 'unknown')}"
+            f"({utc_stamp(self.deadline)}); last status: {printable(last_status or 'unknown')}"
         )
         self.log.warning("%s", message)
         return self._event("timeout", message, last_status=last_status)
@@ -285,20 +269,22 @@ class MusicAIJobsTrigger(BaseTrigger):
         {"status": "success" | "error" | "timeout", "job_ids": [str], "jobs": [dict],
          "failed": [str], "message": str}
 
-    ``jobs`` holds the final documents seen so far (no signed URL, see :func:`public_job`), in
+    ``jobs`` holds the final documents seen so far (no signed URL, see
+    :func:`~airflow_provider_musicai.references.public_job_document`), in
     ``job_ids`` order. ``success``: every job SUCCEEDED. ``error``: a job FAILED (at once with
     ``fail_fast``, else once all are final) or polling failed. ``timeout``: the deadline passed.
 
     :param job_ids: the jobs to wait for.
     :param workflows: each job's workflow slug where known (lets the poller list instead of fetch).
     :param fail_fast: report the first FAILED job at once instead of waiting for the others.
+
     Other parameters as :class:`MusicAIJobTrigger`.
     """
 
     def __init__(
         self,
         job_ids: list[str],
-        musicai_conn_id: str = "musicai_default",
+        musicai_conn_id: str = DEFAULT_CONN_ID,
         poll_interval: float = 10.0,
         deadline: float | None = None,
         fail_fast: bool = True,
@@ -342,7 +328,7 @@ class MusicAIJobsTrigger(BaseTrigger):
             asyncio.ensure_future(poller.wait(job_id, self.workflows.get(job_id))): job_id
             for job_id in self.job_ids
         }
-        remaining = None if self.deadline is None else self.deadline - _now()
+        remaining = None if self.deadline is None else self.deadline - time.time()
         try:
             yield await self._collect(waits, finished, remaining)
         finally:

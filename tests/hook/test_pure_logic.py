@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from airflow_provider_musicai.common import redact_url
 from airflow_provider_musicai.exceptions import (
     MusicAIAPIError,
     MusicAIAuthError,
@@ -32,7 +33,6 @@ from airflow_provider_musicai.hooks._calls import (
     parse_retry_after,
 )
 from airflow_provider_musicai.hooks._config import ConnectionConfig, RetryPolicy, is_loopback_host
-from airflow_provider_musicai.hooks._redact import redact_url
 from airflow_provider_musicai.hooks._transfer import safe_filename, unique_names
 from airflow_provider_musicai.jobs import raise_if_failed, validate_metadata
 
@@ -345,7 +345,7 @@ def test_http_library_log_records_lose_query_strings() -> None:
 
     import httpx2
 
-    from airflow_provider_musicai.hooks._redact import RedactQueryStrings
+    from airflow_provider_musicai.common import RedactQueryStrings
 
     url = httpx2.URL("http://h/storage/x?X-Signature=secret")
     record = logging.LogRecord(
@@ -359,3 +359,38 @@ def test_http_library_log_records_lose_query_strings() -> None:
     )
     RedactQueryStrings().filter(record)
     assert record.getMessage() == '"GET /x?<redacted>" 200'
+
+
+class TestOneTableOfExtras:
+    """The connection form's ``CONN_FIELDS`` is the one source of the extras' defaults and minimums."""
+
+    def test_every_numeric_field_parses_to_the_default_the_form_shows(self) -> None:
+        from airflow_provider_musicai.get_provider_info import CONN_FIELDS
+
+        parsed = ConnectionConfig.from_connection(conn_id="c", host=None, password="k")
+        seen = {
+            "timeout": parsed.read_timeout,
+            "connect_timeout": parsed.connect_timeout,
+            "max_retries": parsed.retry.max_retries,
+            "retry_backoff": parsed.retry.backoff,
+            "retry_max_wait": parsed.retry.max_wait,
+            "retry_max_time": parsed.retry.max_retry_time,
+            "transfer_min_rate": parsed.transfer.min_rate,
+            "transfer_rate_window": parsed.transfer.rate_window,
+            "transfer_max_time": parsed.transfer.max_time,
+            "total_timeout": parsed.total_timeout,
+            "max_response_bytes": parsed.max_response_bytes,
+            "max_pages": parsed.max_pages,
+        }
+        numeric = {name for name, spec in CONN_FIELDS.items() if "minimum" in spec["schema"]}
+        assert numeric == set(seen)
+        assert all(seen[name] == CONN_FIELDS[name]["schema"]["default"] for name in numeric)
+
+    def test_the_parser_reads_the_table(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from airflow_provider_musicai.get_provider_info import CONN_FIELDS
+
+        monkeypatch.setitem(CONN_FIELDS["max_pages"]["schema"], "default", 7)
+        monkeypatch.setitem(CONN_FIELDS["max_pages"]["schema"], "minimum", 3)
+        assert ConnectionConfig.from_connection(conn_id="c", host=None, password="k").max_pages == 7
+        with pytest.raises(MusicAIConfigurationError, match=r"'max_pages' must be a int >= 3"):
+            config(max_pages=2)

@@ -19,6 +19,7 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from airflow_provider_musicai.common import redact_url
 from airflow_provider_musicai.exceptions import MusicAIError
 from airflow_provider_musicai.hooks import _api
 from airflow_provider_musicai.hooks._calls import (
@@ -30,7 +31,6 @@ from airflow_provider_musicai.hooks._calls import (
     parse_retry_after,
 )
 from airflow_provider_musicai.hooks._config import RetryPolicy
-from airflow_provider_musicai.hooks._redact import redact_url
 from airflow_provider_musicai.jobs import raise_if_failed
 from airflow_provider_musicai.operators._waiting import describe_result, job_from_event
 from airflow_provider_musicai.references import public_job_document, resolve_references, seal

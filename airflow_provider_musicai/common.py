@@ -1,12 +1,25 @@
-"""Keep credentials (signed URLs' query strings, the API key) out of logs, errors and XCom."""
+"""What every layer shares (hook, operators, sensor, triggers, references), in one import-cheap module.
+
+* the default connection id;
+* redaction: signed URLs' query strings and the API key kept out of logs, errors and XCom, and
+  server text made printable;
+* UTC timestamps for log lines;
+* :class:`StatusLog`, the one way a job's status changes are logged.
+
+It imports neither requests nor httpx2, so DAG files that import the operators stay cheap to parse.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import re
-from typing import Any
+import time
+from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
+
+#: The connection id every hook, operator, sensor and trigger uses unless told otherwise.
+DEFAULT_CONN_ID = "musicai_default"
 
 _QUERY = re.compile(r"\?[^\s\"']*")
 
@@ -129,3 +142,57 @@ def _escape(char: str) -> str:
     if code <= 0xFF:
         return f"\\x{code:02x}"
     return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
+# -- timestamps and status logging ------------------------------------------------------------
+
+
+def utc_stamp(epoch: float | None = None) -> str:
+    """``epoch`` (default: now) as an ISO 8601 UTC time to the second, e.g. ``2026-01-02T03:04:05Z``."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if epoch is None else epoch))
+
+
+class SupportsLog(Protocol):
+    """The part of a logger used here: stdlib ``logging`` and Airflow 3's structlog loggers both fit."""
+
+    def info(self, msg: str, /, *args: Any) -> Any: ...
+
+    def warning(self, msg: str, /, *args: Any) -> Any: ...
+
+
+class StatusLog:
+    """Logs a job's status once per change, with the UTC time it was seen (and the seconds since
+    ``started``, an epoch time, when given), and warns once about each status the provider does not
+    know (it is treated as running). The hook's wait, the sensor and the trigger all log through it."""
+
+    def __init__(self, job_id: str, logger: SupportsLog, *, started: float | None = None) -> None:
+        self.job_id = job_id
+        self.log = logger
+        self.started = started
+        self.last: str | None = None
+        self._warned: set[str] = set()
+
+    def observe(self, status: str) -> bool:
+        """Record ``status``; True if it differs from the last one seen."""
+        from airflow_provider_musicai.jobs import KNOWN_STATUSES
+
+        changed = status != self.last
+        if changed:
+            now = time.time()
+            if self.started is None:
+                self.log.info("Music AI job %s is %s (at %s)", self.job_id, printable(status), utc_stamp(now))
+            else:
+                self.log.info(
+                    "Music AI job %s is %s (at %s, %.1fs after the wait began)",
+                    self.job_id,
+                    printable(status),
+                    utc_stamp(now),
+                    now - self.started,
+                )
+            self.last = status
+        if status not in KNOWN_STATUSES and status not in self._warned:
+            self._warned.add(status)
+            self.log.warning(
+                "Music AI job %s has an unknown status %r; treating it as running", self.job_id, status
+            )
+        return changed
