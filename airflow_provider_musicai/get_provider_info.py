@@ -122,6 +122,9 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [
             {"integration-name": "Music AI", "python-modules": ["airflow_provider_musicai.triggers.musicai"]}
         ],
+        "task-decorators": [
+            {"name": "musicai", "class-name": "airflow_provider_musicai.decorators.musicai.musicai_task"}
+        ],
         "extra-links": ["airflow_provider_musicai.links.MusicAIJobLink"],
         "connection-types": [
             {
