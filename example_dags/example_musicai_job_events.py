@@ -38,7 +38,7 @@ def example_musicai_job_events() -> None:
     @task
     def handle_job(triggering_asset_events: Any = None) -> list[dict[str, Any]]:
         """One run per finished job: its id, workflow and result references are in the event extra."""
-        jobs = [event.extra for event in triggering_asset_events[finished_stems]]
+        jobs = [event.extra["payload"] for event in triggering_asset_events[finished_stems]]
         for job in jobs:
             print(
                 f"Music AI job {job['job_id']} ({job['workflow']}) {job['status']}: {sorted(job['result'])}"

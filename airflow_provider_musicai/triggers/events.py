@@ -183,8 +183,8 @@ class MusicAIJobEventTrigger(BaseEventTrigger):
             return None
         try:
             return await getattr(store, method)(*args)
-        except (LookupError, ValueError, AttributeError) as exc:  # several assets, or no store API
-            self.log.warning("Music AI: watermark kept in memory only (%s)", exc)
+        except Exception as exc:  # several assets, no store API, or the store unreachable
+            self.log.warning("Music AI: watermark kept in memory only (%s: %s)", type(exc).__name__, exc)
             return None
 
     # -- polling: alone (run) or shared (Airflow 3.3 shared streams) ------------------------------
