@@ -125,7 +125,16 @@ def get_provider_info() -> dict[str, Any]:
             {"integration-name": "Music AI", "python-modules": ["airflow_provider_musicai.sensors.musicai"]}
         ],
         "triggers": [
-            {"integration-name": "Music AI", "python-modules": ["airflow_provider_musicai.triggers.musicai"]}
+            {
+                "integration-name": "Music AI",
+                "python-modules": [
+                    "airflow_provider_musicai.triggers.musicai",
+                    "airflow_provider_musicai.triggers.events",
+                ],
+            }
+        ],
+        "task-decorators": [
+            {"name": "musicai", "class-name": "airflow_provider_musicai.decorators.musicai.musicai_task"}
         ],
         "extra-links": ["airflow_provider_musicai.links.MusicAIJobLink"],
         "connection-types": [

@@ -11,10 +11,11 @@
   waits for it. Its return value is the final job document, whose URL results are
   ``musicai-result://<job id>/<key>`` references rather than signed URLs.
 * ``transcribe_vocals`` runs ``music-ai/transcribe-vocals`` on the *vocals stem of the first job*:
-  ``result.vocals`` of that document, taken with Jinja from the first task's XCom. The hook turns
-  the reference into a fresh signed URL when it creates the job.
-* Both jobs' results are downloaded under ``<output_dir>/<job id>/``; both jobs are then deleted,
-  even when something upstream failed (``trigger_rule="all_done"``).
+  ``stems.result("vocals")``, plain Python (an XComArg, no Jinja). The hook turns the reference
+  into a fresh signed URL when it creates the job.
+* A job's id is ``task.output["job_id"]``, everywhere.
+* Both jobs' results are downloaded under ``<output_dir>/stems/`` and ``<output_dir>/lyrics/``;
+  both jobs are then deleted, even when something upstream failed (``trigger_rule="all_done"``).
 
 The connection comes from ``AIRFLOW_CONN_MUSICAI_DEFAULT``, e.g.
 ``{"conn_type": "musicai", "password": "<API key>"}`` for the real API, or the emulator's
@@ -43,9 +44,6 @@ OUTPUT_DIR = os.environ.get("MUSICAI_EXAMPLE_OUTPUT_DIR") or os.path.join(
     tempfile.gettempdir(), "musicai-example"
 )
 POLL_INTERVAL = float(os.environ.get("MUSICAI_EXAMPLE_POLL_INTERVAL", "5"))
-
-STEMS = "separate_stems"
-LYRICS = "transcribe_vocals"
 
 
 def write_demo_wav(path: str, seconds: float = 3.0, rate: int = 22050) -> str:
@@ -100,7 +98,7 @@ def example_musicai_chain() -> None:
 
     # [START howto_operator_musicai_create_job]
     stems = MusicAICreateJobOperator(
-        task_id=STEMS,
+        task_id="separate_stems",
         name="Stems of {{ params.track or 'the demo chord' }}",
         workflow="music-ai/stems-vocals-accompaniment",
         workflow_params={"inputUrl": upload.output},
@@ -111,15 +109,12 @@ def example_musicai_chain() -> None:
     # [END howto_operator_musicai_create_job]
 
     # [START howto_operator_musicai_create_job_chained]
-    # The second job's input is one result of the first job: its document's ``result.vocals``.
+    # The second job's input is one result of the first job: its vocals stem.
     lyrics = MusicAICreateJobOperator(
-        task_id=LYRICS,
+        task_id="transcribe_vocals",
         name="Lyrics of the vocals stem",
         workflow="music-ai/transcribe-vocals",
-        workflow_params={
-            "inputUrl": "{{ ti.xcom_pull(task_ids='" + STEMS + "')['result']['vocals'] }}",
-            "language": "en",
-        },
+        workflow_params={"inputUrl": stems.result("vocals"), "language": "en"},
         deferrable=True,
         poll_interval=POLL_INTERVAL,
         timeout=timedelta(hours=1),
@@ -130,22 +125,23 @@ def example_musicai_chain() -> None:
     download_stems = MusicAIDownloadResultsOperator(
         task_id="download_stems",
         job_id=stems.output["job_id"],
-        destination="{{ params.output_dir }}/{{ ti.xcom_pull(task_ids='" + STEMS + "', key='job_id') }}",
+        destination="{{ params.output_dir }}/stems",
     )
     # [END howto_operator_musicai_download_results]
     download_lyrics = MusicAIDownloadResultsOperator(
         task_id="download_lyrics",
         job_id=lyrics.output["job_id"],
-        destination="{{ params.output_dir }}/{{ ti.xcom_pull(task_ids='" + LYRICS + "', key='job_id') }}",
+        destination="{{ params.output_dir }}/lyrics",
     )
 
     # [START howto_operator_musicai_delete_job]
-    # Runs even if something failed; an id that was never created renders as "None" and is skipped.
+    # Runs even if something failed. The one exception to "no Jinja": an XComArg whose upstream
+    # never pushed fails the task, while this template renders "None", which is skipped.
     delete_jobs = MusicAIDeleteJobOperator(
         task_id="delete_jobs",
         job_id=[
-            "{{ ti.xcom_pull(task_ids='" + STEMS + "', key='job_id') }}",
-            "{{ ti.xcom_pull(task_ids='" + LYRICS + "', key='job_id') }}",
+            "{{ ti.xcom_pull(task_ids='separate_stems', key='job_id') }}",
+            "{{ ti.xcom_pull(task_ids='transcribe_vocals', key='job_id') }}",
         ],
         trigger_rule="all_done",
     )
@@ -153,20 +149,11 @@ def example_musicai_chain() -> None:
 
     @task
     def summarize(
-        stems_files: dict[str, str], lyrics_files: dict[str, str], params: dict[str, Any] | None = None
+        jobs: dict[str, str], files: dict[str, dict[str, str]], params: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         """Write what came out to ``<output_dir>/summary.json`` and log it."""
-        from airflow.providers.common.compat.sdk import get_current_context
-
         assert params is not None
-        ti = get_current_context()["ti"]
-        summary = {
-            "jobs": {
-                STEMS: ti.xcom_pull(task_ids=STEMS, key="job_id"),
-                LYRICS: ti.xcom_pull(task_ids=LYRICS, key="job_id"),
-            },
-            "files": {STEMS: stems_files, LYRICS: lyrics_files},
-        }
+        summary = {"jobs": jobs, "files": files}
         path = os.path.join(params["output_dir"], "summary.json")
         with open(path, "w") as out:
             json.dump(summary, out, indent=2)
@@ -175,7 +162,10 @@ def example_musicai_chain() -> None:
 
     upload >> stems >> lyrics >> [download_stems, download_lyrics]
     [download_stems, download_lyrics] >> delete_jobs
-    summarize(download_stems.output, download_lyrics.output)
+    summarize(
+        jobs={"separate_stems": stems.output["job_id"], "transcribe_vocals": lyrics.output["job_id"]},
+        files={"separate_stems": download_stems.output, "transcribe_vocals": download_lyrics.output},
+    )
 
 
 dag = example_musicai_chain()

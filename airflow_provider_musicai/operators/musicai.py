@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.providers.common.compat.sdk import BaseOperator, conf
 
@@ -29,9 +29,27 @@ from airflow_provider_musicai.operators._waiting import (
 )
 
 if TYPE_CHECKING:
-    from airflow.providers.common.compat.sdk import Context
+    from airflow.providers.common.compat.sdk import Context, XComArg
 
     from airflow_provider_musicai.hooks.musicai import MusicAIHook
+
+RESULT_XCOM_PREFIX = "result."
+"""XCom key prefix under which the create-job operator pushes each result: ``result.vocals``..."""
+
+
+def musicai_result(task: Any, key: str) -> XComArg:
+    """One result of a Music AI job task, for another task's arguments, without Jinja.
+
+    ``task`` is a ``MusicAICreateJobOperator`` (``stems.result("vocals")`` is the same), a mapped
+    one (``.partial().expand()``: the list of every map index's value), or what a ``@task.musicai``
+    call returned. Airflow maps (``.expand()``) only over return values: to map a second job over
+    a mapped job's results, use ``stems.output.map(lambda job: {"inputUrl":
+    job["result"]["vocals"]})``. The value is the job's result as pushed to XCom: a
+    ``musicai-result://`` reference for URL results, resolved to a fresh signed URL only inside
+    the hook.
+    """
+    arg = task.output if hasattr(task, "output") else task
+    return arg[RESULT_XCOM_PREFIX + key]  # type: ignore[no-any-return]
 
 
 class _MusicAIOperator(BaseOperator):
@@ -85,12 +103,14 @@ class MusicAIUploadOperator(_MusicAIOperator):
 class MusicAICreateJobOperator(_MusicAIOperator):
     """Create a Music AI job and, by default, wait until it SUCCEEDED; return the job document.
 
-    The job id is pushed to XCom (key ``job_id``) as soon as the job exists. When waiting, the
-    return value is the final job document, so a later task can take one result from it, e.g.
-    ``{{ ti.xcom_pull(task_ids='stems')['result']['vocals'] }}`` as the next job's ``inputUrl``.
-    In that document, URL results are ``musicai-result://<job id>/<key>`` references rather than
-    signed URLs (credentials that must not sit in XCom); the hook resolves them to fresh URLs
-    when a job is created from them or results are downloaded. Without waiting the return value
+    The job id is pushed to XCom (key ``job_id``) as soon as the job exists: ``stems.output["job_id"]``
+    hands it to another task. When waiting, the return value is the final job document, and each
+    result is pushed on its own (key ``result.<name>``), so ``stems.result("vocals")`` hands one
+    result to the next task in plain Python, e.g.
+    ``workflow_params={"inputUrl": stems.result("vocals")}``. In that document and those results,
+    URL results are ``musicai-result://<job id>/<key>`` references rather than signed URLs
+    (credentials that must not sit in XCom); the hook resolves them to fresh URLs when a job is
+    created from them or results are downloaded. Without waiting the return value
     is the job id. A FAILED job raises ``MusicAIJobFailedError`` with the API's error code,
     title and message.
 
@@ -132,7 +152,7 @@ class MusicAICreateJobOperator(_MusicAIOperator):
         *,
         name: str,
         workflow: str,
-        workflow_params: Mapping[str, Any],
+        workflow_params: Mapping[str, Any] | None = None,
         metadata: Mapping[str, Any] | None = None,
         wait_for_completion: bool = True,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
@@ -143,10 +163,12 @@ class MusicAICreateJobOperator(_MusicAIOperator):
         retry_on_bad_input: bool = False,
         **kwargs: Any,
     ) -> None:
+        if workflow_params is None or (isinstance(workflow_params, Mapping) and not workflow_params):
+            _reject_missing_workflow_params(kwargs.get("params"))
         super().__init__(**kwargs)
         self.name = name
         self.workflow = workflow
-        self.workflow_params = workflow_params
+        self.workflow_params: Mapping[str, Any] = workflow_params
         self.metadata = metadata
         self.wait_for_completion = wait_for_completion
         self.deferrable = deferrable
@@ -158,6 +180,22 @@ class MusicAICreateJobOperator(_MusicAIOperator):
         self.job_id: str | None = None
         if poll_interval <= 0:
             raise ValueError(f"poll_interval must be > 0 seconds, got {poll_interval}")
+
+    def result(self, key: str) -> XComArg:
+        """One result of this task's job, for another task's arguments: ``stems.result("vocals")``.
+
+        An ``XComArg`` (so it sets the dependency, survives DAG serialization, works with TaskFlow,
+        ``.partial()``/``.expand()`` and mapped tasks: a mapped task's ``result()`` is one value per
+        map index). URL results arrive as ``musicai-result://<job id>/<key>`` references, which the
+        hook turns into fresh signed URLs only when it uses them (creating a job, downloading).
+        Requires ``wait_for_completion=True``: only a finished job has results.
+        """
+        if not self.wait_for_completion:
+            raise ValueError(
+                f"{self.task_id}.result({key!r}): the task does not wait for its job "
+                "(wait_for_completion=False), so it has no results to hand on"
+            )
+        return musicai_result(self, key)
 
     def execute(self, context: Context) -> Any:
         with self._no_paid_retry_of_bad_input():
@@ -172,7 +210,9 @@ class MusicAICreateJobOperator(_MusicAIOperator):
         push_job_link(context, self.hook, job_id)
         if job is not None and job.get("status") == "SUCCEEDED":
             log_final_job(self.log, job)
-            return public_job(job) if self.wait_for_completion else self.job_id
+            if not self.wait_for_completion:
+                return self.job_id
+            return self._push_results(context, public_job(job))
         if not self.wait_for_completion:
             return self.job_id
         deadline = wait_deadline(
@@ -182,7 +222,14 @@ class MusicAICreateJobOperator(_MusicAIOperator):
         )
         if self.deferrable:
             self._defer(deadline)
-        return self._wait_here(deadline)
+        return self._push_results(context, self._wait_here(deadline))
+
+    @staticmethod
+    def _push_results(context: Context, job: dict[str, Any]) -> dict[str, Any]:
+        """Push each result of the (public) final document under ``result.<name>``, for ``result()``."""
+        for key, value in (job.get("result") or {}).items():
+            context["ti"].xcom_push(key=RESULT_XCOM_PREFIX + str(key), value=value)
+        return job
 
     def _create_or_reattach(self, context: Context) -> dict[str, Any] | None:
         """Set ``self.job_id``; return the job document when an earlier try's job is reused."""
@@ -258,7 +305,7 @@ class MusicAICreateJobOperator(_MusicAIOperator):
         with self._no_paid_retry_of_bad_input():
             job = job_from_event(event)
         log_final_job(self.log, job)
-        return job
+        return self._push_results(context, job)
 
     @contextmanager
     def _no_paid_retry_of_bad_input(self) -> Iterator[None]:
@@ -290,6 +337,17 @@ class MusicAICreateJobOperator(_MusicAIOperator):
             self.log.warning("Could not delete Music AI job %s (%s): %s", job_id, reason, exc)
         else:
             self.log.info("Deleted Music AI job %s because %s", job_id, reason)
+
+
+def _reject_missing_workflow_params(params: Any) -> NoReturn:
+    """Fail clearly when no ``workflow_params`` were given, above all when ``params`` were meant."""
+    if params:
+        raise TypeError(
+            "MusicAICreateJobOperator got params= but no workflow_params=: the job's input params "
+            f"(e.g. {{'inputUrl': ...}}) go in workflow_params; params ({', '.join(map(str, params))}) "
+            "is reserved by Airflow for DAG/task Params"
+        )
+    raise TypeError("MusicAICreateJobOperator needs workflow_params=, the job's input params (e.g. inputUrl)")
 
 
 class MusicAIDeleteJobOperator(_MusicAIOperator):

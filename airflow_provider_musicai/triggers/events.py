@@ -1,0 +1,233 @@
+"""``MusicAIJobEventTrigger``: start DAG runs when Music AI jobs finish (Airflow 3 asset watchers).
+
+    Asset("musicai-batch", watchers=[AssetWatcher(name="batch", trigger=MusicAIJobEventTrigger(
+        workflow="music-ai/stems-vocals-accompaniment", batch_name="nightly"))])
+
+Each poll lists the finished jobs (``GET /job?status=...``, every page); each trigger keeps the jobs
+that match its filters and fires one event per job past its *watermark*: the latest ``completedAt``
+it has fired plus the ids fired at that instant. The watermark is kept in the watched asset's state
+store (Airflow 3.3+, so it survives triggerer restarts) and in memory, so a job fires once per
+watcher. On first start a watcher fires only for jobs that finish from then on, unless ``since``
+(an ISO timestamp) asks for older ones. Jobs that finish while no triggerer runs fire when it is
+back, as long as the API still lists them (until they are deleted).
+
+On Airflow 3.3+, watchers of one connection and poll interval share one poll through the
+triggerer's shared streams (``shared_stream_key``); each filters the shared listing itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Hashable, Iterable, Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from airflow.triggers.base import BaseEventTrigger, TriggerEvent
+
+from airflow_provider_musicai.common import DEFAULT_CONN_ID
+
+WATERMARK_KEY = "musicai_job_event_watermark"
+FINISHED = ("SUCCEEDED", "FAILED")
+
+
+def _utc_stamp(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _instant(stamp: Any) -> datetime | None:
+    if not isinstance(stamp, str) or not stamp:
+        return None
+    try:
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+class MusicAIJobEventTrigger(BaseEventTrigger):
+    """Fire one event per Music AI job that reaches one of ``statuses``, for asset watchers.
+
+    :param workflow: only jobs of this workflow slug (None: any).
+    :param batch_name: only jobs of this batch (None: any).
+    :param metadata: only jobs whose metadata contains these key/values.
+    :param statuses: final statuses that fire (``SUCCEEDED``, ``FAILED``).
+    :param since: ISO timestamp: also fire for jobs completed after it on first start (default:
+        only jobs completing from the first poll on).
+    :param poll_interval: seconds between two listings.
+    :param musicai_conn_id: Airflow connection of type ``musicai``.
+
+    The event payload (the asset event's extra): ``job_id``, ``status``, ``workflow``, ``name``,
+    ``batch_name``, ``metadata``, ``completed_at`` and ``result``, whose URLs are
+    ``musicai-result://`` references (resolve them with the hook), never signed URLs.
+    """
+
+    def __init__(
+        self,
+        *,
+        workflow: str | None = None,
+        batch_name: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        statuses: Iterable[str] = ("SUCCEEDED",),
+        since: str | None = None,
+        poll_interval: float = 30.0,
+        musicai_conn_id: str = DEFAULT_CONN_ID,
+        watermark: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.workflow = workflow
+        self.batch_name = batch_name
+        self.metadata = dict(metadata or {})
+        self.statuses = tuple(sorted({str(status).upper() for status in statuses}))
+        unknown = set(self.statuses) - set(FINISHED)
+        if not self.statuses or unknown:
+            raise ValueError(f"statuses must be among {FINISHED}, got {sorted(unknown) or 'none'}")
+        if since is not None and _instant(since) is None:
+            raise ValueError(f"since must be an ISO timestamp, got {since!r}")
+        self.since = since
+        self.poll_interval = float(poll_interval)
+        self.musicai_conn_id = musicai_conn_id
+        self.watermark: dict[str, Any] | None = dict(watermark) if watermark else None
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        # The watermark is runtime state, kept out of the kwargs: they identify the watcher.
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "workflow": self.workflow,
+                "batch_name": self.batch_name,
+                "metadata": self.metadata,
+                "statuses": list(self.statuses),
+                "since": self.since,
+                "poll_interval": self.poll_interval,
+                "musicai_conn_id": self.musicai_conn_id,
+            },
+        )
+
+    # -- what matches, and what is new ----------------------------------------------------------
+
+    def matches(self, job: Mapping[str, Any]) -> bool:
+        """Whether ``job`` is one this trigger reports (status, workflow, batch, metadata)."""
+        if job.get("status") not in self.statuses:
+            return False
+        if self.workflow is not None and job.get("workflow") != self.workflow:
+            return False
+        if self.batch_name is not None and job.get("batchName") != self.batch_name:
+            return False
+        metadata = job.get("metadata") or {}
+        return all(metadata.get(key) == value for key, value in self.metadata.items())
+
+    def new_jobs(self, jobs: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+        """The matching jobs past the watermark, oldest first (``completedAt``, then id)."""
+        assert self.watermark is not None
+        mark = _instant(self.watermark.get("completed_at"))
+        seen = set(self.watermark.get("ids") or ())
+        fresh: list[tuple[datetime, str, Mapping[str, Any]]] = []
+        for job in jobs:
+            done = _instant(job.get("completedAt"))
+            job_id = str(job.get("id"))
+            if done is None or not self.matches(job):
+                continue
+            if mark is not None and (done < mark or (done == mark and job_id in seen)):
+                continue
+            fresh.append((done, job_id, job))
+        fresh.sort(key=lambda item: (item[0], item[1]))
+        return [job for _, _, job in fresh]
+
+    def advance(self, job: Mapping[str, Any]) -> None:
+        """Move the watermark past ``job`` (one of :meth:`new_jobs`, taken in order)."""
+        assert self.watermark is not None
+        done = _instant(job.get("completedAt"))
+        assert done is not None
+        mark = _instant(self.watermark.get("completed_at"))
+        ids = list(self.watermark.get("ids") or ()) if mark == done else []
+        # The API's own stamp, kept as sent: re-formatting could round it below the job's instant.
+        stamp = str(job.get("completedAt"))
+        self.watermark = {"completed_at": stamp, "ids": sorted({*ids, str(job.get("id"))})}
+
+    @staticmethod
+    def event_of(job: Mapping[str, Any]) -> TriggerEvent:
+        """The event for one finished job: identity, status and result references only."""
+        from airflow_provider_musicai.references import public_job_document
+
+        public = public_job_document(job)
+        return TriggerEvent(  # type: ignore[no-untyped-call]
+            {
+                "job_id": public.get("id"),
+                "status": public.get("status"),
+                "workflow": public.get("workflow"),
+                "name": public.get("name"),
+                "batch_name": public.get("batchName"),
+                "metadata": public.get("metadata") or {},
+                "completed_at": public.get("completedAt"),
+                "result": public.get("result") or {},
+            }
+        )
+
+    # -- watermark persistence --------------------------------------------------------------------
+
+    async def _load_watermark(self) -> None:
+        if self.watermark is not None:
+            return
+        stored = await self._store_call("aget", WATERMARK_KEY)
+        if isinstance(stored, Mapping) and stored.get("completed_at"):
+            self.watermark = dict(stored)
+            return
+        start = self.since or _utc_stamp(datetime.now(timezone.utc))
+        self.watermark = {"completed_at": start, "ids": []}
+        await self._store_call("aset", WATERMARK_KEY, self.watermark)
+
+    async def _save_watermark(self) -> None:
+        await self._store_call("aset", WATERMARK_KEY, self.watermark)
+
+    async def _store_call(self, method: str, *args: Any) -> Any:
+        """The watched asset's state store (Airflow 3.3+), or nothing when there is none."""
+        store = getattr(self, "asset_state_store", None)
+        if store is None:
+            return None
+        try:
+            return await getattr(store, method)(*args)
+        except Exception as exc:  # several assets, no store API, or the store unreachable
+            self.log.warning("Music AI: watermark kept in memory only (%s: %s)", type(exc).__name__, exc)
+            return None
+
+    # -- polling: alone (run) or shared (Airflow 3.3 shared streams) ------------------------------
+
+    @classmethod
+    async def _listings(
+        cls, conn_id: str, statuses: Iterable[str], poll_interval: float
+    ) -> AsyncIterator[Any]:
+        from airflow_provider_musicai.hooks.musicai import MusicAIHook
+
+        hook = MusicAIHook(musicai_conn_id=conn_id)
+        while True:
+            yield [job async for job in hook.alist_jobs(status=list(statuses))]
+            await asyncio.sleep(poll_interval)
+
+    async def _fire(self, listings: AsyncIterator[Any]) -> AsyncIterator[TriggerEvent]:
+        await self._load_watermark()
+        async for jobs in listings:
+            for job in self.new_jobs(jobs):
+                # Stored before the event leaves: a restart never fires a job twice (a crash in
+                # between loses at most that one event).
+                self.advance(job)
+                await self._save_watermark()
+                self.log.info("Music AI job %s is %s: firing", job.get("id"), job.get("status"))
+                yield self.event_of(job)
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        async for event in self._fire(
+            self._listings(self.musicai_conn_id, self.statuses, self.poll_interval)
+        ):
+            yield event
+
+    def shared_stream_key(self) -> Hashable | None:
+        return ("musicai-job-events", self.musicai_conn_id, self.poll_interval)
+
+    @classmethod
+    async def open_shared_stream(cls, kwargs: dict[str, Any]) -> AsyncIterator[Any]:
+        # One listing of every finished job serves every watcher of the group, whatever its filters.
+        async for jobs in cls._listings(kwargs["musicai_conn_id"], FINISHED, float(kwargs["poll_interval"])):
+            yield jobs
+
+    async def filter_shared_stream(self, shared_stream: AsyncIterator[Any]) -> AsyncIterator[TriggerEvent]:
+        async for event in self._fire(shared_stream):
+            yield event

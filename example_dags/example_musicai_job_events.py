@@ -1,0 +1,53 @@
+"""A DAG run for every Music AI job that finishes, wherever it was started (Airflow 3).
+
+An asset watched by :class:`~airflow_provider_musicai.triggers.events.MusicAIJobEventTrigger`: the
+triggerer lists the finished jobs, and every job of the workflow that SUCCEEDED since the watcher
+started becomes one asset event, whose extra (job id, workflow, result references) the DAG reads.
+Start jobs from the Music AI dashboard, an application or another DAG; this DAG runs once per job.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from airflow.sdk import Asset, AssetWatcher, dag, task
+
+from airflow_provider_musicai.triggers.events import MusicAIJobEventTrigger
+
+POLL_INTERVAL = float(os.environ.get("MUSICAI_EXAMPLE_POLL_INTERVAL", "30"))
+
+# [START howto_trigger_musicai_job_events]
+finished_stems = Asset(
+    "musicai-finished-stems",
+    watchers=[
+        AssetWatcher(
+            name="musicai_finished_stems",
+            trigger=MusicAIJobEventTrigger(
+                workflow="music-ai/stems-vocals-accompaniment",
+                statuses=("SUCCEEDED",),
+                poll_interval=POLL_INTERVAL,
+            ),
+        )
+    ],
+)
+
+
+@dag(dag_id="example_musicai_job_events", schedule=[finished_stems], tags=["example", "musicai"])
+def example_musicai_job_events() -> None:
+    @task
+    def handle_job(triggering_asset_events: Any = None) -> list[dict[str, Any]]:
+        """One run per finished job: its id, workflow and result references are in the event extra."""
+        jobs = [event.extra["payload"] for event in triggering_asset_events[finished_stems]]
+        for job in jobs:
+            print(
+                f"Music AI job {job['job_id']} ({job['workflow']}) {job['status']}: {sorted(job['result'])}"
+            )
+        return jobs
+
+    handle_job()
+
+
+# [END howto_trigger_musicai_job_events]
+
+dag = example_musicai_job_events()

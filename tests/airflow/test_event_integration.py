@@ -1,0 +1,86 @@
+"""Jobs created straight on the emulator start DAG runs through Airflow 3's real triggerer and
+scheduler, one per job, and a triggerer restart fires no job twice."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers.airflow import AIRFLOW, Deployment, airflow_major
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(airflow_major() < 3, reason="asset watchers need Airflow 3"),
+]
+
+DAG_ID = "musicai_events_it"
+STEMS = "music-ai/stems-vocals-accompaniment"
+
+
+@pytest.fixture
+def deployment(musicai: Any, tmp_path: Path) -> Iterator[Deployment]:
+    connection = json.dumps({**musicai.connection_dict(), "extra": json.dumps({"timeout": 10})})
+    deployment = Deployment(tmp_path / "airflow-home", connection)
+    shutil.copy(
+        Path(__file__).parent / "integration_dags" / "musicai_events_dag.py", deployment.home / "dags"
+    )
+    deployment.env["MUSICAI_EVENTS_SINCE"] = datetime.now(timezone.utc).isoformat()
+    deployment.cli("db", "migrate")
+    deployment.start()
+    try:
+        yield deployment
+    finally:
+        deployment.stop()
+
+
+def fired_job_ids(deployment: Deployment) -> list[str]:
+    rows = deployment.query("SELECT extra FROM asset_event")
+    payloads = [json.loads(extra).get("payload") or {} for (extra,) in rows if extra]
+    return [payload["job_id"] for payload in payloads if "job_id" in payload]
+
+
+def runs(deployment: Deployment) -> int:
+    return int(deployment.query("SELECT COUNT(*) FROM dag_run WHERE dag_id = ?", DAG_ID)[0][0])
+
+
+def test_each_finished_job_starts_one_run_across_a_triggerer_restart(
+    deployment: Deployment, hook: Any, input_url: Any
+) -> None:
+    deployment.wait_for(
+        "the DAG to be parsed",
+        lambda: deployment.query("SELECT 1 FROM serialized_dag WHERE dag_id = ?", DAG_ID),
+    )
+    metadata = {"origin": "events-it"}
+    # One job at a time: Airflow folds asset events that queue up together into one run.
+    first: list[str] = []
+    for n in range(2):
+        first.append(hook.create_job(f"it {n}", STEMS, {"inputUrl": input_url()}, metadata))
+        deployment.wait_for(f"job {n}'s event", lambda: first[-1] in fired_job_ids(deployment), timeout=300)
+        deployment.wait_for(f"run {n + 1}", lambda: runs(deployment) == len(first), timeout=300)
+    assert sorted(fired_job_ids(deployment)) == sorted(first)
+
+    triggerer = deployment.processes["triggerer"]
+    triggerer.terminate()
+    triggerer.wait(timeout=60)
+    log = (deployment.home / "triggerer-2.log").open("wb")
+    deployment.processes["triggerer"] = subprocess.Popen(
+        [AIRFLOW, "triggerer"],
+        env=deployment.env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    later = hook.create_job("it later", STEMS, {"inputUrl": input_url()}, metadata)
+    # Events fire oldest job first: once the later job's event exists, a repeat of the first two
+    # (older) jobs would already be there too.
+    deployment.wait_for("the later job's event", lambda: later in fired_job_ids(deployment), timeout=300)
+    assert sorted(fired_job_ids(deployment)) == sorted([*first, later]), deployment.logs()[-6000:]
+    deployment.wait_for("a run for the later job", lambda: runs(deployment) >= 3)
+    assert runs(deployment) == 3
