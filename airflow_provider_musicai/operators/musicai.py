@@ -117,13 +117,34 @@ class MusicAICreateJobOperator(_MusicAIOperator):
     :param retry_on_bad_input: a job that FAILED with ``BAD_INPUT`` would fail again on the same
         input, so by default the task fails *without retries* (``MusicAIBadInputError``, an
         ``AirflowFailException``) instead of paying for another job; True retries it as usual.
+    :param copy_results_to: have Music AI write outputs straight to your storage (``copyResultsTo``)
+        instead of its temporary storage (templated): a mapping ``{output: destination}``, or a
+        folder under which each of ``copy_outputs`` gets an object named after it. A destination is
+        an ``s3://`` or ``gs://`` URL or an ``ObjectStoragePath`` (presigned at run time through the
+        Amazon or Google provider: extras ``[amazon]``, ``[google]``), or a presigned ``https://``
+        PUT URL. In the returned job document each copied output's value is its destination URI.
+        When it is known at parse time and no ``outlets`` are given, its destinations become the
+        task's outlets (Assets; Datasets on Airflow 2).
+    :param copy_outputs: the output names to write under a ``copy_results_to`` folder (templated).
+    :param storage_conn_id: the AWS/Google connection that presigns ``copy_results_to`` URLs that
+        do not name one (``s3://conn_id@bucket/key`` and ``ObjectStoragePath`` do); default the
+        provider's default connection (templated).
     :param musicai_conn_id: Airflow connection of type ``musicai``.
 
     The "Music AI job" button (operator extra link) opens the job's page when the connection has
     a ``job_url_template`` extra (see :mod:`airflow_provider_musicai.links`).
     """
 
-    template_fields: Sequence[str] = ("name", "workflow", "workflow_params", "metadata", "musicai_conn_id")
+    template_fields: Sequence[str] = (
+        "name",
+        "workflow",
+        "workflow_params",
+        "metadata",
+        "copy_results_to",
+        "copy_outputs",
+        "storage_conn_id",
+        "musicai_conn_id",
+    )
     template_fields_renderers = {"workflow_params": "json", "metadata": "json"}
     ui_color = "#d4b0f0"
     operator_extra_links = (MusicAIJobLink(),)
@@ -142,9 +163,19 @@ class MusicAICreateJobOperator(_MusicAIOperator):
         delete_on_kill: bool = True,
         reattach: bool = True,
         retry_on_bad_input: bool = False,
+        copy_results_to: Any = None,
+        copy_outputs: Sequence[str] | None = None,
+        storage_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
+        if copy_results_to is not None and "outlets" not in kwargs:
+            from airflow_provider_musicai.lineage import static_outlets
+
+            kwargs["outlets"] = static_outlets(copy_results_to)
         super().__init__(**kwargs)
+        self.copy_results_to = copy_results_to
+        self.copy_outputs = copy_outputs
+        self.storage_conn_id = storage_conn_id
         self.name = name
         self.workflow = workflow
         self.workflow_params = workflow_params
@@ -162,7 +193,23 @@ class MusicAICreateJobOperator(_MusicAIOperator):
 
     def execute(self, context: Context) -> Any:
         with self._no_paid_retry_of_bad_input():
-            return self._execute(context)
+            outcome = self._execute(context)
+        return self._finish(context, outcome)
+
+    def _finish(self, context: Context, outcome: Any) -> Any:
+        """Show copied outputs by their destination URI and put the job on the outlets' events."""
+        from airflow_provider_musicai.hooks._copy_targets import copy_targets, destinations, with_destinations
+        from airflow_provider_musicai.lineage import record_asset_events, report_hook_lineage
+
+        targets = copy_targets(self.copy_results_to, self.copy_outputs, self.storage_conn_id)
+        copied = destinations(targets)
+        if isinstance(outcome, Mapping):
+            outcome = with_destinations(outcome, targets)
+            if outcome.get("status") == "SUCCEEDED" and copied:
+                report_hook_lineage(self.hook, outputs=copied.values())
+        extra = {"musicai_job_id": self.job_id, "workflow": self.workflow, "files": copied}
+        record_asset_events(context, self.outlets, extra)
+        return outcome
 
     def _execute(self, context: Context) -> Any:
         from airflow_provider_musicai.links import push_job_link
@@ -194,7 +241,7 @@ class MusicAICreateJobOperator(_MusicAIOperator):
         if not self.reattach:
             key = generation_key(f"{identity.base_key}-try", identity.try_number)
             self.job_id = self.hook.create_job(
-                self.name, self.workflow, self.workflow_params, metadata, idempotency_key=key
+                self.name, self.workflow, self.workflow_params, metadata, idempotency_key=key, **self._copy()
             )
             return None
         store = context.get("task_state_store")  # type: ignore[misc]  # Airflow 3.3+ only
@@ -208,13 +255,26 @@ class MusicAICreateJobOperator(_MusicAIOperator):
             self.log.info("Music AI: creating a new job: %s", resolution.reason)
         ledger.record(resolution, None)
         self.job_id = self.hook.create_job(
-            self.name, self.workflow, self.workflow_params, metadata, idempotency_key=resolution.key
+            self.name,
+            self.workflow,
+            self.workflow_params,
+            metadata,
+            idempotency_key=resolution.key,
+            **self._copy(),
         )
         ledger.record(resolution, self.job_id)
         self.log.info("Music AI job %s created (workflow %s, name %r)", self.job_id, self.workflow, self.name)
         if resolution.superseded:
             self._delete_quietly(resolution.superseded, "it FAILED and was replaced by job " + self.job_id)
         return None
+
+    def _copy(self) -> dict[str, Any]:
+        """The hook's ``create_job`` arguments for ``copy_results_to``."""
+        return {
+            "copy_results_to": self.copy_results_to,
+            "copy_outputs": self.copy_outputs,
+            "storage_conn_id": self.storage_conn_id,
+        }
 
     def _defer(self, deadline: float | None) -> None:
         from airflow_provider_musicai.triggers.musicai import MusicAIJobTrigger
@@ -250,7 +310,8 @@ class MusicAICreateJobOperator(_MusicAIOperator):
         with self._no_paid_retry_of_bad_input():
             job = job_from_event(event)
         log_final_job(self.log, job)
-        return job
+        finished: dict[str, Any] = self._finish(context, job)
+        return finished
 
     @contextmanager
     def _no_paid_retry_of_bad_input(self) -> Iterator[None]:
@@ -325,7 +386,9 @@ class MusicAIDownloadResultsOperator(_MusicAIOperator):
     """Download a SUCCEEDED job's result files into a local folder or an ``ObjectStoragePath``.
 
     URL-valued results become files named after their key (``vocals.wav``); other values (a key, a
-    bpm) go to ``result.json``.
+    bpm) go to ``result.json``. Outputs Music AI wrote to custom storage (``copy_results_to``) are
+    skipped. Asset outlets (Datasets on Airflow 2) get an event whose extra holds the job id and the
+    files written.
 
     :param job_id: a job id or a job document (templated).
     :param destination: a local folder, an fsspec URL or an ``ObjectStoragePath`` (templated).
@@ -357,4 +420,8 @@ class MusicAIDownloadResultsOperator(_MusicAIOperator):
             self.destination,
             ", ".join(f"{key} -> {path}" for key, path in sorted(written.items())) or "none",
         )
-        return {key: str(path) for key, path in written.items()}
+        from airflow_provider_musicai.lineage import record_asset_events
+
+        files = {key: str(path) for key, path in written.items()}
+        record_asset_events(context, self.outlets, {"musicai_job_id": job_id, "files": files})
+        return files
