@@ -36,11 +36,36 @@ DEFAULT_CONN_ID = "musicai_default"
 
 
 class _MusicAIOperator(BaseOperator):
-    """Holds the connection id and builds the hook lazily."""
+    """Holds the connection id, builds the hook lazily, and reports OpenLineage from what
+    ``execute`` recorded (``_lineage_inputs``, ``_lineage_outputs``, ``_lineage_job``)."""
 
     def __init__(self, *, musicai_conn_id: str = DEFAULT_CONN_ID, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.musicai_conn_id = musicai_conn_id
+        self._lineage_inputs: list[str] = []
+        self._lineage_outputs: list[str] = []
+        self._lineage_job: dict[str, Any] | None = None
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage (``[openlineage]`` extra): the input and output datasets (storage URIs, local
+        files, ``musicai-result://`` outputs of a job) and a ``musicai`` run facet with the job id,
+        workflow and application. Signed URLs never appear."""
+        from airflow_provider_musicai._openlineage import operator_lineage
+
+        job = self._lineage_job
+        if job is not None and job.get("application") is None:
+            job = {**job, "application": self._application_name()}
+        return operator_lineage(self._lineage_inputs, self._lineage_outputs, job)
+
+    def _application_name(self) -> str | None:
+        from airflow_provider_musicai.exceptions import MusicAIError
+
+        try:
+            name = self.hook.get_application().get("name")
+        except MusicAIError as exc:
+            self.log.info("OpenLineage: the Music AI application is unknown (%s)", exc)
+            return None
+        return None if name is None else str(name)
 
     @cached_property
     def hook(self) -> MusicAIHook:
@@ -79,6 +104,7 @@ class MusicAIUploadOperator(_MusicAIOperator):
         shown = redact_url(self.source) if isinstance(self.source, str) else str(self.source)
         self.log.info("Uploading %s to Music AI", shown)
         url = self.hook.upload_file(self.source, content_type=self.content_type)
+        self._lineage_inputs = [self.source if isinstance(self.source, str) else str(self.source)]
         self.log.info("Uploaded %s; input URL: %s (returned sealed)", shown, redact_url(url))
         return self.hook.seal(url)
 
@@ -207,6 +233,9 @@ class MusicAICreateJobOperator(_MusicAIOperator):
             outcome = with_destinations(outcome, targets)
             if outcome.get("status") == "SUCCEEDED" and copied:
                 report_hook_lineage(self.hook, outputs=copied.values())
+        self._lineage_inputs = _result_references(self.workflow_params)
+        self._lineage_outputs = list(copied.values())
+        self._lineage_job = {"jobId": self.job_id, "workflow": self.workflow}
         extra = {"musicai_job_id": self.job_id, "workflow": self.workflow, "files": copied}
         record_asset_events(context, self.outlets, extra)
         return outcome
@@ -423,5 +452,19 @@ class MusicAIDownloadResultsOperator(_MusicAIOperator):
         from airflow_provider_musicai.lineage import record_asset_events
 
         files = {key: str(path) for key, path in written.items()}
+        self._lineage_inputs = [f"musicai-result://{job_id}/{key}" for key in files]
+        self._lineage_outputs = list(dict.fromkeys(files.values()))
+        self._lineage_job = {"jobId": job_id}
         record_asset_events(context, self.outlets, {"musicai_job_id": job_id, "files": files})
         return files
+
+
+def _result_references(value: Any) -> list[str]:
+    """Every ``musicai-result://`` reference (an earlier job's output) in a job's params."""
+    if isinstance(value, str):
+        return [value] if value.startswith("musicai-result://") else []
+    if isinstance(value, Mapping):
+        return [ref for inner in value.values() for ref in _result_references(inner)]
+    if isinstance(value, (list, tuple)):
+        return [ref for inner in value for ref in _result_references(inner)]
+    return []

@@ -22,7 +22,12 @@ def ui_form_blocks(param: Any) -> bool:
 
 
 def test_the_examples_are_found() -> None:
-    assert EXAMPLES == ["example_musicai_catalog", "example_musicai_chain", "example_musicai_sensor"]
+    assert EXAMPLES == [
+        "example_musicai_catalog",
+        "example_musicai_chain",
+        "example_musicai_sensor",
+        "example_musicai_stems_to_s3",
+    ]
 
 
 @pytest.mark.parametrize("name", EXAMPLES)
