@@ -173,8 +173,14 @@ def _presign_s3(bucket: str, key: str, conn_id: str | None, expires_in: timedelt
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
     except ImportError as exc:
         raise _missing_extra("s3", exc) from None
+    from botocore.config import Config
+
     hook = S3Hook(aws_conn_id=conn_id or "aws_default")
-    # Only the host is signed (no ContentType param), so the service may send any Content-Type.
+    # Signature V4: a query-string signature covers only the host (no ContentType param), so the
+    # service may PUT with any Content-Type. Signature V2, which botocore may pick for presigning,
+    # signs the Content-Type too: a PUT with one would be refused (SignatureDoesNotMatch).
+    config = (hook.conn_config.botocore_config or Config()).merge(Config(signature_version="s3v4"))
+    hook = S3Hook(aws_conn_id=conn_id or "aws_default", config=config)
     url: str | None = hook.generate_presigned_url(
         client_method="put_object",
         params={"Bucket": bucket, "Key": key},
