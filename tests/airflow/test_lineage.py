@@ -101,3 +101,30 @@ def test_openlineage_facets_name_datasets_and_the_job_never_a_signed_url(
     assert {d.name for d in got.inputs} == {f"{second_job['id']}/{key}" for key in files}
     text = repr([up, made, got])
     assert "X-Amz" not in text and "Signature" not in text and "musicai-sealed" not in text
+
+
+def test_uploads_and_downloads_report_hook_lineage(
+    musicai: Any, hook: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import airflow.providers.common.compat.sdk as compat_sdk
+    from airflow.providers.common.compat.lineage.hook import get_hook_lineage_collector
+
+    from tests.helpers.audio import write_wav
+
+    # A real collector, as Airflow makes when a hook lineage reader (e.g. OpenLineage) is registered.
+    try:
+        from airflow.sdk.lineage import HookLineageCollector
+    except ImportError:  # Airflow 2
+        from airflow.lineage.hook import HookLineageCollector
+    real = HookLineageCollector()
+    monkeypatch.setattr(compat_sdk, "get_hook_lineage_collector", lambda: real, raising=False)
+    track = write_wav(tmp_path / "track.wav")
+    job_id = hook.create_job("n", STEMS, {"inputUrl": hook.upload_file(str(track))})
+    job = hook.wait_for_job(job_id, poll_interval=0.1, timeout=120)
+    written = hook.download_results(job, str(tmp_path / "o"))
+    lineage = get_hook_lineage_collector().collected_assets
+    inputs = {entry.asset.uri for entry in lineage.inputs}
+    outputs = {entry.asset.uri for entry in lineage.outputs}
+    assert f"file://{track}" in inputs
+    assert {f"file://{path}" for path in written.values()} <= outputs
+    assert not any("?" in uri for uri in inputs | outputs)
