@@ -6,7 +6,7 @@ import dataclasses
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
@@ -43,6 +43,7 @@ from airflow_provider_musicai.hooks._calls import (
     run_sync,
 )
 from airflow_provider_musicai.hooks._config import DEFAULT_BASE_URL, ConnectionConfig, RetryPolicy
+from airflow_provider_musicai.hooks._copy_targets import CUSTOM_STORAGE, copy_targets, presign_all
 from airflow_provider_musicai.hooks._destination import (
     check_existing,
     overwrite_flag,
@@ -67,6 +68,7 @@ from airflow_provider_musicai.jobs import (
     raise_if_failed,
     validate_metadata,
 )
+from airflow_provider_musicai.lineage import report_hook_lineage
 
 if TYPE_CHECKING:
     import requests
@@ -302,11 +304,14 @@ class MusicAIHook(BaseHook):
         """
         opened = resolve_source(source)
         try:
-            return self.storage.upload(
+            url = self.storage.upload(
                 opened, content_type or guess_content_type(opened.filename), self.get_upload_url
             )
         finally:
             opened.cleanup()
+        if isinstance(source, str) or hasattr(source, "protocol"):
+            report_hook_lineage(self, inputs=[source if isinstance(source, str) else str(source)])
+        return url
 
     # -- jobs -------------------------------------------------------------------------------
 
@@ -318,8 +323,18 @@ class MusicAIHook(BaseHook):
         metadata: Mapping[str, Any] | None = None,
         *,
         idempotency_key: str | None = None,
+        copy_results_to: Any = None,
+        copy_outputs: Sequence[str] | None = None,
+        storage_conn_id: str | None = None,
     ) -> str:
         """``POST /job``: start ``workflow`` on ``params``; return the new job's id.
+
+        ``copy_results_to`` has the service write outputs straight to the user's storage
+        (``copyResultsTo``): a mapping ``{output: destination}`` or a folder under which each of
+        ``copy_outputs`` gets an object named after it. Destinations are ``s3://``/``gs://`` URLs or
+        ``ObjectStoragePath`` (presigned here through the Amazon/Google provider, with the path's
+        connection or ``storage_conn_id``), or presigned ``https://`` URLs. See
+        :func:`airflow_provider_musicai.hooks._copy_targets.copy_targets`.
 
         ``params`` may hold references that tasks pass through XCom instead of signed URLs
         (``musicai-result://<job>/<key>``, ``musicai-sealed:...``): they are resolved to fresh URLs
@@ -332,6 +347,10 @@ class MusicAIHook(BaseHook):
         """
         body = self._job_body(name, workflow, params, metadata)
         body["params"] = self.resolve_references(body["params"])
+        targets = copy_targets(copy_results_to, copy_outputs, storage_conn_id)
+        if targets:
+            body["copyResultsTo"] = presign_all(targets)
+            self.log.info("Music AI will write %s", ", ".join(f"{o} -> {t.uri}" for o, t in targets.items()))
         key = idempotency_key or uuid.uuid4().hex
         body["metadata"][IDEMPOTENCY_METADATA_KEY] = key
 
@@ -548,7 +567,8 @@ class MusicAIHook(BaseHook):
         ``result.json`` (strict JSON: NaN and Infinity become strings). A file of the same name is
         replaced (logged) when ``overwrite`` is true, and with ``overwrite=False`` makes the call
         fail naming it before anything is downloaded; a symbolic link of that name is replaced
-        itself, never followed. Returns ``{result name: written path}``.
+        itself, never followed. Outputs written to custom storage (``copy_results_to``, value
+        ``[custom storage]``) are skipped. Returns ``{result name: written path}``.
         """
         replace = overwrite_flag(overwrite)
         job = dict(job_or_id) if isinstance(job_or_id, Mapping) else self.get_job(job_or_id)
@@ -565,8 +585,13 @@ class MusicAIHook(BaseHook):
             raise MusicAIAPIError(
                 "The job's result is not an object.", status_code=None, endpoint=_api.GET_JOB.label
             )
+        copied = sorted(key for key, value in result.items() if value == CUSTOM_STORAGE)
+        if copied:
+            self.log.info(
+                "Results %s of job %s were written to custom storage: not downloaded", copied, job_id
+            )
         urls = {key: value for key, value in result.items() if _is_url(value)}
-        values = {key: value for key, value in result.items() if key not in urls}
+        values = {key: value for key, value in result.items() if key not in urls and key not in copied}
         for key, url in urls.items():
             problem = references.url_problem(url)
             if problem is not None:
@@ -593,6 +618,7 @@ class MusicAIHook(BaseHook):
             values_path = write_json(target, "result.json", values, overwrite=replace)
             written.update(dict.fromkeys(values, values_path))
             self.log.info("Result values %s of job %s -> %s", sorted(values), job_id, values_path)
+        report_hook_lineage(self, outputs=dict.fromkeys(written.values()))
         return written
 
     def _fresh_result_url(self, job_id: str, key: str) -> Callable[[], str]:

@@ -53,11 +53,36 @@ def musicai_result(task: Any, key: str) -> XComArg:
 
 
 class _MusicAIOperator(BaseOperator):
-    """Holds the connection id and builds the hook lazily."""
+    """Holds the connection id, builds the hook lazily, and reports OpenLineage from what
+    ``execute`` recorded (``_lineage_inputs``, ``_lineage_outputs``, ``_lineage_job``)."""
 
     def __init__(self, *, musicai_conn_id: str = DEFAULT_CONN_ID, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.musicai_conn_id = musicai_conn_id
+        self._lineage_inputs: list[str] = []
+        self._lineage_outputs: list[str] = []
+        self._lineage_job: dict[str, Any] | None = None
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage (``[openlineage]`` extra): the input and output datasets (storage URIs, local
+        files, ``musicai-result://`` outputs of a job) and a ``musicai`` run facet with the job id,
+        workflow and application. Signed URLs never appear."""
+        from airflow_provider_musicai._openlineage import operator_lineage
+
+        job = self._lineage_job
+        if job is not None and job.get("application") is None:
+            job = {**job, "application": self._application_name()}
+        return operator_lineage(self._lineage_inputs, self._lineage_outputs, job)
+
+    def _application_name(self) -> str | None:
+        from airflow_provider_musicai.exceptions import MusicAIError
+
+        try:
+            name = self.hook.get_application().get("name")
+        except MusicAIError as exc:
+            self.log.info("OpenLineage: the Music AI application is unknown (%s)", exc)
+            return None
+        return None if name is None else str(name)
 
     @cached_property
     def hook(self) -> MusicAIHook:
@@ -96,6 +121,7 @@ class MusicAIUploadOperator(_MusicAIOperator):
         shown = redact_url(self.source) if isinstance(self.source, str) else str(self.source)
         self.log.info("Uploading %s to Music AI", shown)
         url = self.hook.upload_file(self.source, content_type=self.content_type)
+        self._lineage_inputs = [self.source if isinstance(self.source, str) else str(self.source)]
         self.log.info("Uploaded %s; input URL: %s (returned sealed)", shown, redact_url(url))
         return self.hook.seal(url)
 
@@ -136,13 +162,34 @@ class MusicAICreateJobOperator(_MusicAIOperator):
     :param retry_on_bad_input: a job that FAILED with ``BAD_INPUT`` would fail again on the same
         input, so by default the task fails *without retries* (``MusicAIBadInputError``, an
         ``AirflowFailException``) instead of paying for another job; True retries it as usual.
+    :param copy_results_to: have Music AI write outputs straight to your storage (``copyResultsTo``)
+        instead of its temporary storage (templated): a mapping ``{output: destination}``, or a
+        folder under which each of ``copy_outputs`` gets an object named after it. A destination is
+        an ``s3://`` or ``gs://`` URL or an ``ObjectStoragePath`` (presigned at run time through the
+        Amazon or Google provider: extras ``[amazon]``, ``[google]``), or a presigned ``https://``
+        PUT URL. In the returned job document each copied output's value is its destination URI.
+        When it is known at parse time and no ``outlets`` are given, its destinations become the
+        task's outlets (Assets; Datasets on Airflow 2).
+    :param copy_outputs: the output names to write under a ``copy_results_to`` folder (templated).
+    :param storage_conn_id: the AWS/Google connection that presigns ``copy_results_to`` URLs that
+        do not name one (``s3://conn_id@bucket/key`` and ``ObjectStoragePath`` do); default the
+        provider's default connection (templated).
     :param musicai_conn_id: Airflow connection of type ``musicai``.
 
     The "Music AI job" button (operator extra link) opens the job's page when the connection has
     a ``job_url_template`` extra (see :mod:`airflow_provider_musicai.links`).
     """
 
-    template_fields: Sequence[str] = ("name", "workflow", "workflow_params", "metadata", "musicai_conn_id")
+    template_fields: Sequence[str] = (
+        "name",
+        "workflow",
+        "workflow_params",
+        "metadata",
+        "copy_results_to",
+        "copy_outputs",
+        "storage_conn_id",
+        "musicai_conn_id",
+    )
     template_fields_renderers = {"workflow_params": "json", "metadata": "json"}
     ui_color = "#d4b0f0"
     operator_extra_links = (MusicAIJobLink(),)
@@ -161,11 +208,21 @@ class MusicAICreateJobOperator(_MusicAIOperator):
         delete_on_kill: bool = True,
         reattach: bool = True,
         retry_on_bad_input: bool = False,
+        copy_results_to: Any = None,
+        copy_outputs: Sequence[str] | None = None,
+        storage_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         if workflow_params is None or (isinstance(workflow_params, Mapping) and not workflow_params):
             _reject_missing_workflow_params(kwargs.get("params"))
+        if copy_results_to is not None and "outlets" not in kwargs:
+            from airflow_provider_musicai.lineage import static_outlets
+
+            kwargs["outlets"] = static_outlets(copy_results_to)
         super().__init__(**kwargs)
+        self.copy_results_to = copy_results_to
+        self.copy_outputs = copy_outputs
+        self.storage_conn_id = storage_conn_id
         self.name = name
         self.workflow = workflow
         self.workflow_params: Mapping[str, Any] = workflow_params
@@ -199,7 +256,27 @@ class MusicAICreateJobOperator(_MusicAIOperator):
 
     def execute(self, context: Context) -> Any:
         with self._no_paid_retry_of_bad_input():
-            return self._execute(context)
+            outcome = self._execute(context)
+        return self._finish(context, outcome)
+
+    def _finish(self, context: Context, outcome: Any) -> Any:
+        """Show copied outputs by their destination URI, push each result for ``result()`` and put the
+        job on the outlets' events."""
+        from airflow_provider_musicai.hooks._copy_targets import copy_targets, destinations, with_destinations
+        from airflow_provider_musicai.lineage import record_asset_events, report_hook_lineage
+
+        targets = copy_targets(self.copy_results_to, self.copy_outputs, self.storage_conn_id)
+        copied = destinations(targets)
+        if isinstance(outcome, Mapping):
+            outcome = self._push_results(context, with_destinations(outcome, targets))
+            if outcome.get("status") == "SUCCEEDED" and copied:
+                report_hook_lineage(self.hook, outputs=copied.values())
+        self._lineage_inputs = _result_references(self.workflow_params)
+        self._lineage_outputs = list(copied.values())
+        self._lineage_job = {"jobId": self.job_id, "workflow": self.workflow}
+        extra = {"musicai_job_id": self.job_id, "workflow": self.workflow, "files": copied}
+        record_asset_events(context, self.outlets, extra)
+        return outcome
 
     def _execute(self, context: Context) -> Any:
         from airflow_provider_musicai.links import push_job_link
@@ -212,7 +289,7 @@ class MusicAICreateJobOperator(_MusicAIOperator):
             log_final_job(self.log, job)
             if not self.wait_for_completion:
                 return self.job_id
-            return self._push_results(context, public_job(job))
+            return public_job(job)
         if not self.wait_for_completion:
             return self.job_id
         deadline = wait_deadline(
@@ -222,7 +299,7 @@ class MusicAICreateJobOperator(_MusicAIOperator):
         )
         if self.deferrable:
             self._defer(deadline)
-        return self._push_results(context, self._wait_here(deadline))
+        return self._wait_here(deadline)
 
     @staticmethod
     def _push_results(context: Context, job: dict[str, Any]) -> dict[str, Any]:
@@ -240,7 +317,7 @@ class MusicAICreateJobOperator(_MusicAIOperator):
         if not self.reattach:
             key = generation_key(f"{identity.base_key}-try", identity.try_number)
             self.job_id = self.hook.create_job(
-                self.name, self.workflow, self.workflow_params, metadata, idempotency_key=key
+                self.name, self.workflow, self.workflow_params, metadata, idempotency_key=key, **self._copy()
             )
             return None
         store = context.get("task_state_store")  # type: ignore[misc]  # Airflow 3.3+ only
@@ -254,7 +331,12 @@ class MusicAICreateJobOperator(_MusicAIOperator):
             self.log.info("Music AI: creating a new job: %s", resolution.reason)
         ledger.record(resolution, None)
         self.job_id = self.hook.create_job(
-            self.name, self.workflow, self.workflow_params, metadata, idempotency_key=resolution.key
+            self.name,
+            self.workflow,
+            self.workflow_params,
+            metadata,
+            idempotency_key=resolution.key,
+            **self._copy(),
         )
         ledger.record(resolution, self.job_id)
         self.log.info("Music AI job %s created (workflow %s, name %r)", self.job_id, self.workflow, self.name)
@@ -270,6 +352,14 @@ class MusicAICreateJobOperator(_MusicAIOperator):
 
             raise MusicAIError(f"Task {self.task_id}: no Music AI job was created or reattached to wait on")
         return self.job_id
+
+    def _copy(self) -> dict[str, Any]:
+        """The hook's ``create_job`` arguments for ``copy_results_to``."""
+        return {
+            "copy_results_to": self.copy_results_to,
+            "copy_outputs": self.copy_outputs,
+            "storage_conn_id": self.storage_conn_id,
+        }
 
     def _defer(self, deadline: float | None) -> None:
         from airflow_provider_musicai.triggers.musicai import MusicAIJobTrigger
@@ -305,7 +395,8 @@ class MusicAICreateJobOperator(_MusicAIOperator):
         with self._no_paid_retry_of_bad_input():
             job = job_from_event(event)
         log_final_job(self.log, job)
-        return self._push_results(context, job)
+        finished: dict[str, Any] = self._finish(context, job)
+        return finished
 
     @contextmanager
     def _no_paid_retry_of_bad_input(self) -> Iterator[None]:
@@ -391,7 +482,9 @@ class MusicAIDownloadResultsOperator(_MusicAIOperator):
     """Download a SUCCEEDED job's result files into a local folder or an ``ObjectStoragePath``.
 
     URL-valued results become files named after their key (``vocals.wav``); other values (a key, a
-    bpm) go to ``result.json``.
+    bpm) go to ``result.json``. Outputs Music AI wrote to custom storage (``copy_results_to``) are
+    skipped. Asset outlets (Datasets on Airflow 2) get an event whose extra holds the job id and the
+    files written.
 
     :param job_id: a job id or a job document (templated).
     :param destination: a local folder, an fsspec URL or an ``ObjectStoragePath`` (templated).
@@ -423,4 +516,22 @@ class MusicAIDownloadResultsOperator(_MusicAIOperator):
             self.destination,
             ", ".join(f"{key} -> {path}" for key, path in sorted(written.items())) or "none",
         )
-        return {key: str(path) for key, path in written.items()}
+        from airflow_provider_musicai.lineage import record_asset_events
+
+        files = {key: str(path) for key, path in written.items()}
+        self._lineage_inputs = [f"musicai-result://{job_id}/{key}" for key in files]
+        self._lineage_outputs = list(dict.fromkeys(files.values()))
+        self._lineage_job = {"jobId": job_id}
+        record_asset_events(context, self.outlets, {"musicai_job_id": job_id, "files": files})
+        return files
+
+
+def _result_references(value: Any) -> list[str]:
+    """Every ``musicai-result://`` reference (an earlier job's output) in a job's params."""
+    if isinstance(value, str):
+        return [value] if value.startswith("musicai-result://") else []
+    if isinstance(value, Mapping):
+        return [ref for inner in value.values() for ref in _result_references(inner)]
+    if isinstance(value, (list, tuple)):
+        return [ref for inner in value for ref in _result_references(inner)]
+    return []

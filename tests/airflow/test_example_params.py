@@ -29,6 +29,7 @@ def test_the_examples_are_found() -> None:
         "example_musicai_decorator",
         "example_musicai_job_events",
         "example_musicai_sensor",
+        "example_musicai_stems_to_s3",
     ]
 
 

@@ -1,0 +1,145 @@
+"""``copy_results_to``: destinations per output, presigned https targets sent as given, copied
+outputs skipped by downloads, and the extra named when a storage provider is missing."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_musicai.exceptions import MusicAIConfigurationError
+from airflow_provider_musicai.hooks._copy_targets import (
+    CUSTOM_STORAGE,
+    CopyTarget,
+    copy_targets,
+    destinations,
+    presign,
+    with_destinations,
+)
+from airflow_provider_musicai.lineage import static_outlets, storage_uri
+from tests.helpers.hostile import HostileServer, Reply, Request
+
+STEMS = "music-ai/stems-vocals-accompaniment"
+
+
+def test_a_folder_gets_one_object_per_named_output() -> None:
+    targets = copy_targets("s3://aws_moto@bucket/stems", ["vocals", "accompaniments"])
+    assert destinations(targets) == {
+        "vocals": "s3://bucket/stems/vocals",
+        "accompaniments": "s3://bucket/stems/accompaniments",
+    }
+    assert {t.conn_id for t in targets.values()} == {"aws_moto"}
+
+
+def test_a_mapping_names_each_destination_and_the_default_connection_fills_in() -> None:
+    targets = copy_targets({"vocals": "gs://b/v.wav", "bpm": "s3://c@b2/bpm.txt"}, conn_id="fallback")
+    assert targets["vocals"] == CopyTarget("vocals", "gs://b/v.wav", "fallback")
+    assert targets["bpm"].conn_id == "c" and targets["bpm"].uri == "s3://b2/bpm.txt"
+
+
+def test_an_object_storage_path_like_value_carries_its_connection() -> None:
+    class Path_:
+        protocol, bucket, key, conn_id = "s3", "bucket", "p/q", "aws_x"
+
+    (target,) = copy_targets(Path_(), ["vocals"]).values()
+    assert target == CopyTarget("vocals", "s3://bucket/p/q/vocals", "aws_x")
+
+
+@pytest.mark.parametrize(
+    ("value", "outputs", "words"),
+    [
+        ("s3://bucket/stems/", None, "name the outputs"),
+        ("s3://bucket/stems/", "vocals", "name the outputs"),
+        ({"vocals": "s3://b/v"}, ["vocals"], "do not pass outputs"),
+        ({"vocals": "ftp://b/v"}, None, "unsupported destination ftp"),
+        ({"vocals": "s3://bucket/"}, None, "must name an object"),
+        ({"vocals": 3}, None, "must be URLs or ObjectStoragePath"),
+        ("https://host/folder?sig=s3cret", ["vocals"], "one object, not a folder"),
+    ],
+    ids=[
+        "folder-no-outputs",
+        "outputs-a-string",
+        "mapping-and-outputs",
+        "ftp",
+        "no-key",
+        "int",
+        "https-folder",
+    ],
+)
+def test_bad_destinations_are_named(value: Any, outputs: Any, words: str) -> None:
+    with pytest.raises(MusicAIConfigurationError, match=words) as info:
+        copy_targets(value, outputs)
+    assert "s3cret" not in str(info.value)
+
+
+def test_a_presigned_url_is_shown_without_its_signature_and_sent_as_given() -> None:
+    url = "https://bucket.example.com/v.wav?X-Amz-Signature=s3cret"
+    (target,) = copy_targets({"vocals": url}).values()
+    assert target.uri == "https://bucket.example.com/v.wav?<redacted>" and presign(target) == url
+
+
+def test_a_missing_storage_provider_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "airflow.providers.google.cloud.hooks.gcs", None)
+    monkeypatch.setitem(sys.modules, "airflow.providers.amazon.aws.hooks.s3", None)
+    for uri, extra in (("gs://b/k", "google"), ("s3://b/k", "amazon")):
+        (target,) = copy_targets({"vocals": uri}).values()
+        with pytest.raises(MusicAIConfigurationError, match=rf"airflow-provider-musicai\[{extra}\]"):
+            presign(target)
+
+
+def test_copied_outputs_show_their_destination() -> None:
+    targets = copy_targets({"vocals": "s3://b/v.wav"})
+    job = {"id": "j", "result": {"vocals": CUSTOM_STORAGE, "accompaniments": "musicai-result://j/acc"}}
+    assert with_destinations(job, targets)["result"] == {
+        "vocals": "s3://b/v.wav",
+        "accompaniments": "musicai-result://j/acc",
+    }
+
+
+def test_static_destinations_become_assets_templated_or_presigned_do_not() -> None:
+    assert [a.uri.rstrip("/") for a in static_outlets("s3://conn@bucket/stems/")] == ["s3://bucket/stems"]
+    assert [a.uri for a in static_outlets({"v": "s3://b/v", "a": "gs://g/a"})] == ["s3://b/v", "gs://g/a"]
+    assert static_outlets("s3://bucket/{{ ds }}/") == []
+    assert static_outlets({"v": "https://h/v?sig=s3cret"}) == []
+    assert storage_uri("https://h/v?sig=1") is None
+
+
+def test_outputs_are_put_to_a_presigned_url_and_skipped_by_downloads(
+    hook: Any, wav_file: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    with HostileServer(lambda request: Reply(200)) as server:
+        target = server.url("/bucket/vocals.wav?X-Amz-Signature=s3cret")
+        job_id = hook.create_job(
+            "n", STEMS, {"inputUrl": hook.upload_file(str(wav_file))}, copy_results_to={"vocals": target}
+        )
+        job = hook.wait_for_job(job_id, poll_interval=0.1, timeout=120)
+        (put,) = server.requests_to("PUT", "/bucket/vocals.wav")
+    assert job["result"]["vocals"] == CUSTOM_STORAGE and put.body[:4] == b"RIFF"
+    written = hook.download_results(job_id, str(tmp_path / "out"))
+    assert set(written) == {"accompaniments"}
+    assert not (tmp_path / "out" / "result.json").exists()
+    assert "s3cret" not in caplog.text
+
+
+def test_put_requests_carry_the_body_whole(hook: Any, wav_file: Path) -> None:
+    bodies: list[Request] = []
+
+    def answer(request: Request) -> Reply:
+        bodies.append(request)
+        return Reply(200)
+
+    with HostileServer(answer) as server:
+        job_id = hook.create_job(
+            "n",
+            STEMS,
+            {"inputUrl": hook.upload_file(str(wav_file))},
+            copy_results_to={"vocals": server.url("/v"), "accompaniments": server.url("/a")},
+        )
+        hook.wait_for_job(job_id, poll_interval=0.1, timeout=120)
+    assert sorted(r.path for r in bodies) == ["/a", "/v"]
+    assert all(int(r.headers["content-length"]) == len(r.body) > 44 for r in bodies)
