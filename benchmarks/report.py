@@ -357,7 +357,8 @@ def scale_headline(scale: dict[str, Any]) -> list[str]:
             f"{item['mode']}: **{item['requests_steady_cycle']}** requests/cycle while all are active "
             f"(busiest interval {item.get('requests_max_window', max(item['requests_per_window']))}), "
             f"RSS **+{item.get('rss_growth_mib', float('nan')):.0f} MiB**, "
-            f"CPU {_cpu_per_cycle(item):.2f} s/cycle, p99 delay {item['delay_p99']:.0f} s{cut}"
+            + (f"CPU {_cpu_per_cycle(item):.2f} s/cycle, " if "cpu_seconds" in item else "")
+            + f"p99 delay {item['delay_p99']:.0f} s{cut}"
         )
     return ["; ".join(parts), "as row 3: about 10,000 requests/cycle for a per-job poll"]
 
@@ -413,10 +414,10 @@ def scale_section(scale: dict[str, Any], restart: dict[str, Any] | None) -> list
                 f"{item['poll_interval']:.0f}",
                 item["events"],
                 item.get("requests_steady_cycle", "-"),
-                item.get("requests_max_window", max(item.get("requests_per_window", [0]))),
+                item.get("requests_max_window", "-"),
                 ", ".join(str(cycle) for cycle in cycles[:8]),
                 f"{item.get('rss_growth_mib', float('nan')):.0f}",
-                f"{_cpu_per_cycle(item):.2f}",
+                f"{_cpu_per_cycle(item):.2f}" if "cpu_seconds" in item else "-",
                 f"{item['delay_p99']:.0f}",
             )
         )
