@@ -253,14 +253,16 @@ class Deployment:
         else:
             self.env["AIRFLOW__CORE__EXECUTOR"] = "SequentialExecutor"
             self.commands = {"scheduler": ["scheduler"]}
-        for number in range(1, triggerers + 1):
-            self.commands["triggerer" if number == 1 else f"triggerer-{number}"] = ["triggerer"]
+        self.commands["triggerer"] = ["triggerer"]
+        for number in range(2, triggerers + 1):
+            # The first triggerer serves its logs on the trigger log port; on one host, only it can.
+            self.commands[f"triggerer-{number}"] = ["triggerer", "--skip-serve-logs"]
         if celery_broker_url is not None:
             self.env.update(
                 {
                     "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
                     "AIRFLOW__CELERY__BROKER_URL": celery_broker_url,
-                    "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + self.database_url.replace("+psycopg2", ""),
+                    "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + self.database_url,
                 }
             )
             for number in range(1, celery_workers + 1):
