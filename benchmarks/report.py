@@ -275,7 +275,9 @@ def _median(rows: list[Row], key: str) -> float:
     return statistics.median(found) if found else float("nan")
 
 
-def plot(points: dict[str, dict[int, list[Row]]], poll: float, out: Path) -> str:
+def plot(
+    points: dict[str, dict[int, list[Row]]], poll: float, out: Path, scale: list[Row] | None = None
+) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -296,6 +298,27 @@ def plot(points: dict[str, dict[int, list[Row]]], poll: float, out: Path) -> str
             ns, busiest, marker=marker, color=color, linestyle="--", alpha=0.5, label=f"{label}: busiest"
         )
         right.plot(ns, [_median(by_n[n], "delay_p99") for n in ns], marker=marker, color=color, label=label)
+    for item in scale or []:  # row 3b, measured alone at its own poll interval
+        label = f"row 3b, {item['mode']}, poll {item['poll_interval']:.0f} s"
+        marker = "*" if item["mode"] == "trigger" else "P"
+        left.plot(
+            [item["jobs"]],
+            [item["requests_steady_cycle"]],
+            marker=marker,
+            color="tab:green",
+            linestyle="none",
+            markersize=10,
+            label=label,
+        )
+        right.plot(
+            [item["jobs"]],
+            [item["delay_p99"]],
+            marker=marker,
+            color="tab:green",
+            linestyle="none",
+            markersize=10,
+            label=label,
+        )
     left.axhline(20, color="gray", linestyle=":", label="goal: 20 requests per cycle")
     right.axhline(
         poll + 1, color="gray", linestyle=":", label=f"goal: poll interval + 1 s = {poll + 1:.0f} s"
@@ -315,6 +338,91 @@ def plot(points: dict[str, dict[int, list[Row]]], poll: float, out: Path) -> str
     figure.savefig(out / name, dpi=110)
     plt.close(figure)
     return name
+
+
+# -- one triggerer at scale, triggerer restart ----------------------------------------------------
+
+
+def _cpu_per_cycle(item: Row) -> float:
+    cycles = sum(poller["cycles"] for poller in item.get("poller", [])) or 1
+    return float(item.get("cpu_seconds", float("nan"))) / cycles
+
+
+def scale_headline(scale: dict[str, Any]) -> list[str]:
+    """Row 3b: 10,000 deferred waits in one triggerer (create-job triggers and sensors)."""
+    parts = []
+    for item in scale["rows"]:
+        cut = " (cut off: >=)" if item.get("events_missing_at_cutoff") else ""
+        parts.append(
+            f"{item['mode']}: **{item['requests_steady_cycle']}** requests/cycle while all are active "
+            f"(busiest interval {item.get('requests_max_window', max(item['requests_per_window']))}), "
+            f"RSS **+{item.get('rss_growth_mib', float('nan')):.0f} MiB**, "
+            + (f"CPU {_cpu_per_cycle(item):.2f} s/cycle, " if "cpu_seconds" in item else "")
+            + f"p99 delay {item['delay_p99']:.0f} s{cut}"
+        )
+    return ["; ".join(parts), "as row 3: about 10,000 requests/cycle for a per-job poll"]
+
+
+def restart_headline(restart: dict[str, Any]) -> list[str]:
+    """Row 3c: the first poll cycle of a triggerer that takes over 10,000 deferred waits."""
+    parts = [
+        f"{item['mode']}: first cycle **{item['first_cycle_requests']}** requests "
+        f"({item['finished_before_start']} jobs finished while it was down)"
+        for item in restart["rows"]
+    ]
+    misses = [
+        f"{item['mode']}: {item['first_cycle_requests']} > pages + finished"
+        for item in restart["rows"]
+        if (item["first_cycle_requests"] or 0)
+        > -(-(item["jobs"] - item["finished_before_start"]) // 100) + 1 + item["finished_before_start"]
+    ]
+    return ["; ".join(parts), "one request per task: 10,000", verdict(misses)]
+
+
+def scale_section(scale: dict[str, Any], restart: dict[str, Any] | None) -> list[str]:
+    lines = [
+        "## 3b-3c. 10,000 deferred waits in one triggerer, and a triggerer restart",
+        "",
+        f"Run alone (not by `run.py`): `{scale['command']}`"
+        + (f" and `{restart['command']}`" if restart else "")
+        + f", {scale['started']}. The harness of row 3 (Airflow's `TriggerRunner` in one process).",
+        "",
+        *header(
+            "row",
+            "mode",
+            "jobs",
+            "poll (s)",
+            "events",
+            "requests/cycle, all active",
+            "busiest interval",
+            "requests per cycle (poller)",
+            "RSS growth (MiB)",
+            "CPU per cycle (s)",
+            "p99 delay (s)",
+        ),
+    ]
+    tables = [("3b", item) for item in scale["rows"]]
+    tables += [("3c", item) for item in (restart or {}).get("rows", [])]
+    for name, item in tables:
+        cycles = [cycle for poller in item.get("poller", []) for cycle in poller["requests_per_cycle"]]
+        cycles = cycles or item.get("requests_per_cycle", [])
+        lines.append(
+            row(
+                name,
+                item["mode"] + (f", {item['finished_before_start']} done first" if name == "3c" else ""),
+                item["jobs"],
+                f"{item['poll_interval']:.0f}",
+                item["events"],
+                item.get("requests_steady_cycle", "-"),
+                item.get("requests_max_window", "-"),
+                ", ".join(str(cycle) for cycle in cycles[:8]),
+                f"{item.get('rss_growth_mib', float('nan')):.0f}",
+                f"{_cpu_per_cycle(item):.2f}" if "cpu_seconds" in item else "-",
+                f"{item['delay_p99']:.0f}",
+            )
+        )
+    lines += ["", *scale.get("notes", []), ""]
+    return lines
 
 
 # -- DAG parsing, listing -----------------------------------------------------------------------
@@ -472,6 +580,14 @@ def write(results: dict[str, Any], out: Path) -> None:
         )
         what = f"{settings['wait_jobs']} jobs waited on at once, poll {poll:.0f} s"
         lines.append(row(3, what, *wait[:2], goal, wait[2]))
+    if "scale" in results:
+        scale = scale_headline(results["scale"])
+        lines.append(row("3b", "10,000 deferred waits in one triggerer", *scale, "-", "measured"))
+    if "restart" in results:
+        restart = restart_headline(results["restart"])
+        goal = "listing pages + jobs finished meanwhile, never one request per task"
+        what = "triggerer restart with 10,000 deferred tasks"
+        lines.append(row("3c", what, *restart[:2], goal, restart[2]))
     if "parse" in results:
         parse = parse_headline(results["parse"])
         lines.append(row(4, "DAG parsing: import operators + sensors", *parse[:2], "<= +25 ms", parse[2]))
@@ -482,7 +598,8 @@ def write(results: dict[str, Any], out: Path) -> None:
     lines.append("")
     points = sweep_points(results)
     if points:
-        lines += [f"![requests per poll cycle and p99 delay against jobs]({plot(points, poll, out)})", ""]
+        image = plot(points, poll, out, results.get("scale", {}).get("rows"))
+        lines += [f"![requests per poll cycle and p99 delay against jobs]({image})", ""]
     if ANALYSIS.exists():
         lines += [ANALYSIS.read_text().rstrip(), ""]
     if "transfers" in results:
@@ -491,6 +608,8 @@ def write(results: dict[str, Any], out: Path) -> None:
         lines += wait_section(results["wait"], settings["wait_jobs"], poll)
     if points:
         lines += sweep_section(points)
+    if "scale" in results:
+        lines += scale_section(results["scale"], results.get("restart"))
     if "parse" in results:
         lines += parse_section(results["parse"])
     if "listing" in results:

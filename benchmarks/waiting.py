@@ -329,8 +329,13 @@ def run_wait(
     env: dict[str, str],
     input_url: str,
     log: Callable[[str], None],
+    finished_before: float = 0.0,
 ) -> dict[str, Any]:
-    """One measured wait of ``n`` jobs by ``mode``; returns the figures of that run."""
+    """One measured wait of ``n`` jobs by ``mode``; returns the figures of that run.
+
+    ``finished_before`` (a fraction of ``n``) models a triggerer restart: that share of the jobs
+    finish while no triggerer runs, and a fresh process then starts every trigger at once, as a
+    restarted triggerer does with the deferred tasks it finds in the database."""
     emu.admin.reset(blobs=False)
     # Long enough for every way that keeps up; a way that falls behind is cut off and its missing
     # events count as delays of at least (end - completedAt).
@@ -373,6 +378,9 @@ def run_wait(
             log(f"  (creating {n} jobs took {created - setup:.1f}s, {created - start_at:.1f}s past the plan)")
             start_at = created
         time.sleep(max(0.0, start_at - time.time()))
+        finished = jobs[: round(n * finished_before)]
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda job: emu.admin.complete_job(job["id"]), finished))
         with CounterSampler(emu.admin) as counters, ProcessSampler(emu.pid, every=1.0) as emulator:
             start_at = time.time()
             process.stdin.write(json.dumps(jobs) + "\n")
@@ -390,6 +398,7 @@ def run_wait(
     outcome = json.loads(lines[-1][len("RESULT ") :])
     row = _summarise(emu, mode, n, poll, jobs, start_at, outcome, counters, emulator)
     row["other_load_cores"] = other_load(start_at, outcome["ended"])
+    row["finished_before_start"] = len(finished)
     return row
 
 
@@ -501,11 +510,67 @@ def sensors(argv: list[str]) -> None:
                             "requests_steady_cycle",
                             "requests_per_window",
                             "requests_total",
+                            "requests_max_window",
                             "delay_p99",
+                            "events_missing_at_cutoff",
+                            "rss_growth_mib",
+                            "cpu_seconds",
                             "poller",
                         )
                     }
                 )
+    print(json.dumps(rows, indent=1))
+
+
+def restart(argv: list[str]) -> None:
+    """The restart row: a fresh triggerer process takes over N deferred waits of which a share
+    finished while it was down; how many requests its first poll cycle makes."""
+    import tempfile
+
+    from common import airflow_env
+    from run import _input_url, _wait_line
+
+    from airflow_provider_musicai.testing import EmulatorServer
+
+    parser = argparse.ArgumentParser(prog="waiting.py restart")
+    parser.add_argument("--jobs", type=int, default=10_000)
+    parser.add_argument("--poll", type=float, default=5.0)
+    parser.add_argument("--finished", type=float, default=0.1, help="share finished while down")
+    parser.add_argument("--modes", nargs="+", choices=SENSOR_MODES + MODES, default=["trigger", "sensor"])
+    args = parser.parse_args(argv)
+    env = airflow_env(Path(tempfile.mkdtemp(prefix="musicai-bench-restart-")))
+    os.environ.update(env)
+    rows = []
+    with EmulatorServer() as emu:
+        input_url = _input_url(emu)
+        for mode in args.modes:
+            print(f"restart: {args.jobs} jobs, {mode}", file=sys.stderr, flush=True)
+            row = run_wait(
+                emu,
+                mode,
+                args.jobs,
+                args.poll,
+                env,
+                input_url,
+                lambda line: print(line, file=sys.stderr),
+                finished_before=args.finished,
+            )
+            print(_wait_line(row), file=sys.stderr, flush=True)
+            cycles = [cycle for poller in row["poller"] for cycle in poller["requests_per_cycle"]]
+            rows.append(
+                {
+                    "mode": mode,
+                    "jobs": args.jobs,
+                    "poll_interval": args.poll,
+                    "finished_before_start": row["finished_before_start"],
+                    "first_cycle_requests": cycles[0] if cycles else None,
+                    "requests_per_cycle": cycles,
+                    "events": row["events"],
+                    "rss_growth_mib": row["rss_growth_mib"],
+                    "cpu_seconds": row["cpu_seconds"],
+                    "delay_p99": row["delay_p99"],
+                }
+            )
     print(json.dumps(rows, indent=1))
 
 
@@ -514,7 +579,10 @@ if __name__ == "__main__":
         worker(sys.argv[2:])
     elif sys.argv[1:2] == ["sensors"]:
         sensors(sys.argv[2:])
+    elif sys.argv[1:2] == ["restart"]:
+        restart(sys.argv[2:])
     else:
         sys.exit(
-            "usage: waiting.py worker ... | waiting.py sensors [--jobs N ...] (or run benchmarks/run.py)"
+            "usage: waiting.py worker ... | waiting.py sensors [--jobs N ...] | waiting.py restart [--jobs N]"
+            " (or run benchmarks/run.py)"
         )

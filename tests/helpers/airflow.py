@@ -3,10 +3,12 @@ and :class:`Deployment`, a private Airflow running as real processes (scheduler,
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -179,12 +181,28 @@ def free_port() -> int:
 class Deployment:
     """A private Airflow: its environment, its processes and a read-only view of its database."""
 
-    def __init__(self, home: Path, connection: str) -> None:
+    def __init__(
+        self,
+        home: Path,
+        connection: str,
+        *,
+        dag_files: tuple[Path, ...] = (INTEGRATION_DAGS / "musicai_integration_dag.py",),
+        database_url: str | None = None,
+        celery_broker_url: str | None = None,
+        celery_workers: int = 2,
+        triggerers: int = 1,
+    ) -> None:
+        """SQLite and the Local (Airflow 3) or Sequential (Airflow 2) executor by default; with
+        ``database_url`` (PostgreSQL) and ``celery_broker_url`` (Redis), the CeleryExecutor with
+        ``celery_workers`` workers. ``triggerers`` triggerer processes: ``triggerer``,
+        ``triggerer-2``..."""
         self.home = home
         self.db = home / "airflow.db"
+        self.database_url = database_url or f"sqlite:///{self.db}"
         dags = home / "dags"
         dags.mkdir(parents=True)
-        shutil.copy(INTEGRATION_DAGS / "musicai_integration_dag.py", dags)
+        for dag_file in dag_files:
+            shutil.copy(dag_file, dags)
         self.env = {
             key: value
             for key, value in os.environ.items()
@@ -193,7 +211,7 @@ class Deployment:
         self.env.update(
             {
                 "AIRFLOW_HOME": str(home),
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.db}",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.database_url,
                 "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
@@ -231,11 +249,30 @@ class Deployment:
                 ],
                 "dag-processor": ["dag-processor"],
                 "scheduler": ["scheduler"],
-                "triggerer": ["triggerer"],
             }
         else:
             self.env["AIRFLOW__CORE__EXECUTOR"] = "SequentialExecutor"
-            self.commands = {"scheduler": ["scheduler"], "triggerer": ["triggerer"]}
+            self.commands = {"scheduler": ["scheduler"]}
+        self.commands["triggerer"] = ["triggerer"]
+        for number in range(2, triggerers + 1):
+            # The first triggerer serves its logs on the trigger log port; on one host, only it can.
+            self.commands[f"triggerer-{number}"] = ["triggerer", "--skip-serve-logs"]
+        if celery_broker_url is not None:
+            self.env.update(
+                {
+                    "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+                    "AIRFLOW__CELERY__BROKER_URL": celery_broker_url,
+                    "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + self.database_url,
+                }
+            )
+            for number in range(1, celery_workers + 1):
+                self.commands[f"celery-worker-{number}"] = [
+                    "celery",
+                    "worker",
+                    "--celery-hostname",
+                    f"worker{number}@%h",
+                    "--skip-serve-logs",
+                ]
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
     def cli(self, *args: str, timeout: float = 180) -> str:
@@ -265,13 +302,37 @@ class Deployment:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, 9)
                 process.wait(5)
+        for process in self.processes.values():
+            with contextlib.suppress(ProcessLookupError):  # what its children left in its group
+                os.killpg(process.pid, signal.SIGKILL)
 
     def logs(self) -> str:
         """Every process log and every task log."""
         files = [*self.home.glob("*.log"), *(self.home / "logs").rglob("*.log")]
         return "\n".join(path.read_text(errors="replace") for path in files if path.is_file())
 
+    def kill(self, name: str) -> None:
+        """SIGKILL ``name``'s whole process group (a crash: nothing is cleaned up)."""
+        process = self.processes[name]
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(30)
+
     def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        """Rows of ``sql`` (``?`` placeholders), read-only, on SQLite or PostgreSQL."""
+        if self.database_url.startswith("postgresql"):
+            import psycopg2
+
+            connection = psycopg2.connect(self.database_url.replace("+psycopg2", ""))
+            try:
+                connection.set_session(readonly=True, autocommit=True)
+                with connection.cursor() as cursor:
+                    try:
+                        cursor.execute(sql.replace("?", "%s"), params)
+                    except psycopg2.errors.UndefinedTable:  # not created yet
+                        return []
+                    return [tuple(row) for row in cursor.fetchall()]
+            finally:
+                connection.close()
         with sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=10) as db:
             try:
                 return db.execute(sql, params).fetchall()

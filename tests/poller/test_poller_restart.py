@@ -1,0 +1,58 @@
+"""A restarted triggerer hands the poller its deferred tasks in batches (``[triggerer]
+max_trigger_to_select_per_loop``), while the first listing is already under way: the waiters that
+arrive during a listing must wait for the next one, not be fetched one request each."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import pytest
+
+from airflow_provider_musicai.triggers._poller import SharedJobPoller
+from tests.helpers.hostile import HostileServer, Reply, Request
+from tests.helpers.hostile_hook import arun, hostile_hook
+from tests.poller.test_hostile_poller import FakeAPI
+
+
+class GatedListing(FakeAPI):
+    """The first listing is held until the test lets it go."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(count)
+        self.listing = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, request: Request) -> Reply:
+        if request.path.endswith("/job") and not self.release.is_set():
+            self.listing.set()
+            self.release.wait(60)
+        return super().__call__(request)
+
+
+def test_waiters_arriving_during_a_listing_are_not_fetched_one_by_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    api = GatedListing(40)
+    jobs = sorted(api.status)
+    with HostileServer(api) as server:
+        poller = SharedJobPoller(hostile_hook(monkeypatch, server.url("/v1")), 0.05)
+
+        async def scenario() -> list[dict[str, Any]]:
+            first = asyncio.ensure_future(poller.wait(jobs[0], "wf"))
+            while not api.listing.is_set():  # the first cycle's listing is in flight
+                await asyncio.sleep(0.01)
+            rest = [asyncio.ensure_future(poller.wait(job_id, "wf")) for job_id in jobs[1:]]
+            await asyncio.sleep(0.05)  # every newcomer registered
+            api.release.set()
+            while poller.stats.cycles < 3:
+                await asyncio.sleep(0.01)
+            # Every job is still QUEUED and the listings saw them all: not one single-job read.
+            assert poller.stats.job_requests == 0
+            api.finish_all()
+            return list(await asyncio.wait_for(asyncio.gather(first, *rest), 60))
+
+        done = arun(scenario())
+    assert {job["status"] for job in done} == {"SUCCEEDED"}
+    assert poller.stats.job_requests == 40  # one read per finished job, to hand over its document
