@@ -114,13 +114,25 @@ def get_provider_info() -> dict[str, Any]:
             {"integration-name": "Music AI", "python-modules": ["airflow_provider_musicai.hooks.musicai"]}
         ],
         "operators": [
-            {"integration-name": "Music AI", "python-modules": ["airflow_provider_musicai.operators.musicai"]}
+            {
+                "integration-name": "Music AI",
+                "python-modules": [
+                    "airflow_provider_musicai.operators.musicai",
+                    "airflow_provider_musicai.operators.catalog",
+                ],
+            }
         ],
         "sensors": [
             {"integration-name": "Music AI", "python-modules": ["airflow_provider_musicai.sensors.musicai"]}
         ],
         "triggers": [
-            {"integration-name": "Music AI", "python-modules": ["airflow_provider_musicai.triggers.musicai"]}
+            {
+                "integration-name": "Music AI",
+                "python-modules": [
+                    "airflow_provider_musicai.triggers.musicai",
+                    "airflow_provider_musicai.triggers.catalog",
+                ],
+            }
         ],
         "extra-links": ["airflow_provider_musicai.links.MusicAIJobLink"],
         "connection-types": [

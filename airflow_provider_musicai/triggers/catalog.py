@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_musicai.hooks._redact import printable
+
+if TYPE_CHECKING:
+    from airflow_provider_musicai.triggers._poller import SharedJobPoller
 
 
 def track_outcome(job: Mapping[str, Any]) -> dict[str, Any]:
@@ -113,19 +116,26 @@ class MusicAICatalogTrigger(BaseTrigger):
             asyncio.ensure_future(poller.wait(job_id, self.workflow)): job_id for job_id in self.job_ids
         }
         try:
-            yield await self._collect(waits)
+            yield await self._collect(waits, poller)
         finally:
             for wait in waits:
                 wait.cancel()
 
-    async def _collect(self, waits: dict[asyncio.Future[dict[str, Any]], str]) -> TriggerEvent:
+    async def _collect(
+        self, waits: dict[asyncio.Future[dict[str, Any]], str], poller: SharedJobPoller
+    ) -> TriggerEvent:
         from airflow_provider_musicai.exceptions import MusicAINotFoundError
 
         finished: dict[str, dict[str, Any]] = {}
         pending = set(waits)
         while pending and len(finished) < self.min_finished:
+            cycle = poller.stats.cycles
             done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            await asyncio.sleep(0)  # the poller resolves a whole cycle at once: take all of it
+            # A cycle confirms its finished jobs concurrently: take the whole cycle, or the jobs
+            # confirmed after the event would be fetched again by the next trigger.
+            while pending and poller.stats.cycles == cycle and poller.waiting:
+                more, pending = await asyncio.wait(pending, timeout=0.05)
+                done |= more
             done |= {wait for wait in pending if wait.done()}
             pending -= done
             for wait in done:
