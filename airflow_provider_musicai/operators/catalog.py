@@ -10,8 +10,9 @@ triggerer's shared poller), waking to record finished tracks and top the window 
 What survives a wake-up or a retry, and where:
 
 * the manifest (JSON Lines parts, see :mod:`._catalog`): every finished track;
-* the deferral's ``next_kwargs``: the cursor in the sorted catalog and the in-flight window
-  (``{job id: track}``, at most ``max_in_flight`` entries) - never the catalog itself;
+* the trigger's ``carry``, handed back in its event: the cursor in the sorted catalog, the counts
+  and the in-flight window (``{job id: track}``, at most ``max_in_flight`` entries) - never the
+  catalog itself;
 * each job's idempotency key ``<task instance key>-t<track digest>``: a new try lists the
   workflow's jobs once, reattaches to the running ones and records the finished ones, so no track
   ever gets a second job; on Airflow 3.3 the task state store says whether that scan is needed.
@@ -153,8 +154,13 @@ class MusicAICatalogOperator(_MusicAIOperator):
         from airflow_provider_musicai.exceptions import MusicAIError
         from airflow_provider_musicai.operators._catalog import Manifest
 
+        if isinstance(event, Mapping) and state is None:
+            state = event.get("carry")
         if not isinstance(event, Mapping) or not isinstance(state, Mapping):
-            raise MusicAIError(f"Unexpected wake-up of the Music AI catalog run: {event!r:.200}")
+            raise MusicAIError(
+                f"Unexpected wake-up of the Music AI catalog run: state {type(state).__name__}, "
+                f"event {event!r:.200}"
+            )
         run = dict(state)
         tracks = self._tracks()
         manifest = Manifest(self._manifest_folder(context))
@@ -252,9 +258,9 @@ class MusicAICatalogOperator(_MusicAIOperator):
                 musicai_conn_id=self.musicai_conn_id,
                 poll_interval=self.poll_interval,
                 delete_on_kill=self.delete_on_kill,
+                carry=run,
             ),
             method_name="execute_complete",
-            kwargs={"state": run},
         )
 
     def _wait_here(self, window: Mapping[str, str]) -> dict[str, dict[str, Any]]:

@@ -8,7 +8,7 @@ triggerer's shared poller (``_poller.py``): one listing per 100 active jobs per 
 Event::
 
     {"status": "finished" | "error", "finished": {job_id: {"status", "result", "error"}},
-     "message": str}
+     "message": str, "carry": dict | None}
 
 ``result`` is the job's result with URL values as ``musicai-result://`` references (no signed
 URL ever reaches the event); ``error`` is ``{"code", "title", "message"}`` of a FAILED job.
@@ -67,6 +67,8 @@ class MusicAICatalogTrigger(BaseTrigger):
     :param max_consecutive_errors: transient poll failures tolerated in a row.
     :param delete_on_kill: on Airflow 3.3+, delete the window's running jobs when a user kills the
         deferred task (a triggerer restart never deletes anything).
+    :param carry: the waiting task's own small state (its cursor and window), handed back as the
+        event's ``carry``: Airflow's ``dag.test()`` drops a deferral's ``next_kwargs``.
     """
 
     def __init__(
@@ -78,6 +80,7 @@ class MusicAICatalogTrigger(BaseTrigger):
         poll_interval: float = 10.0,
         max_consecutive_errors: int = 5,
         delete_on_kill: bool = False,
+        carry: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.job_ids = list(dict.fromkeys(job_ids))
@@ -87,6 +90,7 @@ class MusicAICatalogTrigger(BaseTrigger):
         self.poll_interval = float(poll_interval)
         self.max_consecutive_errors = int(max_consecutive_errors)
         self.delete_on_kill = bool(delete_on_kill)
+        self.carry = carry
         self._finished: set[str] = set()
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -101,6 +105,7 @@ class MusicAICatalogTrigger(BaseTrigger):
                 "poll_interval": self.poll_interval,
                 "max_consecutive_errors": self.max_consecutive_errors,
                 "delete_on_kill": self.delete_on_kill,
+                "carry": self.carry,
             },
         )
 
@@ -148,12 +153,14 @@ class MusicAICatalogTrigger(BaseTrigger):
                 except Exception as exc:
                     message = f"Polling Music AI job {job_id} failed: {type(exc).__name__}: {exc}"
                     self.log.warning("%s", message)
-                    return TriggerEvent(  # type: ignore[no-untyped-call]
-                        {"status": "error", "finished": finished, "message": message}
-                    )
+                    return self._event("error", finished, message)
         message = f"{len(finished)} Music AI catalog job(s) finished, {len(pending)} still running"
         self.log.info("%s", message)
-        return TriggerEvent({"status": "finished", "finished": finished, "message": message})  # type: ignore[no-untyped-call]
+        return self._event("finished", finished, message)
+
+    def _event(self, status: str, finished: dict[str, dict[str, Any]], message: str) -> TriggerEvent:
+        payload = {"status": status, "finished": finished, "message": message, "carry": self.carry}
+        return TriggerEvent(payload)  # type: ignore[no-untyped-call]
 
     async def on_kill(self) -> None:
         """Airflow 3.3+: the user killed the deferred task; delete the running jobs if asked to."""

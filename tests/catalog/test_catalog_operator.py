@@ -150,8 +150,9 @@ def test_deferred_one_trigger_holds_only_the_window(
     assert (summary["total"], summary["succeeded"]) == (30, 30)
     assert musicai.admin.counters()["jobs_created"] == 30
     assert len(triggers) >= 6
-    assert all(len(kwargs["job_ids"]) <= 5 for _, kwargs in triggers)
-    assert "track" not in json.dumps(triggers) and "http" not in json.dumps(triggers)
+    assert all(len(kwargs["job_ids"]) <= 5 and len(kwargs["carry"]["window"]) <= 5 for _, kwargs in triggers)
+    assert all(len(json.dumps(kwargs)) < 2_000 for _, kwargs in triggers)  # the window, not the catalog
+    assert "http" not in json.dumps(triggers)
 
 
 def test_copy_results_to_places_each_track_in_its_folder(
