@@ -56,7 +56,11 @@ def main() -> None:
 
 
 def run(args: argparse.Namespace, folder: Path, manifest: Path, emu: Any) -> dict[str, Any]:
+    import logging
+
     from airflow.providers.common.compat.sdk import TaskDeferred
+
+    logging.disable(logging.INFO)  # a line per request would cost more CPU than the run itself
 
     from airflow_provider_musicai.operators.catalog import MusicAICatalogOperator
 
