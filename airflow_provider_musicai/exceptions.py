@@ -159,3 +159,18 @@ class MusicAIJobsFailedError(MusicAIError):
 
     def __reduce__(self) -> Any:
         return (type(self), (self.failures,))
+
+
+class MusicAICatalogFailedError(MusicAIError, AirflowFailException):
+    """More tracks of a catalog run failed than ``max_failed_fraction`` allows. Every track was
+    tried and recorded in the manifest; a retry would find them all finished, so it is not retried."""
+
+    def __init__(self, failed: int, total: int, allowed: float, manifest: str) -> None:
+        self.failed, self.total, self.allowed, self.manifest = failed, total, allowed, manifest
+        super().__init__(
+            f"{failed} of {total} catalog track(s) failed ({failed / max(total, 1):.1%}, more than the "
+            f"{allowed:.1%} max_failed_fraction allows); see the manifest {manifest}"
+        )
+
+    def __reduce__(self) -> Any:
+        return (type(self), (self.failed, self.total, self.allowed, self.manifest))

@@ -119,7 +119,13 @@ def get_provider_info() -> dict[str, Any]:
             {"integration-name": "Music AI", "python-modules": ["airflow_provider_musicai.hooks.musicai"]}
         ],
         "operators": [
-            {"integration-name": "Music AI", "python-modules": ["airflow_provider_musicai.operators.musicai"]}
+            {
+                "integration-name": "Music AI",
+                "python-modules": [
+                    "airflow_provider_musicai.operators.musicai",
+                    "airflow_provider_musicai.operators.catalog",
+                ],
+            }
         ],
         "sensors": [
             {"integration-name": "Music AI", "python-modules": ["airflow_provider_musicai.sensors.musicai"]}
@@ -130,6 +136,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [
                     "airflow_provider_musicai.triggers.musicai",
                     "airflow_provider_musicai.triggers.events",
+                    "airflow_provider_musicai.triggers.catalog",
                 ],
             }
         ],

@@ -98,7 +98,8 @@ class EmulatorAdmin:
         return list(self._call("GET", "/workflows")["workflows"])
 
     def declare_workflow(self, declaration: Mapping[str, Any]) -> dict[str, Any]:
-        """Declare (or replace) a workflow (see :mod:`.catalog` for the shape); until a config reset."""
+        """Declare (or replace) a workflow until a config reset (see
+        :mod:`~airflow_provider_musicai.testing.emulator.catalog` for the shape)."""
         return dict(self._call("POST", "/workflows", declaration))
 
     def remove_workflow(self, slug: str) -> None:

@@ -1,0 +1,117 @@
+"""The two stores of a catalog run: its sources (listed) and its manifest (JSON Lines parts).
+
+Sources are a list, or every file under a folder/prefix (local path, fsspec URL or
+``ObjectStoragePath``), in sorted order so that a position in the catalog (the run's cursor) means
+the same track in every worker call. A track's *name* is its path relative to the folder (or the
+source itself, for a list): it derives the idempotency key and the per-track output folder.
+
+The manifest is a folder of ``part-*.jsonl`` files, each written whole (object stores have no
+append), one line per finished track: ``{"source", "job_id", "status", "outputs", "error"}``.
+Reading every part gives the finished tracks when a new try resumes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import posixpath
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+#: Files under a catalog folder that are never tracks: hidden files and ``_``-prefixed folders
+#: (the default manifest lives in ``_musicai_manifest``).
+_SKIPPED_PREFIXES = (".", "_")
+
+
+@dataclass(frozen=True)
+class Track:
+    """One catalog entry: ``name`` identifies it, ``source`` is what is uploaded."""
+
+    name: str
+    source: Any
+
+    @property
+    def digest(self) -> str:
+        """20 hex digits of the name's SHA-256: the track's part of its idempotency key."""
+        return hashlib.sha256(self.name.encode()).hexdigest()[:20]
+
+    @property
+    def stem(self) -> str:
+        """The track's output folder name: its relative path without the extension."""
+        root, _ = posixpath.splitext(self.name.replace("\\", "/").split("://", 1)[-1].lstrip("/"))
+        return root or self.digest
+
+
+def _fs_and_root(folder: Any) -> tuple[Any, str, Any]:
+    """``(filesystem, root path, joiner)`` of a folder given as a path, URL or ObjectStoragePath."""
+    if hasattr(folder, "fs") and hasattr(folder, "path"):  # ObjectStoragePath keeps its conn_id
+        return folder.fs, str(folder.path), folder
+    import fsspec
+
+    text = str(folder)
+    fs, root = fsspec.core.url_to_fs(text)
+    return fs, str(root), text
+
+
+def list_tracks(sources: Any) -> list[Track]:
+    """Every track of ``sources`` (a list, or a folder listed recursively), in a stable order."""
+    if isinstance(sources, (list, tuple)):
+        tracks = [Track(name=str(source), source=source) for source in sources]
+        return sorted(dict((t.name, t) for t in tracks).values(), key=lambda t: t.name)
+    fs, root, base = _fs_and_root(sources)
+    root = root.rstrip("/")
+    tracks = []
+    for path in sorted(fs.find(root)):
+        relative = str(path)[len(root) :].lstrip("/")
+        if not relative or any(part.startswith(_SKIPPED_PREFIXES) for part in relative.split("/")):
+            continue
+        source = base / relative if not isinstance(base, str) else f"{base.rstrip('/')}/{relative}"
+        tracks.append(Track(name=relative, source=source))
+    return tracks
+
+
+def join(folder: Any, *parts: str) -> Any:
+    """``folder/part/...`` for a local path, an fsspec URL or an ``ObjectStoragePath``."""
+    if not isinstance(folder, str):
+        for part in parts:
+            folder = folder / part
+        return folder
+    return "/".join([folder.rstrip("/"), *parts])
+
+
+class Manifest:
+    """A folder of JSON Lines parts, one line per finished track."""
+
+    def __init__(self, folder: Any) -> None:
+        self.folder = folder
+        self.fs, self.root, _ = _fs_and_root(folder)
+        self.root = self.root.rstrip("/")
+
+    def __str__(self) -> str:
+        return str(self.folder)
+
+    def write(self, records: Sequence[dict[str, Any]]) -> str | None:
+        """Write ``records`` as one new part (whole, then renamed into place); return its path."""
+        if not records:
+            return None
+        self.fs.makedirs(self.root, exist_ok=True)
+        name = f"part-{time.time_ns():020d}.jsonl"
+        path = f"{self.root}/{name}"
+        data = "".join(json.dumps(record, sort_keys=True, default=str) + "\n" for record in records)
+        staging = f"{self.root}/.{name}.tmp"
+        self.fs.pipe_file(staging, data.encode())
+        self.fs.mv(staging, path)
+        return path
+
+    def read(self) -> Iterator[dict[str, Any]]:
+        """Every record of every part, oldest part first (a later record of a track wins)."""
+        if not self.fs.exists(self.root):
+            return
+        for path in sorted(self.fs.find(self.root)):
+            if not posixpath.basename(str(path)).startswith("part-"):
+                continue
+            for line in self.fs.cat_file(path).decode().splitlines():
+                if line.strip():
+                    yield json.loads(line)

@@ -1,0 +1,483 @@
+"""Process a whole catalog in one task: one Music AI job per track, exactly once, at any size.
+
+A mapped task per track stops scaling at ``[core] max_map_length`` (1,024) and costs a scheduler
+row, a worker slot and a trigger per track. :class:`MusicAICatalogOperator` keeps the catalog in
+one task instance: it uploads and creates jobs with bounded concurrency, keeps at most
+``max_in_flight`` jobs running, and waits deferred on one trigger for the whole window
+(:class:`~airflow_provider_musicai.triggers.catalog.MusicAICatalogTrigger`, through the
+triggerer's shared poller), waking to record finished tracks and top the window up.
+
+What survives a wake-up or a retry, and where:
+
+* the manifest (JSON Lines parts, see :mod:`._catalog`): every finished track;
+* the trigger's ``carry``, handed back in its event: the cursor in the sorted catalog, the counts
+  and the in-flight window (``{job id: track}``, at most ``max_in_flight`` entries) - never the
+  catalog itself;
+* each job's idempotency key ``<task instance key>-t<track digest>``: a new try lists the
+  workflow's jobs once, reattaches to the running ones and records the finished ones, so no track
+  ever gets a second job; on Airflow 3.3 the task state store says whether that scan is needed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import conf
+
+from airflow_provider_musicai.operators.musicai import _MusicAIOperator
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Context
+
+    from airflow_provider_musicai.operators._catalog import Manifest, Track
+    from airflow_provider_musicai.operators._reattach import TaskIdentity
+
+#: Key of the catalog run's record in Airflow 3.3's task state store.
+STATE_STORE_KEY = "musicai_catalog"
+#: The placeholder the ``workflow_params`` template puts each track's uploaded URL in.
+SOURCE_PLACEHOLDER = "{source}"
+#: Error codes of tracks that failed before a job existed.
+BAD_SOURCE = "BAD_SOURCE"
+
+
+def place(template: Any, url: str) -> Any:
+    """``template`` with every ``"{source}"`` string replaced by the track's URL."""
+    if isinstance(template, str):
+        return url if template == SOURCE_PLACEHOLDER else template
+    if isinstance(template, Mapping):
+        return {key: place(value, url) for key, value in template.items()}
+    if isinstance(template, list):
+        return [place(value, url) for value in template]
+    return template
+
+
+class MusicAICatalogOperator(_MusicAIOperator):
+    """Run ``workflow`` on every track of a catalog, one job per track, in one task instance.
+
+    Returns (XCom ``return_value``) a summary: ``{"total", "succeeded", "failed", "manifest"}``;
+    the per-track outcome is in the manifest, one JSON line per track:
+    ``{"source", "job_id", "status", "outputs", "error"}`` (outputs are downloaded paths, the
+    ``copy_results_to`` folder, or ``musicai-result://`` references - never a signed URL).
+
+    :param sources: a list of files (paths, fsspec URLs, ``ObjectStoragePath``), or a folder/prefix
+        whose files (recursively, in sorted order; names starting with ``.`` or ``_`` skipped) are
+        the catalog (templated).
+    :param workflow: the workflow slug (templated).
+    :param workflow_params: the params template: every ``"{source}"`` value becomes the track's
+        uploaded URL, e.g. ``{"inputUrl": "{source}"}`` (templated).
+    :param destination: a folder to download each track's results into, ``<destination>/<track>/``
+        (templated).
+    :param copy_results_to: a folder under which Music AI itself writes each track's outputs,
+        ``<copy_results_to>/<track>/`` (the hook's ``create_job(copy_results_to=...)``; templated).
+    :param manifest: the manifest folder; defaults to ``<destination or copy_results_to>/
+        _musicai_manifest/<dag>/<run>/<task>`` (templated).
+    :param max_in_flight: jobs running at once (Music AI plans limit concurrent jobs).
+    :param upload_concurrency: uploads (and job creations) at once.
+    :param max_failed_fraction: the share of failed tracks the task tolerates (0: any failure
+        fails the task, after every track was tried).
+    :param deferrable: wait in the triggerer; defaults to ``[operators] default_deferrable``.
+    :param poll_interval: seconds between two poll cycles.
+    :param delete_on_kill: delete the running jobs when the task is killed.
+    :param delete_after: delete each job once its outcome is recorded (and its results copied).
+    :param musicai_conn_id: Airflow connection of type ``musicai``.
+    """
+
+    template_fields: Sequence[str] = (
+        "sources",
+        "workflow",
+        "workflow_params",
+        "destination",
+        "copy_results_to",
+        "manifest",
+        "musicai_conn_id",
+    )
+    template_fields_renderers = {"workflow_params": "json"}
+    ui_color = "#c89be8"
+
+    def __init__(
+        self,
+        *,
+        sources: Any,
+        workflow: str,
+        workflow_params: Mapping[str, Any] | None = None,
+        destination: Any = None,
+        copy_results_to: Any = None,
+        manifest: Any = None,
+        max_in_flight: int = 50,
+        upload_concurrency: int = 4,
+        max_failed_fraction: float = 0.0,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        poll_interval: float = 10.0,
+        delete_on_kill: bool = True,
+        delete_after: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.sources = sources
+        self.workflow = workflow
+        self.workflow_params = dict(workflow_params or {"inputUrl": SOURCE_PLACEHOLDER})
+        self.destination = destination
+        self.copy_results_to = copy_results_to
+        self.manifest = manifest
+        self.max_in_flight = int(max_in_flight)
+        self.upload_concurrency = int(upload_concurrency)
+        self.max_failed_fraction = float(max_failed_fraction)
+        self.deferrable = deferrable
+        self.poll_interval = float(poll_interval)
+        self.delete_on_kill = delete_on_kill
+        self.delete_after = delete_after
+        self.window: dict[str, str] = {}
+        if self.max_in_flight < 1 or self.upload_concurrency < 1:
+            raise ValueError("max_in_flight and upload_concurrency must be >= 1")
+        if not 0.0 <= self.max_failed_fraction <= 1.0:
+            raise ValueError(f"max_failed_fraction must be within [0, 1], got {max_failed_fraction}")
+        if poll_interval <= 0:
+            raise ValueError(f"poll_interval must be > 0 seconds, got {poll_interval}")
+
+    # -- entry points -----------------------------------------------------------------------
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_musicai.operators._catalog import Manifest
+
+        tracks = self._tracks()
+        manifest = Manifest(self._manifest_folder(context))
+        state = self._resume(context, tracks, manifest)
+        return self._drive(context, tracks, manifest, state)
+
+    def execute_complete(
+        self, context: Context, event: dict[str, Any] | None = None, state: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Wake-up after the trigger fired: record the finished jobs, top up, defer again or end."""
+        from airflow_provider_musicai.exceptions import MusicAIError
+        from airflow_provider_musicai.operators._catalog import Manifest
+
+        if isinstance(event, Mapping) and state is None:
+            state = event.get("carry")
+        if not isinstance(event, Mapping) or not isinstance(state, Mapping):
+            raise MusicAIError(
+                f"Unexpected wake-up of the Music AI catalog run: state {type(state).__name__}, "
+                f"event {event!r:.200}"
+            )
+        run = dict(state)
+        tracks = self._tracks()
+        manifest = Manifest(self._manifest_folder(context))
+        finished = event.get("finished") if isinstance(event.get("finished"), Mapping) else {}
+        self._record(run, manifest, dict(finished or {}), {t.name: t for t in tracks})
+        if event.get("status") != "finished":
+            self._save(context, run)
+            raise MusicAIError(f"Waiting for the catalog's jobs failed: {event.get('message')}")
+        return self._drive(context, tracks, manifest, run)
+
+    def on_kill(self) -> None:
+        """Delete the jobs still running when the task is killed on a worker."""
+        if self.delete_on_kill:
+            for job_id in list(self.window):
+                self._delete_quietly(job_id)
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def _drive(
+        self, context: Context, tracks: list[Track], manifest: Manifest, run: dict[str, Any]
+    ) -> dict[str, Any]:
+        by_name = {track.name: track for track in tracks}
+        while True:
+            if run["cursor"] < len(tracks) and len(run["window"]) < self.max_in_flight:
+                self._save(context, run, creating=True)  # a crash now means: scan on the next try
+            self._top_up(context, tracks, manifest, run)
+            self.window = dict(run["window"])
+            self._save(context, run)
+            if not run["window"]:
+                return self._finish(len(tracks), manifest, run)
+            if self.deferrable:
+                self._defer(run)
+            self._record(run, manifest, self._wait_here(run["window"]), by_name)
+
+    def _top_up(self, context: Context, tracks: list[Track], manifest: Manifest, run: dict[str, Any]) -> None:
+        """Upload and create jobs for the next tracks until ``max_in_flight`` jobs run."""
+        from airflow_provider_musicai.operators._reattach import TaskIdentity
+
+        identity = TaskIdentity.from_context(context)
+        ahead = set(run["ahead"])
+        with ThreadPoolExecutor(self.upload_concurrency, thread_name_prefix="musicai-catalog") as pool:
+            while run["cursor"] < len(tracks) and len(run["window"]) < self.max_in_flight:
+                batch: list[Track] = []
+                while run["cursor"] < len(tracks) and len(batch) + len(run["window"]) < self.max_in_flight:
+                    track = tracks[run["cursor"]]
+                    run["cursor"] += 1
+                    if track.name in ahead:
+                        ahead.discard(track.name)
+                    else:
+                        batch.append(track)
+                failures: list[dict[str, Any]] = []
+                outcomes = pool.map(lambda t: self._submit(identity, t), batch)
+                for track, outcome in zip(batch, outcomes, strict=True):
+                    if isinstance(outcome, str):
+                        run["window"][outcome] = track.name
+                    else:
+                        failures.append(outcome)
+                self._write(run, manifest, failures)
+        run["ahead"] = sorted(ahead)
+
+    def _submit(self, identity: TaskIdentity, track: Track) -> str | dict[str, Any]:
+        """Upload one track and create its job: the job id, or the record of a source that failed."""
+        from airflow_provider_musicai.exceptions import MusicAIInputError
+
+        try:
+            url = self.hook.upload_file(track.source)
+        except MusicAIInputError as exc:
+            self.log.warning("Catalog track %s cannot be uploaded: %s", track.name, exc)
+            error = {"code": BAD_SOURCE, "title": "Source not usable", "message": str(exc)}
+            return {"source": track.name, "job_id": None, "status": "FAILED", "outputs": None, "error": error}
+        extra: dict[str, Any] = {}
+        if self.copy_results_to is not None:
+            from airflow_provider_musicai.operators._catalog import join
+
+            extra["copy_results_to"] = str(join(self.copy_results_to, track.stem)) + "/"
+        metadata = {**identity.metadata(), "musicaiCatalogTrack": track.digest}
+        return self.hook.create_job(
+            f"catalog {track.stem}"[:200],
+            self.workflow,
+            place(self.workflow_params, url),
+            metadata,
+            idempotency_key=track_key(identity, track),
+            **extra,
+        )
+
+    def _defer(self, run: dict[str, Any]) -> None:
+        from airflow_provider_musicai.triggers.catalog import MusicAICatalogTrigger
+
+        window = list(run["window"])
+        self.defer(
+            trigger=MusicAICatalogTrigger(
+                job_ids=window,
+                workflow=self.workflow,
+                min_finished=max(1, len(window) // 4),
+                musicai_conn_id=self.musicai_conn_id,
+                poll_interval=self.poll_interval,
+                delete_on_kill=self.delete_on_kill,
+                carry=run,
+            ),
+            method_name="execute_complete",
+        )
+
+    def _wait_here(self, window: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+        """Poll on the worker as the shared poller does: list the active jobs, fetch the others."""
+        from airflow_provider_musicai.exceptions import MusicAINotFoundError
+        from airflow_provider_musicai.jobs import ACTIVE_STATUSES
+        from airflow_provider_musicai.triggers.catalog import gone_outcome, track_outcome
+
+        while True:
+            time.sleep(self.poll_interval)
+            active = {
+                str(job.get("id"))
+                for job in self.hook.list_jobs(status=sorted(ACTIVE_STATUSES), workflow=self.workflow)
+            }
+            finished: dict[str, dict[str, Any]] = {}
+            for job_id in window:
+                if job_id in active:
+                    continue
+                try:
+                    job = self.hook.get_job(job_id)
+                except MusicAINotFoundError:
+                    finished[job_id] = gone_outcome(job_id)
+                    continue
+                if job.get("status") not in ACTIVE_STATUSES:
+                    finished[job_id] = track_outcome(job)
+            if finished:
+                return finished
+
+    # -- recording --------------------------------------------------------------------------
+
+    def _record(
+        self,
+        run: dict[str, Any],
+        manifest: Manifest,
+        finished: Mapping[str, Mapping[str, Any]],
+        by_name: Mapping[str, Track],
+    ) -> None:
+        """Move finished jobs from the window to the manifest (downloading results if asked)."""
+        items = [(job_id, outcome) for job_id, outcome in finished.items() if job_id in run["window"]]
+        with ThreadPoolExecutor(self.upload_concurrency, thread_name_prefix="musicai-catalog") as pool:
+            records = list(pool.map(lambda item: self._outcome_record(item[0], item[1], by_name, run), items))
+        for job_id, _ in items:
+            run["window"].pop(job_id, None)
+        self._write(run, manifest, records)
+        if self.delete_after:
+            for job_id, _ in items:
+                self._delete_quietly(job_id)
+
+    def _outcome_record(
+        self, job_id: str, outcome: Mapping[str, Any], by_name: Mapping[str, Track], run: dict[str, Any]
+    ) -> dict[str, Any]:
+        from airflow_provider_musicai.exceptions import MusicAIError
+        from airflow_provider_musicai.operators._catalog import join
+
+        name = run["window"][job_id]
+        record = {"source": name, "job_id": job_id, "status": outcome.get("status"), "outputs": None}
+        record["error"] = outcome.get("error")
+        if record["status"] != "SUCCEEDED":
+            error = outcome.get("error") or {}
+            self.log.warning("Catalog track %s: job %s FAILED (%s)", name, job_id, error.get("code"))
+            return record
+        track = by_name.get(name)
+        stem = track.stem if track is not None else name
+        if self.destination is not None:
+            try:
+                written = self.hook.download_results(job_id, join(self.destination, stem))
+            except MusicAIError as exc:
+                record["status"] = "FAILED"
+                error = {"code": "DOWNLOAD_FAILED", "title": type(exc).__name__, "message": str(exc)}
+                record["error"] = error
+                return record
+            record["outputs"] = {key: str(path) for key, path in written.items()}
+        elif self.copy_results_to is not None:
+            record["outputs"] = {"folder": str(join(self.copy_results_to, stem)) + "/"}
+        else:
+            record["outputs"] = outcome.get("result")
+        return record
+
+    @staticmethod
+    def _write(run: dict[str, Any], manifest: Manifest, records: list[dict[str, Any]]) -> None:
+        manifest.write(records)
+        for record in records:
+            run["succeeded" if record["status"] == "SUCCEEDED" else "failed"] += 1
+
+    def _finish(self, total: int, manifest: Manifest, run: dict[str, Any]) -> dict[str, Any]:
+        from airflow_provider_musicai.exceptions import MusicAICatalogFailedError
+
+        summary = {
+            "total": total,
+            "succeeded": run["succeeded"],
+            "failed": run["failed"],
+            "manifest": str(manifest),
+        }
+        self.log.info(
+            "Music AI catalog done: %d track(s), %d succeeded, %d failed; manifest %s",
+            total,
+            run["succeeded"],
+            run["failed"],
+            manifest,
+        )
+        if total and run["failed"] / total > self.max_failed_fraction:
+            raise MusicAICatalogFailedError(run["failed"], total, self.max_failed_fraction, str(manifest))
+        return summary
+
+    # -- resuming ---------------------------------------------------------------------------
+
+    def _resume(self, context: Context, tracks: list[Track], manifest: Manifest) -> dict[str, Any]:
+        """The run's state at the start of a try: fresh, or rebuilt from the manifest and jobs."""
+        from airflow_provider_musicai.operators._reattach import TaskIdentity
+
+        identity = TaskIdentity.from_context(context)
+        run: dict[str, Any] = {"cursor": 0, "window": {}, "ahead": [], "succeeded": 0, "failed": 0}
+        done = {}
+        for record in manifest.read():
+            done[str(record.get("source"))] = record.get("status")
+        saved = self._load(context)
+        if not done and identity.try_number <= 1 and saved is None:
+            return run  # a first try with nothing behind it: no lookup at all
+        names = {track.name for track in tracks}
+        run["succeeded"] = sum(1 for n, s in done.items() if n in names and s == "SUCCEEDED")
+        run["failed"] = sum(1 for n, s in done.items() if n in names and s != "SUCCEEDED")
+        if saved is not None and not saved.get("creating"):
+            window = {j: n for j, n in dict(saved.get("window") or {}).items() if n not in done}
+            how = "the task state store"
+        else:
+            window = self._scan(identity, tracks, done)
+            how = "the jobs' idempotency keys"
+        taken = set(done) | set(window.values())
+        cursor = 0
+        while cursor < len(tracks) and tracks[cursor].name in taken:
+            cursor += 1
+        run.update(cursor=cursor, window=window, ahead=[t.name for t in tracks[cursor:] if t.name in taken])
+        self.log.info(
+            "Resuming the Music AI catalog: %d track(s) recorded, %d job(s) reattached (found by %s)",
+            len(done),
+            len(window),
+            how,
+        )
+        # Jobs that finished while nobody watched are recorded by the first wait (they are final).
+        return run
+
+    def _scan(self, identity: TaskIdentity, tracks: list[Track], done: Mapping[str, Any]) -> dict[str, str]:
+        """``{job id: track}`` of this task instance's jobs not in the manifest: one listing."""
+        by_digest = {track.digest: track.name for track in tracks}
+        prefix = identity.base_key + "-t"
+        from airflow_provider_musicai.jobs import IDEMPOTENCY_METADATA_KEY
+
+        found: dict[str, str] = {}  # track -> job id
+        for job in self.hook.list_jobs(workflow=self.workflow):
+            metadata = job.get("metadata")
+            key = metadata.get(IDEMPOTENCY_METADATA_KEY) if isinstance(metadata, Mapping) else None
+            if not isinstance(key, str) or not key.startswith(prefix):
+                continue
+            name = by_digest.get(key[len(prefix) :])
+            if name is not None and name not in done:
+                found.setdefault(name, str(job["id"]))
+        return {job_id: name for name, job_id in found.items()}
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _tracks(self) -> list[Track]:
+        from airflow_provider_musicai.operators._catalog import list_tracks
+
+        return list_tracks(self.sources)
+
+    def _manifest_folder(self, context: Context) -> Any:
+        import re
+
+        from airflow_provider_musicai.exceptions import MusicAIConfigurationError
+        from airflow_provider_musicai.operators._catalog import join
+
+        if self.manifest is not None:
+            return self.manifest
+        base = self.destination if self.destination is not None else self.copy_results_to
+        if base is None:
+            raise MusicAIConfigurationError(
+                "MusicAICatalogOperator needs somewhere to write its manifest: set manifest, "
+                "destination or copy_results_to"
+            )
+        ti = context["ti"]
+        safe = [re.sub(r"[^A-Za-z0-9_.-]+", "_", str(part)) for part in (ti.dag_id, ti.run_id, ti.task_id)]
+        map_index = getattr(ti, "map_index", -1)
+        if map_index is not None and int(map_index) >= 0:
+            safe[-1] += f".{map_index}"
+        return join(base, "_musicai_manifest", *safe)
+
+    def _load(self, context: Context) -> dict[str, Any] | None:
+        store = context.get("task_state_store")  # type: ignore[misc]  # Airflow 3.3+ only
+        if store is None:
+            return None
+        try:
+            record = store.get(STATE_STORE_KEY)
+        except Exception as exc:
+            self.log.warning("Could not read the task state store (%s); scanning the jobs instead", exc)
+            return None
+        return dict(record) if isinstance(record, Mapping) else None
+
+    def _save(self, context: Context, run: Mapping[str, Any], creating: bool = False) -> None:
+        store = context.get("task_state_store")  # type: ignore[misc]  # Airflow 3.3+ only
+        if store is None:
+            return
+        try:
+            store.set(STATE_STORE_KEY, {"window": dict(run["window"]), "creating": creating})
+        except Exception as exc:
+            self.log.warning("Could not write the task state store (%s); a retry will scan instead", exc)
+
+    def _delete_quietly(self, job_id: str) -> None:
+        from airflow_provider_musicai.exceptions import MusicAIError, MusicAINotFoundError
+
+        try:
+            self.hook.delete_job(job_id)
+        except MusicAINotFoundError:
+            pass
+        except MusicAIError as exc:
+            self.log.warning("Could not delete Music AI job %s: %s", job_id, exc)
+
+
+def track_key(identity: TaskIdentity, track: Track) -> str:
+    """The idempotency key of ``track``'s job in this task instance: equal for every try."""
+    return f"{identity.base_key}-t{track.digest}"

@@ -1,0 +1,178 @@
+"""Wait on the in-flight window of a catalog run: fire as soon as some of its jobs are final.
+
+:class:`MusicAIJobsTrigger` waits for *every* job; a catalog run wants the opposite: wake the
+worker when enough jobs finished to top the window up again. The waiting itself is the
+triggerer's shared poller (``_poller.py``): one listing per 100 active jobs per cycle and one
+``GET /job/:id`` per job that left the active set, whatever the number of catalog triggers.
+
+Event::
+
+    {"status": "finished" | "error", "finished": {job_id: {"status", "result", "error"}},
+     "message": str, "carry": dict | None}
+
+``result`` is the job's result with URL values as ``musicai-result://`` references (no signed
+URL ever reaches the event); ``error`` is ``{"code", "title", "message"}`` of a FAILED job.
+A job that no longer exists is reported FAILED with the code ``GONE``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider_musicai.hooks._redact import printable
+
+if TYPE_CHECKING:
+    from airflow_provider_musicai.triggers._poller import SharedJobPoller
+
+
+def track_outcome(job: Mapping[str, Any]) -> dict[str, Any]:
+    """What a catalog run records of a final job: status, public result and error (no URL secret)."""
+    from airflow_provider_musicai.references import public_job_document
+
+    public = public_job_document(job)
+    error = public.get("error") if isinstance(public.get("error"), Mapping) else None
+    return {
+        "status": str(public.get("status")),
+        "result": public.get("result") if public.get("status") == "SUCCEEDED" else None,
+        "error": None
+        if error is None
+        else {key: printable(str(error.get(key) or "")) for key in ("code", "title", "message")},
+    }
+
+
+def gone_outcome(job_id: str) -> dict[str, Any]:
+    """The outcome of a job deleted behind the run's back: FAILED, code ``GONE``."""
+    return {
+        "status": "FAILED",
+        "result": None,
+        "error": {"code": "GONE", "title": "Job not found", "message": f"job {job_id} no longer exists"},
+    }
+
+
+class MusicAICatalogTrigger(BaseTrigger):
+    """Wait until at least ``min_finished`` of ``job_ids`` are final (or all of them are).
+
+    Every job already final when the threshold is reached is reported too, so one wake-up
+    records a whole poll cycle's worth of finished jobs.
+
+    :param job_ids: the in-flight window (only ids: never the catalog, never a URL).
+    :param workflow: the jobs' workflow slug (the poller lists by it).
+    :param min_finished: how many final jobs make the trigger fire.
+    :param musicai_conn_id: Airflow connection id.
+    :param poll_interval: seconds between two poll cycles of the shared poller.
+    :param max_consecutive_errors: transient poll failures tolerated in a row.
+    :param delete_on_kill: on Airflow 3.3+, delete the window's running jobs when a user kills the
+        deferred task (a triggerer restart never deletes anything).
+    :param carry: the waiting task's own small state (its cursor and window), handed back as the
+        event's ``carry``: Airflow's ``dag.test()`` drops a deferral's ``next_kwargs``.
+    """
+
+    def __init__(
+        self,
+        job_ids: list[str],
+        workflow: str | None,
+        min_finished: int = 1,
+        musicai_conn_id: str = "musicai_default",
+        poll_interval: float = 10.0,
+        max_consecutive_errors: int = 5,
+        delete_on_kill: bool = False,
+        carry: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.job_ids = list(dict.fromkeys(job_ids))
+        self.workflow = workflow
+        self.min_finished = max(1, min(int(min_finished), len(self.job_ids) or 1))
+        self.musicai_conn_id = musicai_conn_id
+        self.poll_interval = float(poll_interval)
+        self.max_consecutive_errors = int(max_consecutive_errors)
+        self.delete_on_kill = bool(delete_on_kill)
+        self.carry = carry
+        self._finished: set[str] = set()
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        """Ids, a slug and numbers: the in-flight window only."""
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "job_ids": self.job_ids,
+                "workflow": self.workflow,
+                "min_finished": self.min_finished,
+                "musicai_conn_id": self.musicai_conn_id,
+                "poll_interval": self.poll_interval,
+                "max_consecutive_errors": self.max_consecutive_errors,
+                "delete_on_kill": self.delete_on_kill,
+                "carry": self.carry,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Wait, then yield one event and return."""
+        from airflow_provider_musicai.triggers._poller import shared_poller
+
+        poller = shared_poller(self.musicai_conn_id, self.poll_interval, self.max_consecutive_errors)
+        self.log.info(
+            "Waiting for %d of %d Music AI catalog job(s) to finish", self.min_finished, len(self.job_ids)
+        )
+        waits: dict[asyncio.Future[dict[str, Any]], str] = {
+            asyncio.ensure_future(poller.wait(job_id, self.workflow)): job_id for job_id in self.job_ids
+        }
+        try:
+            yield await self._collect(waits, poller)
+        finally:
+            for wait in waits:
+                wait.cancel()
+
+    async def _collect(
+        self, waits: dict[asyncio.Future[dict[str, Any]], str], poller: SharedJobPoller
+    ) -> TriggerEvent:
+        from airflow_provider_musicai.exceptions import MusicAINotFoundError
+
+        finished: dict[str, dict[str, Any]] = {}
+        pending = set(waits)
+        while pending and len(finished) < self.min_finished:
+            cycle = poller.stats.cycles
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            # A cycle confirms its finished jobs concurrently: take the whole cycle, or the jobs
+            # confirmed after the event would be fetched again by the next trigger.
+            while pending and poller.stats.cycles == cycle and poller.waiting:
+                more, pending = await asyncio.wait(pending, timeout=0.05)
+                done |= more
+            done |= {wait for wait in pending if wait.done()}
+            pending -= done
+            for wait in done:
+                job_id = waits[wait]
+                self._finished.add(job_id)
+                try:
+                    finished[job_id] = track_outcome(wait.result())
+                except MusicAINotFoundError:
+                    finished[job_id] = gone_outcome(job_id)
+                except Exception as exc:
+                    message = f"Polling Music AI job {job_id} failed: {type(exc).__name__}: {exc}"
+                    self.log.warning("%s", message)
+                    return self._event("error", finished, message)
+        message = f"{len(finished)} Music AI catalog job(s) finished, {len(pending)} still running"
+        self.log.info("%s", message)
+        return self._event("finished", finished, message)
+
+    def _event(self, status: str, finished: dict[str, dict[str, Any]], message: str) -> TriggerEvent:
+        payload = {"status": status, "finished": finished, "message": message, "carry": self.carry}
+        return TriggerEvent(payload)  # type: ignore[no-untyped-call]
+
+    async def on_kill(self) -> None:
+        """Airflow 3.3+: the user killed the deferred task; delete the running jobs if asked to."""
+        if not self.delete_on_kill:
+            return
+        from airflow_provider_musicai.hooks.musicai import MusicAIHook
+
+        hook = MusicAIHook(musicai_conn_id=self.musicai_conn_id)
+        for job_id in self.job_ids:
+            if job_id in self._finished:
+                continue
+            try:
+                await hook.adelete_job(job_id)
+            except Exception as exc:
+                self.log.warning("Could not delete Music AI job %s: %s", job_id, exc)

@@ -1,0 +1,134 @@
+"""Catalog run at scale: one MusicAICatalogOperator over N tracks against the emulator.
+
+Measures wall time, API requests per track (the emulator's counters), peak RSS of the process
+that runs both the worker side (execute / execute_complete) and the trigger side (the catalog
+trigger through the shared poller, run in-line as ``dag.test()`` does), and the Airflow objects
+the run needs: task instances (1), trigger rows (one at a time, one per wake-up) and XCom rows
+(1, the summary), whatever N.
+
+    python benchmarks/catalog.py --tracks 10000 [--window 200] [--concurrent 100]
+
+Prints one ``RESULT {json}`` line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from common import MIB, REPO_DIR, emit, peak_rss_bytes, rss_bytes
+
+WORKFLOW = "music-ai/stems-vocals-accompaniment"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tracks", type=int, default=10_000)
+    parser.add_argument("--window", type=int, default=200)
+    parser.add_argument("--concurrent", type=int, default=100, help="the plan's concurrent-job limit")
+    parser.add_argument("--uploads", type=int, default=4)
+    args = parser.parse_args()
+    sys.path.insert(0, str(REPO_DIR))
+    home = Path(tempfile.mkdtemp(prefix="musicai-bench-catalog-"))
+    os.environ.setdefault("AIRFLOW_HOME", str(home))
+    from airflow_provider_musicai.testing.emulator.control import EmulatorServer
+    from tests.helpers.audio import wav_bytes
+
+    folder = home / "catalog"
+    data = wav_bytes(0.05, rate=8000)
+    for n in range(args.tracks):
+        path = folder / f"album{n % 100:02d}" / f"track{n:06d}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    config = {"max_concurrent_jobs": args.concurrent, "queued_seconds": 0.0, "processing_seconds": 0.0}
+    with EmulatorServer(config=config, storage_dir=home / "blobs") as emu:
+        os.environ["AIRFLOW_CONN_MUSICAI_DEFAULT"] = json.dumps(
+            {**emu.connection_dict(), "extra": json.dumps({"max_retries": 5, "retry_backoff": 0.1})}
+        )
+        emit(run(args, folder, home / "manifest", emu))
+
+
+def run(args: argparse.Namespace, folder: Path, manifest: Path, emu: Any) -> dict[str, Any]:
+    import logging
+
+    from airflow.providers.common.compat.sdk import TaskDeferred
+
+    logging.disable(logging.INFO)  # a line per request would cost more CPU than the run itself
+
+    from airflow_provider_musicai.operators.catalog import MusicAICatalogOperator
+
+    try:
+        from airflow.sdk.bases.operator import ExecutorSafeguard
+    except ImportError:  # Airflow 2
+        from airflow.models.baseoperator import ExecutorSafeguard  # type: ignore[no-redef]
+    ExecutorSafeguard.test_mode = True
+    from tests.helpers.airflow import FakeTI
+
+    operator = MusicAICatalogOperator(
+        task_id="catalog",
+        workflow=WORKFLOW,
+        sources=str(folder),
+        manifest=str(manifest),
+        max_in_flight=args.window,
+        upload_concurrency=args.uploads,
+        deferrable=True,
+        poll_interval=0.5,
+    )
+    context: dict[str, Any] = {"ti": FakeTI()}
+
+    async def fire(trigger: Any) -> Any:
+        events = [event.payload async for event in trigger.run()]
+        return events[0]
+
+    baseline = rss_bytes()
+    started = time.perf_counter()
+    wake_ups = 0
+    largest_trigger_kwargs = 0
+    step = lambda: operator.execute(context)  # noqa: E731
+    while True:
+        try:
+            summary = step()
+            break
+        except TaskDeferred as deferred:
+            wake_ups += 1
+            largest_trigger_kwargs = max(
+                largest_trigger_kwargs, len(json.dumps(deferred.trigger.serialize()[1]))
+            )
+            event = asyncio.run(fire(deferred.trigger))
+            step = lambda e=event: operator.execute_complete(context, e)  # noqa: E731
+    wall = time.perf_counter() - started
+    counters = emu.admin.counters()
+    requests = counters["requests"]
+    return {
+        "tracks": args.tracks,
+        "window": args.window,
+        "wall_seconds": round(wall, 1),
+        "tracks_per_second": round(args.tracks / wall, 1),
+        "jobs_created": counters["jobs_created"],
+        "requests": dict(requests),
+        "requests_per_track": round(sum(requests.values()) / args.tracks, 3),
+        "listings_per_track": round(requests.get("GET /v1/job", 0) / args.tracks, 4),
+        "summary": summary,
+        "wake_ups": wake_ups,
+        "largest_trigger_kwargs_bytes": largest_trigger_kwargs,
+        "xcom_bytes": len(json.dumps(summary)),
+        "airflow_rows": {
+            "task_instances": 1,
+            "xcom": 1,
+            "trigger_rows_at_once": 1,
+            "trigger_rows_total": wake_ups,
+        },
+        "peak_rss_mib": round(peak_rss_bytes() / MIB, 1),
+        "rss_growth_mib": round(max(0, peak_rss_bytes() - baseline) / MIB, 1),
+    }
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+"""The catalog-at-scale example DAG, run with dag.test() on a small local catalog, and the
+provider registration of the catalog operator and trigger."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+from typing import Any
+
+from airflow_provider_musicai.get_provider_info import get_provider_info
+from tests.helpers.airflow import load_example, run_dag, task_states, xcom_value
+
+
+def test_example_catalog_at_scale(airflow_db: str, musicai: Any, tmp_path: Path) -> None:
+    conf = {"catalog": f"file://{tmp_path}/catalog", "output": f"file://{tmp_path}/results"}
+    dag_run = run_dag(load_example("example_musicai_catalog_at_scale"), conf)
+    states = task_states(dag_run)
+    assert set(states.values()) == {"success"}, states
+    summary = xcom_value(dag_run, "report")
+    assert (summary["total"], summary["succeeded"], summary["failed"]) == (3, 3, 0)
+    (day,) = [path for path in (tmp_path / "results").iterdir()]
+    assert {"result.json"} <= {path.name for path in (day / "a" / "a4").iterdir()}
+    manifest = [
+        json.loads(line) for part in day.rglob("part-*.jsonl") for line in part.read_text().splitlines()
+    ]
+    assert sorted(line["source"] for line in manifest) == ["a/a4.wav", "a/c5.wav", "b/e5.wav"]
+    assert musicai.admin.counters()["jobs_created"] == 3
+    assert musicai.admin.jobs() == []  # delete_after
+
+
+def test_catalog_modules_are_registered() -> None:
+    info = get_provider_info()
+    operators = [m for entry in info["operators"] for m in entry["python-modules"]]
+    triggers = [m for entry in info["triggers"] for m in entry["python-modules"]]
+    assert "airflow_provider_musicai.operators.catalog" in operators
+    assert "airflow_provider_musicai.triggers.catalog" in triggers
+    for module in operators + triggers:
+        importlib.import_module(module)
