@@ -5,9 +5,10 @@ control characters in server text cannot forge log lines. Sync and async paths."
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -20,33 +21,17 @@ from airflow_provider_musicai.exceptions import (
 )
 from airflow_provider_musicai.hooks.musicai import MusicAIHook
 from tests.helpers.hostile import HostileServer, Reply, Request
+from tests.helpers.hostile_hook import HookBuilder
 
 KEY = "mk-live-Echoed/Key+0123456789abcdef"
-QUICK = {"retry_backoff": 0.01, "retry_max_wait": 0.02, "max_retries": 2, "timeout": 5}
 
 HookOn = Callable[..., MusicAIHook]
 
 
 @pytest.fixture
-def hook_on(monkeypatch: pytest.MonkeyPatch) -> Iterator[HookOn]:
-    """Hooks on a connection ``musicai_echo`` to a hostile server, with the key ``KEY``."""
-    hooks: list[MusicAIHook] = []
-
-    def build(server: HostileServer, conn_id: str = "musicai_echo", **extra: Any) -> MusicAIHook:
-        connection = {
-            "conn_type": "musicai",
-            "host": server.url("/v1"),
-            "password": KEY,
-            "extra": json.dumps({**QUICK, **extra}),
-        }
-        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(connection))
-        hook = MusicAIHook(musicai_conn_id=conn_id)
-        hooks.append(hook)
-        return hook
-
-    yield build
-    for hook in hooks:
-        hook.close()
+def hook_on(hook_on: HookBuilder) -> HookOn:
+    """Hooks on a connection ``musicai_echo`` to a hostile server, with the key ``KEY`` (2 retries)."""
+    return functools.partial(hook_on, key=KEY, conn_id="musicai_echo", max_retries=2)
 
 
 def echo_error(status: int) -> Callable[[Request], Reply]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-import json
 import math
 import re
 import socket
@@ -40,6 +39,7 @@ from airflow_provider_musicai.exceptions import (
 )
 from airflow_provider_musicai.hooks.musicai import MusicAIHook
 from tests.helpers.audio import wav_bytes
+from tests.helpers.hostile_hook import hook_on_url
 from tests.helpers.reliability import RawServer, leftover_partials, record, wait_until
 
 pytestmark = pytest.mark.badinput
@@ -47,7 +47,8 @@ pytestmark = pytest.mark.badinput
 STEMS = "music-ai/stems-vocals-accompaniment"
 TRANSCRIBE = "music-ai/transcribe-vocals"
 UNKNOWN_JOB = "00000000-0000-4000-8000-000000000000"
-FAST = {"max_retries": 2, "retry_backoff": 0.01, "retry_max_wait": 0.05, "timeout": 3, "connect_timeout": 2}
+#: Over FAST_RETRIES: fewer retries and shorter timeouts, as each case ends in an error.
+FAST = {"max_retries": 2, "timeout": 3, "connect_timeout": 2}
 
 
 @dataclass
@@ -86,15 +87,10 @@ class Ctx:
 
     def hook_on(self, host: str, *, password: str | None = None, raw_extra: str | None = None) -> MusicAIHook:
         """A hook on a connection to ``host`` (an http(s) URL) with this key and extra."""
-        conn_id = f"musicai_case_{len(self.hooks)}"
-        connection = {
-            "conn_type": "musicai",
-            "host": host,
-            "password": self.emulator.api_key if password is None else password,
-            "extra": json.dumps(FAST) if raw_extra is None else raw_extra,
-        }
-        self.monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(connection))
-        hook = MusicAIHook(musicai_conn_id=conn_id)
+        key = self.emulator.api_key if password is None else password
+        hook = hook_on_url(
+            self.monkeypatch, host, f"musicai_case_{len(self.hooks)}", key=key, raw_extra=raw_extra, **FAST
+        )
         self.hooks.append(hook)
         return hook
 
