@@ -14,7 +14,6 @@ import math
 import re
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -183,29 +182,29 @@ def _deleted_while_deferred(ctx: Ctx) -> Any:
 
 
 def _expired_input_url(ctx: Ctx) -> Any:
-    ctx.emulator.admin.configure(download_url_ttl_seconds=1)
+    ctx.emulator.admin.configure(download_url_ttl_seconds=60)
     url = ctx.input_url()
-    time.sleep(1.2)
+    ctx.emulator.admin.advance_clock(61)  # emulated time: the URLs expire without a wait
     return ctx.wait(ctx.hook.create_job("expired input", STEMS, {"inputUrl": url}))
 
 
 def _expired_result_urls(ctx: Ctx) -> Any:
     """A job document kept from earlier (its signed result URLs have expired since) is downloaded."""
-    ctx.emulator.admin.configure(result_url_ttl_seconds=1)
+    ctx.emulator.admin.configure(result_url_ttl_seconds=60)
     job = ctx.finished_job()
-    time.sleep(1.2)
+    ctx.emulator.admin.advance_clock(61)  # emulated time: the URLs expire without a wait
     return ctx.hook.download_results(job, ctx.tmp / "out")
 
 
 def _expired_result_urls_renewed(ctx: Ctx) -> Any:
     """As above, but the API signs result URLs anew on every read (as the hook hopes): the emulator
     keeps its URLs, so a second job on the same input stands in for the renewed document."""
-    ctx.emulator.admin.configure(result_url_ttl_seconds=1)
+    ctx.emulator.admin.configure(result_url_ttl_seconds=60)
     url = ctx.input_url()
     expired = ctx.wait(ctx.hook.create_job("old", STEMS, {"inputUrl": url}))
     ctx.emulator.admin.configure(result_url_ttl_seconds=3600)
     renewed = ctx.wait(ctx.hook.create_job("renewed", STEMS, {"inputUrl": url}))
-    time.sleep(1.2)
+    ctx.emulator.admin.advance_clock(61)  # emulated time: the URLs expire without a wait
     real_get_job = ctx.hook.get_job
     ctx.monkeypatch.setattr(
         ctx.hook,
@@ -226,9 +225,9 @@ def _check_fresh_download(ctx: Ctx, written: Any) -> None:
 
 def _expired_anonymous_result(ctx: Ctx) -> Any:
     """A bare result URL that expired, with no job id to fetch a fresh one from."""
-    ctx.emulator.admin.configure(result_url_ttl_seconds=1)
+    ctx.emulator.admin.configure(result_url_ttl_seconds=60)
     url = ctx.finished_job()["result"]["vocals"]
-    time.sleep(1.2)
+    ctx.emulator.admin.advance_clock(61)  # emulated time: the URLs expire without a wait
     return ctx.hook.download_results({"status": "SUCCEEDED", "result": {"vocals": url}}, ctx.tmp / "out")
 
 
