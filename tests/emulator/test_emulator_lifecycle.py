@@ -11,6 +11,8 @@ from datetime import datetime
 
 import pytest
 
+pytestmark = pytest.mark.airflow_independent
+
 STEMS = "music-ai/stems-vocals-accompaniment"
 TRANSCRIBE = "music-ai/transcribe-vocals"
 BEATS = "music-ai/beats-chords-key"

@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
+pytestmark = pytest.mark.airflow_independent
+
 STEMS = "music-ai/stems-vocals-accompaniment"
 
 

@@ -15,6 +15,8 @@ from airflow_provider_musicai.jobs import IDEMPOTENCY_METADATA_KEY
 from tests.helpers.hostile import HostileServer, Reply, Request, paged
 from tests.helpers.hostile_hook import arun, hook_on_url
 
+pytestmark = pytest.mark.airflow_independent
+
 JOBS = [{"id": f"job-{n:02d}", "status": "QUEUED", "workflow": "wf"} for n in range(30)]
 WORKFLOWS = [{"id": f"wf-{n}", "slug": f"slug-{n}", "name": f"Workflow {n}"} for n in range(30)]
 
