@@ -21,7 +21,7 @@ from airflow_provider_musicai.exceptions import (
 )
 from airflow_provider_musicai.hooks.musicai import MusicAIHook
 from tests.helpers.hostile import HostileServer, Reply, Request
-from tests.helpers.hostile_hook import HookBuilder
+from tests.helpers.hostile_hook import HookBuilder, arun
 
 KEY = "mk-live-Echoed/Key+0123456789abcdef"
 
@@ -174,20 +174,18 @@ def test_a_failed_job_quoting_the_key_sync(
     assert KEY not in logged(caplog, capfd)
 
 
-def test_a_failed_job_quoting_the_key_in_the_trigger_event(hook_on: HookOn) -> None:
-    from airflow_provider_musicai.hooks._transport import close_shared_async_clients
+async def first_trigger_event() -> Any:
+    """The first event of a trigger on job ``job-1`` through the connection ``musicai_echo``."""
     from airflow_provider_musicai.triggers.musicai import MusicAIJobTrigger
 
-    async def first_event() -> Any:
-        try:
-            trigger = MusicAIJobTrigger("job-1", musicai_conn_id="musicai_echo", poll_interval=0.05)
-            return await asyncio.wait_for(anext(trigger.run()), timeout=60)
-        finally:
-            await close_shared_async_clients()
+    trigger = MusicAIJobTrigger("job-1", musicai_conn_id="musicai_echo", poll_interval=0.05)
+    return await asyncio.wait_for(anext(trigger.run()), timeout=60)
 
+
+def test_a_failed_job_quoting_the_key_in_the_trigger_event(hook_on: HookOn) -> None:
     with HostileServer(failed_job) as server:
         hook_on(server)
-        event = asyncio.run(first_event())
+        event = arun(first_trigger_event())
     assert event.payload["status"] == "error"
     stored = json.dumps(event.payload)  # what Airflow writes to its database and logs
     assert KEY not in stored and "Echoed" not in stored
@@ -225,20 +223,10 @@ def test_a_status_with_a_line_break_cannot_forge_a_log_line_sync(
 def test_a_status_with_a_line_break_cannot_forge_a_trigger_log_line(
     hook_on: HookOn, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    from airflow_provider_musicai.hooks._transport import close_shared_async_clients
-    from airflow_provider_musicai.triggers.musicai import MusicAIJobTrigger
-
     caplog.set_level(logging.INFO)
-
-    async def first_event() -> Any:
-        try:
-            trigger = MusicAIJobTrigger("job-1", musicai_conn_id="musicai_echo", poll_interval=0.05)
-            return await asyncio.wait_for(anext(trigger.run()), timeout=60)
-        finally:
-            await close_shared_async_clients()
 
     with HostileServer(statuses_then_done([FORGED, FORGED])) as server:
         hook_on(server)
-        event = asyncio.run(first_event())
+        event = arun(first_trigger_event())
     assert event.payload["status"] == "success"
     assert_no_forged_line(logged(caplog, capfd))
