@@ -23,12 +23,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.helpers import FAST_RETRIES
 from tests.helpers.audio import write_wav
 from tests.helpers.reliability import FIGURES, FULL, record, write_figures
 
 if TYPE_CHECKING:
     from airflow_provider_musicai.hooks.musicai import MusicAIHook
+    from tests.helpers.hostile_hook import HookBuilder
 
 _REPO = Path(__file__).resolve().parents[1]
 AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="musicai-tests-home-"))
@@ -89,23 +89,25 @@ def allow_direct_execute(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def make_hook(musicai_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., MusicAIHook]]:
-    """Build hooks on connections to the emulator (``key`` and ``extra`` override the defaults)."""
-    hooks: list[MusicAIHook] = []
+def hook_on(monkeypatch: pytest.MonkeyPatch) -> Iterator[HookBuilder]:
+    """Build hooks on connections to a URL or a hostile server (see tests/helpers/hostile_hook.py);
+    a test file that wants its own key or connection id overrides this fixture with a partial."""
+    from tests.helpers.hostile_hook import HookBuilder
 
-    from airflow_provider_musicai.hooks.musicai import MusicAIHook
+    builder = HookBuilder(monkeypatch)
+    yield builder
+    builder.close()
+
+
+@pytest.fixture
+def make_hook(musicai_emulator: Any, hook_on: HookBuilder) -> Callable[..., MusicAIHook]:
+    """Build hooks on connections to the emulator (``key`` and ``extra`` override the defaults)."""
 
     def build(conn_id: str = "musicai_test", key: str | None = None, **extra: Any) -> MusicAIHook:
-        connection = musicai_emulator.connection_dict(key)
-        connection["extra"] = json.dumps({**FAST_RETRIES, **extra})
-        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(connection))
-        hook = MusicAIHook(musicai_conn_id=conn_id)
-        hooks.append(hook)
-        return hook
+        key = key or musicai_emulator.api_key
+        return hook_on(musicai_emulator.api_url, conn_id=conn_id, key=key, **extra)
 
-    yield build
-    for hook in hooks:
-        hook.close()
+    return build
 
 
 @pytest.fixture

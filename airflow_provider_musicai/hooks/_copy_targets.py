@@ -98,7 +98,7 @@ def _target(output: str, destination: Any, conn_id: str | None) -> CopyTarget:
     parts = urlsplit(uri)
     scheme = parts.scheme.lower()
     if scheme in _PRESIGNED:
-        from airflow_provider_musicai.hooks._redact import redact_url
+        from airflow_provider_musicai.common import redact_url
 
         if not parts.hostname:
             raise MusicAIConfigurationError(f"copy_results_to[{output!r}]: {redact_url(uri)} has no host")

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_musicai.hooks._redact import printable
+from airflow_provider_musicai.common import DEFAULT_CONN_ID, printable
 
 if TYPE_CHECKING:
     from airflow_provider_musicai.triggers._poller import SharedJobPoller
@@ -76,7 +76,7 @@ class MusicAICatalogTrigger(BaseTrigger):
         job_ids: list[str],
         workflow: str | None,
         min_finished: int = 1,
-        musicai_conn_id: str = "musicai_default",
+        musicai_conn_id: str = DEFAULT_CONN_ID,
         poll_interval: float = 10.0,
         max_consecutive_errors: int = 5,
         delete_on_kill: bool = False,

@@ -5,7 +5,6 @@ The environment (AIRFLOW_HOME, database, DAGs folder) is the root ``tests/confte
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,8 +27,11 @@ def _direct_execute(allow_direct_execute: None) -> None:
 @pytest.fixture
 def musicai(musicai_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     """The reset emulator, with ``musicai_default`` pointing at it (quick retries for fault tests)."""
-    connection = {**musicai_emulator.connection_dict(), "extra": json.dumps(RETRIES)}
-    monkeypatch.setenv("AIRFLOW_CONN_MUSICAI_DEFAULT", json.dumps(connection))
+    from tests.helpers.hostile_hook import set_connection
+
+    set_connection(
+        monkeypatch, "musicai_default", musicai_emulator.api_url, key=musicai_emulator.api_key, extra=RETRIES
+    )
     return musicai_emulator
 
 

@@ -9,6 +9,8 @@ import uuid
 import pytest
 import requests
 
+pytestmark = pytest.mark.airflow_independent
+
 STEMS = "music-ai/stems-vocals-accompaniment"
 TRANSCRIBE = "music-ai/transcribe-vocals"
 BEATS = "music-ai/beats-chords-key"

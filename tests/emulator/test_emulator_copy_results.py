@@ -7,6 +7,8 @@ import requests
 
 from tests.helpers.hostile import HostileServer, Reply, Request
 
+pytestmark = pytest.mark.airflow_independent
+
 STEMS = "music-ai/stems-vocals-accompaniment"
 BEATS = "music-ai/beats-chords-key"
 

@@ -12,6 +12,8 @@ import requests
 
 from airflow_provider_musicai.testing import EmulatorServer
 
+pytestmark = pytest.mark.airflow_independent
+
 STEMS = "music-ai/stems-vocals-accompaniment"
 
 

@@ -10,6 +10,8 @@ import requests
 
 from airflow_provider_musicai.testing import EmulatorError
 
+pytestmark = pytest.mark.airflow_independent
+
 STEMS = "music-ai/stems-vocals-accompaniment"
 
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+pytestmark = pytest.mark.airflow_independent
 
 STEMS = "music-ai/stems-vocals-accompaniment"
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))

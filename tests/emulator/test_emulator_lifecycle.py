@@ -11,6 +11,8 @@ from datetime import datetime
 
 import pytest
 
+pytestmark = pytest.mark.airflow_independent
+
 STEMS = "music-ai/stems-vocals-accompaniment"
 TRANSCRIBE = "music-ai/transcribe-vocals"
 BEATS = "music-ai/beats-chords-key"
@@ -201,11 +203,11 @@ def test_injected_error_rate_is_seeded(api, emu, wav):
 
 
 def test_delete_stops_a_queued_job(api, emu, wav):
-    emu.admin.configure(queued_seconds=0.3, processing_seconds=0.1)
+    emu.admin.configure(manual_clock=True, queued_seconds=0.3, processing_seconds=0.1)
     url = api.upload(wav)
     job_id = api.create(url)
     assert api.delete(f"/job/{job_id}").status_code == 200
-    time.sleep(0.6)
+    emu.admin.advance_clock(1)  # past the job's QUEUED and STARTED time
     assert emu.admin.jobs() == []
     assert emu.admin.counters()["jobs_deleted"] == 1
     assert api.get(f"/job/{job_id}").status_code == 404

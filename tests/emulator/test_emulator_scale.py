@@ -6,7 +6,10 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 import requests
+
+pytestmark = pytest.mark.airflow_independent
 
 STEMS = "music-ai/stems-vocals-accompaniment"
 

@@ -17,6 +17,8 @@ import requests
 
 from airflow_provider_musicai.testing import EmulatorServer
 
+pytestmark = pytest.mark.airflow_independent
+
 musicai_sdk = pytest.importorskip("musicai_sdk")
 
 STEMS = "music-ai/stems-vocals-accompaniment"

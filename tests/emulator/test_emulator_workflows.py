@@ -11,6 +11,8 @@ import requests
 
 from airflow_provider_musicai.testing import EmulatorError, EmulatorServer
 
+pytestmark = pytest.mark.airflow_independent
+
 SDK_TEST = {"slug": "sdk-test", "inputs": [{"name": "file", "type": "file", "required": True}],
             "outputs": [{"name": "file", "kind": "file"}]}  # fmt: skip
 ANALYSIS = {

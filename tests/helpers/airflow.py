@@ -99,20 +99,26 @@ def run_dag(dag: Any, conf: dict[str, Any] | None = None) -> Any:
     return dag.test(run_conf=conf or {})
 
 
-def task_states(dag_run: Any) -> dict[str, str]:
-    """``{"task_id" or "task_id[i]": state}`` of a finished DAG run."""
+def task_column(dag_run: Any, column: str) -> dict[str, Any]:
+    """``{"task_id" or "task_id[i]": value}`` of one TaskInstance ``column`` in a DAG run."""
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
 
     with create_session() as session:
         rows = (
-            session.query(TaskInstance.task_id, TaskInstance.map_index, TaskInstance.state)
+            session.query(TaskInstance.task_id, TaskInstance.map_index, getattr(TaskInstance, column))
             .filter(TaskInstance.dag_id == dag_run.dag_id, TaskInstance.run_id == dag_run.run_id)
             .all()
         )
     return {
-        (task_id if map_index < 0 else f"{task_id}[{map_index}]"): str(getattr(state, "value", state))
-        for task_id, map_index, state in rows
+        (task_id if map_index < 0 else f"{task_id}[{map_index}]"): value for task_id, map_index, value in rows
+    }
+
+
+def task_states(dag_run: Any) -> dict[str, str]:
+    """``{"task_id" or "task_id[i]": state}`` of a finished DAG run."""
+    return {
+        task: str(getattr(state, "value", state)) for task, state in task_column(dag_run, "state").items()
     }
 
 

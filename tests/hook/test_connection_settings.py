@@ -5,7 +5,7 @@ the ``ca_bundle``/``verify`` extras govern TLS on both transports and the storag
 from __future__ import annotations
 
 import asyncio
-import json
+import functools
 import logging
 import socket
 from collections.abc import Callable, Iterator
@@ -17,34 +17,18 @@ import pytest
 from airflow_provider_musicai.exceptions import MusicAIConfigurationError, MusicAITransportError
 from airflow_provider_musicai.hooks.musicai import MusicAIHook
 from tests.helpers.hostile import HostileServer, Reply, Request
+from tests.helpers.hostile_hook import HookBuilder
 from tests.helpers.tls import HttpsServer, make_ca_and_server_cert
 
 KEY = "mk-test-0123456789abcdef"
-QUICK = {"retry_backoff": 0.01, "retry_max_wait": 0.02, "max_retries": 2, "timeout": 5}
 
 HookOn = Callable[..., MusicAIHook]
 
 
 @pytest.fixture
-def hook_on(monkeypatch: pytest.MonkeyPatch) -> Iterator[HookOn]:
+def hook_on(hook_on: HookBuilder) -> HookOn:
     """Hooks on a connection (``musicai_settings`` unless named) to ``host``, with ``KEY``."""
-    hooks: list[MusicAIHook] = []
-
-    def build(host: str, password: str = KEY, conn_id: str = "musicai_settings", **extra: Any) -> MusicAIHook:
-        connection = {
-            "conn_type": "musicai",
-            "host": host,
-            "password": password,
-            "extra": json.dumps({**QUICK, **extra}),
-        }
-        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(connection))
-        hook = MusicAIHook(musicai_conn_id=conn_id)
-        hooks.append(hook)
-        return hook
-
-    yield build
-    for hook in hooks:
-        hook.close()
+    return functools.partial(hook_on, key=KEY, conn_id="musicai_settings")
 
 
 def application(request: Request) -> Reply:
@@ -70,12 +54,12 @@ def test_a_malformed_key_is_refused_locally_on_both_transports(
     hook_on: HookOn, password: str, problem: str
 ) -> None:
     with HostileServer(application) as server:
-        hook = hook_on(server.url("/v1"), password=password)
+        hook = hook_on(server.url("/v1"), key=password)
         with pytest.raises(MusicAIConfigurationError) as sync_error:
             hook.get_application()
         with pytest.raises(MusicAIConfigurationError) as async_error:
-            asyncio.run(hook_on(server.url("/v1"), password=password).aget_application())
-        ok, message = hook_on(server.url("/v1"), password=password).test_connection()
+            asyncio.run(hook_on(server.url("/v1"), key=password).aget_application())
+        ok, message = hook_on(server.url("/v1"), key=password).test_connection()
         assert server.requests == []  # nothing was sent
     assert not ok
     for text in (str(sync_error.value), str(async_error.value), message):
@@ -88,16 +72,16 @@ def test_a_malformed_key_is_refused_locally_on_both_transports(
 def test_a_whitespace_only_key_is_refused_locally(hook_on: HookOn, password: str) -> None:
     with HostileServer(application) as server:
         with pytest.raises(MusicAIConfigurationError, match="only of whitespace"):
-            hook_on(server.url("/v1"), password=password).get_application()
+            hook_on(server.url("/v1"), key=password).get_application()
         with pytest.raises(MusicAIConfigurationError, match="only of whitespace"):
-            asyncio.run(hook_on(server.url("/v1"), password=password).aget_application())
+            asyncio.run(hook_on(server.url("/v1"), key=password).aget_application())
         assert server.requests == []
 
 
 def test_surrounding_whitespace_is_trimmed_and_the_key_works(hook_on: HookOn) -> None:
     with HostileServer(application) as server:
-        assert hook_on(server.url("/v1"), password=f"  {KEY}\r\n").get_application()["id"] == "app-1"
-        assert asyncio.run(hook_on(server.url("/v1"), password=f"\t{KEY} ").aget_application())
+        assert hook_on(server.url("/v1"), key=f"  {KEY}\r\n").get_application()["id"] == "app-1"
+        assert asyncio.run(hook_on(server.url("/v1"), key=f"\t{KEY} ").aget_application())
         assert {request.headers["authorization"] for request in server.requests} == {KEY}
 
 
@@ -208,7 +192,7 @@ def test_test_connection_succeeds_on_the_emulator(make_hook: Callable[..., Music
 
 def test_a_base_url_without_v1_gets_a_did_you_mean(hook_on: HookOn, musicai_emulator: Any) -> None:
     root = musicai_emulator.api_url.removesuffix("/v1")
-    ok, message = hook_on(root, password=musicai_emulator.api_key).test_connection()
+    ok, message = hook_on(root, key=musicai_emulator.api_key).test_connection()
     assert not ok and f"did you mean {root}/v1?" in message, message
     assert "it is not the Music AI API" in message and "job" not in message, message
 

@@ -24,7 +24,9 @@ from airflow_provider_musicai.exceptions import (
 from airflow_provider_musicai.hooks._api import validate_job_id
 from airflow_provider_musicai.triggers._poller import SharedJobPoller
 from tests.helpers.hostile import HostileServer, Reply, Request
-from tests.helpers.hostile_hook import KEY, arun, hostile_hook
+from tests.helpers.hostile_hook import KEY, arun, hook_on_url
+
+pytestmark = pytest.mark.airflow_independent
 
 INPUT = {"inputUrl": "https://example.com/a.wav"}
 
@@ -41,7 +43,7 @@ def test_a_wait_returns_only_a_final_document(monkeypatch: pytest.MonkeyPatch) -
         return Reply(json_body={"id": "job-1", "status": status, "result": {}})
 
     with HostileServer(answer) as server:
-        job = hostile_hook(monkeypatch, server.url("/v1")).wait_for_job(
+        job = hook_on_url(monkeypatch, server, max_retries=2).wait_for_job(
             "job-1", poll_interval=0.01, timeout=60
         )
     assert job["status"] == "SUCCEEDED"
@@ -70,13 +72,13 @@ def test_a_gzip_bomb_is_refused_within_the_cap_sync_and_async(
 ) -> None:
     headers = {"content-encoding": "gzip", "content-type": "application/json"}
     with HostileServer(lambda request: Reply(200, body=bomb, headers=headers)) as server:
-        hook = hostile_hook(monkeypatch, server.url("/v1"), max_response_bytes=4 << 20)
+        hook = hook_on_url(monkeypatch, server, max_retries=2, max_response_bytes=4 << 20)
         peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         with pytest.raises(MusicAIResponseTooLargeError, match="max_response_bytes=4194304"):
             hook.get_job("job-1")
         with pytest.raises(MusicAIResponseTooLargeError, match="max_response_bytes=4194304"):
             arun(
-                hostile_hook(monkeypatch, server.url("/v1"), "other", max_response_bytes=4 << 20).aget_job(
+                hook_on_url(monkeypatch, server, "other", max_retries=2, max_response_bytes=4 << 20).aget_job(
                     "job-1"
                 )
             )
@@ -92,11 +94,11 @@ def test_an_answer_trickled_forever_is_bounded_by_total_timeout_sync_and_async(
     trickle = Reply(200, json_body=document, trickle=0.2)
     with HostileServer(lambda request: trickle) as server:
         extras = {"total_timeout": 0.5, "max_retries": 1}
-        hook = hostile_hook(monkeypatch, server.url("/v1"), **extras)
+        hook = hook_on_url(monkeypatch, server, **extras)
         with pytest.raises(MusicAITransportError, match=r"total_timeout=0\.5s"):
             hook.get_job("job-1")
         with pytest.raises(MusicAITransportError, match=r"total_timeout=0\.5s"):
-            arun(hostile_hook(monkeypatch, server.url("/v1"), "other", **extras).aget_job("job-1"))
+            arun(hook_on_url(monkeypatch, server, "other", **extras).aget_job("job-1"))
         assert len(server.requests) == 4  # transient: each call was retried once
 
 
@@ -107,13 +109,13 @@ def nested(depth: int) -> bytes:
 def test_a_document_nested_900_levels_is_a_typed_error_everywhere(monkeypatch: pytest.MonkeyPatch) -> None:
     deep = Reply(200, body=nested(900), headers={"content-type": "application/json"})
     with HostileServer(lambda request: deep) as server:
-        hook = hostile_hook(monkeypatch, server.url("/v1"))
+        hook = hook_on_url(monkeypatch, server, max_retries=2)
         with pytest.raises(MusicAIMalformedResponseError, match="deeper than 64 levels"):
             hook.get_job("job-1")
         with pytest.raises(MusicAIMalformedResponseError, match="deeper than 64 levels"):
             arun(hook.aget_job("job-1"))
         poller = SharedJobPoller(
-            hostile_hook(monkeypatch, server.url("/v1"), "other"), 0.01, max_consecutive_failures=2
+            hook_on_url(monkeypatch, server, "other", max_retries=2), 0.01, max_consecutive_failures=2
         )
         with pytest.raises(MusicAIError, match="deeper than 64 levels"):
             arun(asyncio.wait_for(poller.wait("job-1", None), 60))
@@ -128,7 +130,7 @@ def test_a_listed_job_without_id_after_a_lost_post_answer_is_a_typed_error(
         return Reply(json_body={"jobs": [{"status": "QUEUED", "metadata": {}}]})
 
     with HostileServer(answer) as server:
-        hook = hostile_hook(monkeypatch, server.url("/v1"))
+        hook = hook_on_url(monkeypatch, server, max_retries=2)
         with pytest.raises(MusicAIError, match=r"could not be checked.*listed job #0 has no valid 'id'"):
             hook.create_job("song", "wf", INPUT)
         assert len(server.requests_to("POST")) == 1
@@ -148,13 +150,13 @@ class Redirector:
 def test_a_redirected_post_or_delete_is_never_followed(monkeypatch: pytest.MonkeyPatch, status: int) -> None:
     elsewhere_answers = lambda request: Reply(json_body={"id": "job-1"})  # noqa: E731
     with HostileServer(elsewhere_answers) as elsewhere, HostileServer(Redirector(status, elsewhere)) as api:
-        hook = hostile_hook(monkeypatch, api.url("/v1"))
+        hook = hook_on_url(monkeypatch, api, max_retries=2)
         with pytest.raises(MusicAIRedirectError, match=rf"POST /job failed \(HTTP {status}\)"):
             hook.create_job("song", "wf", INPUT)
         with pytest.raises(MusicAIRedirectError, match=r"DELETE /job/\{id\} failed"):
             hook.delete_job("job-1")
         with pytest.raises(MusicAIRedirectError, match=r"DELETE /job/\{id\} failed"):
-            arun(hostile_hook(monkeypatch, api.url("/v1"), "other").adelete_job("job-1"))
+            arun(hook_on_url(monkeypatch, api, "other", max_retries=2).adelete_job("job-1"))
         assert elsewhere.requests == []
         assert len(api.requests) == 3  # not retried either
 
@@ -165,9 +167,9 @@ def test_a_redirected_get_is_followed_without_the_key(monkeypatch: pytest.Monkey
         HostileServer(lambda request: Reply(json_body=document)) as elsewhere,
         HostileServer(Redirector(302, elsewhere)) as api,
     ):
-        hook = hostile_hook(monkeypatch, api.url("/v1"))
+        hook = hook_on_url(monkeypatch, api, max_retries=2)
         assert hook.get_job("job-1") == document
-        assert arun(hostile_hook(monkeypatch, api.url("/v1"), "other").aget_job("job-1")) == document
+        assert arun(hook_on_url(monkeypatch, api, "other", max_retries=2).aget_job("job-1")) == document
         assert len(elsewhere.requests) == 2
         assert all(
             "authorization" not in r.headers and KEY not in json.dumps(r.headers) for r in elsewhere.requests
@@ -185,7 +187,7 @@ def test_an_invalid_id_from_post_job_is_typed_and_never_resent(
     monkeypatch: pytest.MonkeyPatch, returned: Any
 ) -> None:
     with HostileServer(lambda request: Reply(json_body={"id": returned})) as server:
-        hook = hostile_hook(monkeypatch, server.url("/v1"))
+        hook = hook_on_url(monkeypatch, server, max_retries=2)
         with pytest.raises(MusicAIMalformedResponseError, match="MAY have been created") as caught:
             hook.create_job("song", "wf", INPUT, idempotency_key="key-7")
         assert "airflowIdempotencyKey=key-7" in str(caught.value)
@@ -197,7 +199,7 @@ def test_answers_within_the_caps_still_read_whole(monkeypatch: pytest.MonkeyPatc
     body = gzip.compress(json.dumps(document).encode())
     headers = {"content-encoding": "gzip", "content-type": "application/json"}
     with HostileServer(lambda request: Reply(200, body=body, headers=headers)) as server:
-        hook = hostile_hook(monkeypatch, server.url("/v1"))
+        hook = hook_on_url(monkeypatch, server, max_retries=2)
         assert hook.get_job("job-1") == document
         assert arun(hook.aget_job("job-1")) == document
 
@@ -207,7 +209,7 @@ def test_an_oversized_post_job_answer_says_the_job_may_exist(
 ) -> None:
     headers = {"content-encoding": "gzip", "content-type": "application/json"}
     with HostileServer(lambda request: Reply(200, body=bomb, headers=headers)) as server:
-        hook = hostile_hook(monkeypatch, server.url("/v1"), max_response_bytes=1 << 20)
+        hook = hook_on_url(monkeypatch, server, max_retries=2, max_response_bytes=1 << 20)
         with pytest.raises(MusicAIMalformedResponseError, match=r"MAY have been created.*max_response_bytes"):
             hook.create_job("song", "wf", INPUT)
         assert len(server.requests_to("POST")) == 1

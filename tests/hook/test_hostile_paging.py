@@ -13,7 +13,9 @@ from airflow_provider_musicai.exceptions import MusicAIError, MusicAIPagingError
 from airflow_provider_musicai.hooks.musicai import MusicAIHook
 from airflow_provider_musicai.jobs import IDEMPOTENCY_METADATA_KEY
 from tests.helpers.hostile import HostileServer, Reply, Request, paged
-from tests.helpers.hostile_hook import arun, hostile_hook
+from tests.helpers.hostile_hook import arun, hook_on_url
+
+pytestmark = pytest.mark.airflow_independent
 
 JOBS = [{"id": f"job-{n:02d}", "status": "QUEUED", "workflow": "wf"} for n in range(30)]
 WORKFLOWS = [{"id": f"wf-{n}", "slug": f"slug-{n}", "name": f"Workflow {n}"} for n in range(30)]
@@ -45,10 +47,10 @@ def test_a_silent_page_size_cap_loses_no_job_sync_or_async(
     monkeypatch: pytest.MonkeyPatch, offset_by_asked: bool
 ) -> None:
     with listing_server(served_size=7, offset_by_asked=offset_by_asked) as server:
-        hook = hostile_hook(monkeypatch, server.url("/v1"))
+        hook = hook_on_url(monkeypatch, server, max_retries=2)
         expected = [job["id"] for job in JOBS]
         assert [job["id"] for job in hook.list_jobs(page_size=20)] == expected
-        assert arun(alisted(hostile_hook(monkeypatch, server.url("/v1"), "other"), 20)) == expected
+        assert arun(alisted(hook_on_url(monkeypatch, server, "other", max_retries=2), 20)) == expected
         assert [w["id"] for w in hook.list_workflows(page_size=20)] == [w["id"] for w in WORKFLOWS]
 
 
@@ -60,13 +62,13 @@ def test_a_server_serving_more_than_asked_loses_no_job(monkeypatch: pytest.Monke
         return Reply(json_body={"jobs": JOBS[start : start + 25]})
 
     with HostileServer(answer) as server:
-        hook = hostile_hook(monkeypatch, server.url("/v1"))
+        hook = hook_on_url(monkeypatch, server, max_retries=2)
         assert [job["id"] for job in hook.list_jobs(page_size=10)] == [job["id"] for job in JOBS]
 
 
 def test_short_pages_end_a_listing_once_full_pages_were_seen(monkeypatch: pytest.MonkeyPatch) -> None:
     with listing_server() as server:
-        hook = hostile_hook(monkeypatch, server.url("/v1"))
+        hook = hook_on_url(monkeypatch, server, max_retries=2)
         assert len(list(hook.list_jobs(page_size=20))) == 30  # 20, then 10: short after a full page
         assert len(server.requests_to("GET", "/v1/job")) == 2
         # A first page shorter than asked, on a connection never seen serving 100: one more request
@@ -85,13 +87,13 @@ def test_a_repeated_page_is_a_typed_error_sync_async_and_workflows(
     monkeypatch: pytest.MonkeyPatch, served: int
 ) -> None:
     with repeating_server(JOBS[:served]) as jobs, repeating_server(WORKFLOWS[:served], "workflows") as flows:
-        hook = hostile_hook(monkeypatch, jobs.url("/v1"))
+        hook = hook_on_url(monkeypatch, jobs, max_retries=2)
         with pytest.raises(MusicAIPagingError, match="repeats the previous page"):
             list(hook.list_jobs(page_size=20))
         with pytest.raises(MusicAIPagingError, match="repeats the previous page"):
-            arun(alisted(hostile_hook(monkeypatch, jobs.url("/v1"), "other"), 20))
+            arun(alisted(hook_on_url(monkeypatch, jobs, "other", max_retries=2), 20))
         with pytest.raises(MusicAIPagingError, match="ignores the page parameter"):
-            list(hostile_hook(monkeypatch, flows.url("/v1"), "flows").list_workflows(page_size=20))
+            list(hook_on_url(monkeypatch, flows, "flows", max_retries=2).list_workflows(page_size=20))
         assert len(jobs.requests) <= 8  # two listings, each stopped at its third repeat
 
 
@@ -108,9 +110,9 @@ def test_a_listing_shifted_by_one_page_meanwhile_is_neither_an_error_nor_listed_
         return Reply(200, json_body={"jobs": served.get(page, [])})
 
     with HostileServer(shifting) as server:
-        hook = hostile_hook(monkeypatch, server.url("/v1"))
+        hook = hook_on_url(monkeypatch, server, max_retries=2)
         listed = [job["id"] for job in hook.list_jobs(page_size=5)]
-        alisted_ids = arun(alisted(hostile_hook(monkeypatch, server.url("/v1"), "other"), 5))
+        alisted_ids = arun(alisted(hook_on_url(monkeypatch, server, "other", max_retries=2), 5))
     assert listed == alisted_ids == [job["id"] for job in older]
 
 
@@ -124,12 +126,12 @@ def test_a_listing_longer_than_max_pages_is_a_typed_error_naming_the_cap(
         )
 
     with HostileServer(endless) as server:
-        hook = hostile_hook(monkeypatch, server.url("/v1"), max_pages=5)
+        hook = hook_on_url(monkeypatch, server, max_retries=2, max_pages=5)
         with pytest.raises(MusicAIPagingError, match="max_pages=5"):
             list(hook.list_jobs(page_size=3))
         assert len(server.requests) == 5
         with pytest.raises(MusicAIPagingError, match="max_pages=5"):
-            arun(alisted(hostile_hook(monkeypatch, server.url("/v1"), "other", max_pages=5), 3))
+            arun(alisted(hook_on_url(monkeypatch, server, "other", max_retries=2, max_pages=5), 3))
 
 
 class JobsAPI:
@@ -159,7 +161,7 @@ def test_the_lookup_after_a_lost_post_answer_pages_past_a_cap_no_duplicate(
 ) -> None:
     api = JobsAPI()
     with HostileServer(api) as server:
-        hook = hostile_hook(monkeypatch, server.url("/v1"))
+        hook = hook_on_url(monkeypatch, server, max_retries=2)
         job_id = hook.create_job(
             "song", "wf", {"inputUrl": "https://example.com/a.wav"}, idempotency_key="k-1"
         )
@@ -170,7 +172,7 @@ def test_the_lookup_after_a_lost_post_answer_pages_past_a_cap_no_duplicate(
 
 def test_an_endless_lookup_fails_typed_without_sending_again(monkeypatch: pytest.MonkeyPatch) -> None:
     with HostileServer(JobsAPI(repeat_pages=True)) as server:
-        hook = hostile_hook(monkeypatch, server.url("/v1"))
+        hook = hook_on_url(monkeypatch, server, max_retries=2)
         with pytest.raises(MusicAIError, match=r"could not be checked.*repeats the previous page"):
             hook.create_job("song", "wf", {"inputUrl": "https://example.com/a.wav"}, idempotency_key="k-2")
         assert len(server.requests_to("POST")) == 1

@@ -7,6 +7,7 @@ from one :class:`HostileServer`, answering as Cloud Storage, a CDN or a broken p
 from __future__ import annotations
 
 import contextlib
+import functools
 import gzip
 import json
 import logging
@@ -29,10 +30,11 @@ from airflow_provider_musicai.exceptions import (
 )
 from airflow_provider_musicai.hooks.musicai import MusicAIHook
 from tests.helpers.hostile import HostileServer, Reply, Request
+from tests.helpers.hostile_hook import HookBuilder
 
 KEY = "hostile-storage-key"
 SIGNATURE = "X-Goog-Signature=deadbeefcafe"
-FAST = {"retry_backoff": 0.01, "retry_max_wait": 0.05, "max_retries": 3, "timeout": 10}
+MAX_RETRIES = 3
 EXPIRED_XML = (
     b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>ExpiredToken</Code><Message>Invalid argument."
     b"</Message><Details>The provided token has expired. Request signature expired at: "
@@ -46,21 +48,9 @@ AUDIO = bytes(range(256)) * 64  # 16 KiB
 
 
 @pytest.fixture
-def hook_on(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., MusicAIHook]]:
+def hook_on(hook_on: HookBuilder) -> Callable[..., MusicAIHook]:
     """A hook whose connection points at ``server``'s ``/v1`` (extras override the quick retries)."""
-    hooks: list[MusicAIHook] = []
-
-    def build(server: HostileServer, **extra: Any) -> MusicAIHook:
-        connection = {"conn_type": "musicai", "host": server.url("/v1"), "password": KEY}
-        connection["extra"] = json.dumps({**FAST, **extra})
-        monkeypatch.setenv("AIRFLOW_CONN_MUSICAI_HOSTILE", json.dumps(connection))
-        hook = MusicAIHook(musicai_conn_id="musicai_hostile")
-        hooks.append(hook)
-        return hook
-
-    yield build
-    for hook in hooks:
-        hook.close()
+    return functools.partial(hook_on, key=KEY, conn_id="musicai_hostile", max_retries=MAX_RETRIES, timeout=10)
 
 
 def job_document(server: HostileServer, result: dict[str, Any], job_id: str = "job-1") -> dict[str, Any]:
@@ -260,7 +250,7 @@ def test_gzip_encoded_result_cut_short_is_retried_then_fails(
         job = job_document(server, {"notes": signed(server, "/files/notes.bin")})
         with pytest.raises(MusicAITransportError):
             hook_on(server).download_results(job, tmp_path)
-        assert len(server.requests_to("GET", "/files/")) == FAST["max_retries"] + 1
+        assert len(server.requests_to("GET", "/files/")) == MAX_RETRIES + 1
     assert list(tmp_path.iterdir()) == []
 
 

@@ -5,9 +5,10 @@ control characters in server text cannot forge log lines. Sync and async paths."
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -20,33 +21,17 @@ from airflow_provider_musicai.exceptions import (
 )
 from airflow_provider_musicai.hooks.musicai import MusicAIHook
 from tests.helpers.hostile import HostileServer, Reply, Request
+from tests.helpers.hostile_hook import HookBuilder, arun
 
 KEY = "mk-live-Echoed/Key+0123456789abcdef"
-QUICK = {"retry_backoff": 0.01, "retry_max_wait": 0.02, "max_retries": 2, "timeout": 5}
 
 HookOn = Callable[..., MusicAIHook]
 
 
 @pytest.fixture
-def hook_on(monkeypatch: pytest.MonkeyPatch) -> Iterator[HookOn]:
-    """Hooks on a connection ``musicai_echo`` to a hostile server, with the key ``KEY``."""
-    hooks: list[MusicAIHook] = []
-
-    def build(server: HostileServer, conn_id: str = "musicai_echo", **extra: Any) -> MusicAIHook:
-        connection = {
-            "conn_type": "musicai",
-            "host": server.url("/v1"),
-            "password": KEY,
-            "extra": json.dumps({**QUICK, **extra}),
-        }
-        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(connection))
-        hook = MusicAIHook(musicai_conn_id=conn_id)
-        hooks.append(hook)
-        return hook
-
-    yield build
-    for hook in hooks:
-        hook.close()
+def hook_on(hook_on: HookBuilder) -> HookOn:
+    """Hooks on a connection ``musicai_echo`` to a hostile server, with the key ``KEY`` (2 retries)."""
+    return functools.partial(hook_on, key=KEY, conn_id="musicai_echo", max_retries=2)
 
 
 def echo_error(status: int) -> Callable[[Request], Reply]:
@@ -189,20 +174,18 @@ def test_a_failed_job_quoting_the_key_sync(
     assert KEY not in logged(caplog, capfd)
 
 
-def test_a_failed_job_quoting_the_key_in_the_trigger_event(hook_on: HookOn) -> None:
-    from airflow_provider_musicai.hooks._transport import close_shared_async_clients
+async def first_trigger_event() -> Any:
+    """The first event of a trigger on job ``job-1`` through the connection ``musicai_echo``."""
     from airflow_provider_musicai.triggers.musicai import MusicAIJobTrigger
 
-    async def first_event() -> Any:
-        try:
-            trigger = MusicAIJobTrigger("job-1", musicai_conn_id="musicai_echo", poll_interval=0.05)
-            return await asyncio.wait_for(anext(trigger.run()), timeout=60)
-        finally:
-            await close_shared_async_clients()
+    trigger = MusicAIJobTrigger("job-1", musicai_conn_id="musicai_echo", poll_interval=0.05)
+    return await asyncio.wait_for(anext(trigger.run()), timeout=60)
 
+
+def test_a_failed_job_quoting_the_key_in_the_trigger_event(hook_on: HookOn) -> None:
     with HostileServer(failed_job) as server:
         hook_on(server)
-        event = asyncio.run(first_event())
+        event = arun(first_trigger_event())
     assert event.payload["status"] == "error"
     stored = json.dumps(event.payload)  # what Airflow writes to its database and logs
     assert KEY not in stored and "Echoed" not in stored
@@ -240,20 +223,10 @@ def test_a_status_with_a_line_break_cannot_forge_a_log_line_sync(
 def test_a_status_with_a_line_break_cannot_forge_a_trigger_log_line(
     hook_on: HookOn, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    from airflow_provider_musicai.hooks._transport import close_shared_async_clients
-    from airflow_provider_musicai.triggers.musicai import MusicAIJobTrigger
-
     caplog.set_level(logging.INFO)
-
-    async def first_event() -> Any:
-        try:
-            trigger = MusicAIJobTrigger("job-1", musicai_conn_id="musicai_echo", poll_interval=0.05)
-            return await asyncio.wait_for(anext(trigger.run()), timeout=60)
-        finally:
-            await close_shared_async_clients()
 
     with HostileServer(statuses_then_done([FORGED, FORGED])) as server:
         hook_on(server)
-        event = asyncio.run(first_event())
+        event = arun(first_trigger_event())
     assert event.payload["status"] == "success"
     assert_no_forged_line(logged(caplog, capfd))

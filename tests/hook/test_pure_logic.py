@@ -36,6 +36,8 @@ from airflow_provider_musicai.hooks._config import ConnectionConfig, RetryPolicy
 from airflow_provider_musicai.hooks._transfer import safe_filename, unique_names
 from airflow_provider_musicai.jobs import raise_if_failed, validate_metadata
 
+pytestmark = pytest.mark.airflow_independent
+
 JOB_ID = "2e35babc-91c4-4121-89f4-5a2acf956b28"
 
 

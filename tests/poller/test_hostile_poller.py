@@ -12,7 +12,7 @@ import pytest
 from airflow_provider_musicai.exceptions import MusicAIError
 from airflow_provider_musicai.triggers._poller import SharedJobPoller
 from tests.helpers.hostile import HostileServer, Reply, Request, paged
-from tests.helpers.hostile_hook import arun, hostile_hook
+from tests.helpers.hostile_hook import arun, hook_on_url
 
 HTML = b"<html><body>502 Bad Gateway</body></html>"
 
@@ -52,7 +52,7 @@ class FakeAPI:
 def test_a_silent_page_size_cap_does_not_hide_active_jobs(monkeypatch: pytest.MonkeyPatch) -> None:
     api = FakeAPI(30, served_size=7)
     with HostileServer(api) as server:
-        poller = SharedJobPoller(hostile_hook(monkeypatch, server.url("/v1")), 0.05, page_size=20)
+        poller = SharedJobPoller(hook_on_url(monkeypatch, server, max_retries=2), 0.05, page_size=20)
 
         async def scenario() -> list[dict[str, Any]]:
             waits = asyncio.gather(*(poller.wait(job_id, "wf") for job_id in api.status))
@@ -70,7 +70,7 @@ def test_a_silent_page_size_cap_does_not_hide_active_jobs(monkeypatch: pytest.Mo
 
 def test_an_endless_listing_ends_each_wait_typed_instead_of_hanging(monkeypatch: pytest.MonkeyPatch) -> None:
     with HostileServer(FakeAPI(20, repeat_pages=True)) as server:
-        hook = hostile_hook(monkeypatch, server.url("/v1"))
+        hook = hook_on_url(monkeypatch, server, max_retries=2)
         poller = SharedJobPoller(hook, 0.01, page_size=7, max_consecutive_failures=3)
 
         async def scenario() -> list[Any]:
@@ -87,7 +87,7 @@ def test_one_unreadable_answer_fails_no_waiter(monkeypatch: pytest.MonkeyPatch) 
     api.html_for = {"list", "job-01"}  # the first listing, and job-01's first fetch, are HTML
     with HostileServer(api) as server:
         poller = SharedJobPoller(
-            hostile_hook(monkeypatch, server.url("/v1")), 0.05, max_consecutive_failures=3
+            hook_on_url(monkeypatch, server, max_retries=2), 0.05, max_consecutive_failures=3
         )
 
         async def scenario() -> list[dict[str, Any]]:

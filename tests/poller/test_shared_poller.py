@@ -7,23 +7,13 @@ from collections.abc import Callable
 from typing import Any
 
 from airflow_provider_musicai.exceptions import MusicAIAuthError, MusicAINotFoundError
-from airflow_provider_musicai.hooks._transport import close_shared_async_clients
 from airflow_provider_musicai.hooks.musicai import MusicAIHook
 from airflow_provider_musicai.triggers._poller import SharedJobPoller, shared_poller
+from tests.helpers.hostile_hook import arun
 
 STEMS = "music-ai/stems-vocals-accompaniment"
 BEATS = "music-ai/beats-chords-key"
 NOWHERE = "http://127.0.0.1:9/x.wav"  # unreachable input: the job ends FAILED (TIMEOUT)
-
-
-def run(coroutine: Any) -> Any:
-    async def main() -> Any:
-        try:
-            return await coroutine
-        finally:
-            await close_shared_async_clients()
-
-    return asyncio.run(main())
 
 
 def create(hook: MusicAIHook, count: int, workflow: str = STEMS) -> list[str]:
@@ -38,7 +28,7 @@ def test_each_waiter_gets_its_own_final_document(hook: MusicAIHook, musicai_emul
     async def scenario() -> list[dict[str, Any]]:
         return list(await asyncio.gather(*(poller.wait(job_id, STEMS) for job_id in ids)))
 
-    jobs = run(scenario())
+    jobs = arun(scenario())
     assert [job["id"] for job in jobs] == ids
     assert {job["status"] for job in jobs} == {"FAILED"}
     assert poller.waiting == 0
@@ -63,7 +53,7 @@ def test_statuses_are_reported_in_the_callers_task(hook: MusicAIHook, musicai_em
         assert all(task is me for _, task in seen)
         return job
 
-    assert run(scenario())["status"] == "FAILED"
+    assert arun(scenario())["status"] == "FAILED"
     statuses = [status for status, _ in seen]
     assert statuses[-1] == "FAILED"
     assert statuses == sorted(set(statuses), key=statuses.index)  # each change once, in order
@@ -79,7 +69,7 @@ def test_jobs_no_one_waits_on_do_not_cost_requests(hook: MusicAIHook, musicai_em
     async def scenario() -> None:
         await asyncio.gather(*(poller.wait(job_id, STEMS) for job_id in ids))
 
-    run(scenario())
+    arun(scenario())
     assert max(poller.stats.requests_per_cycle) <= 2 + len(ids)
     assert poller.stats.cycles <= poller.stats.list_requests <= 2 * poller.stats.cycles
 
@@ -96,7 +86,7 @@ def test_page_shifts_never_lose_or_misreport_a_job(hook: MusicAIHook, musicai_em
     async def scenario() -> list[dict[str, Any]]:
         return list(await asyncio.gather(*(poller.wait(job_id, STEMS) for job_id in ids)))
 
-    jobs = run(scenario())
+    jobs = arun(scenario())
     assert [job["id"] for job in jobs] == ids
     assert all(job["status"] in {"SUCCEEDED", "FAILED"} for job in jobs)
 
@@ -120,7 +110,7 @@ def test_cancelling_one_waiter_leaves_the_others_and_the_poller_stops(
             await asyncio.sleep(0.01)
         return results, poller._task
 
-    results, task = run(scenario())
+    results, task = arun(scenario())
     assert isinstance(results[0], asyncio.CancelledError)
     assert [job["id"] for job in results[1:]] == ids[1:]
     assert poller.waiting == 0
@@ -138,7 +128,7 @@ def test_deleted_job_fails_only_its_waiter(hook: MusicAIHook, musicai_emulator: 
             await asyncio.gather(poller.wait(doomed, STEMS), poller.wait(kept, STEMS), return_exceptions=True)
         )
 
-    gone, job = run(scenario())
+    gone, job = arun(scenario())
     assert isinstance(gone, MusicAINotFoundError)
     assert job["id"] == kept
 
@@ -155,7 +145,7 @@ def test_transient_list_failures_are_survived(
     async def scenario() -> list[dict[str, Any]]:
         return list(await asyncio.gather(*(poller.wait(job_id, STEMS) for job_id in ids)))
 
-    assert [job["id"] for job in run(scenario())] == ids
+    assert [job["id"] for job in arun(scenario())] == ids
     assert poller.stats.failures == 3
 
 
@@ -170,7 +160,7 @@ def test_revoked_key_fails_every_waiter(make_hook: Callable[..., MusicAIHook], m
             await asyncio.gather(*(poller.wait(job_id, STEMS) for job_id in ids), return_exceptions=True)
         )
 
-    assert all(isinstance(error, MusicAIAuthError) for error in run(scenario()))
+    assert all(isinstance(error, MusicAIAuthError) for error in arun(scenario()))
 
 
 def test_one_poller_per_loop_and_connection(make_hook: Callable[..., MusicAIHook]) -> None:
@@ -183,11 +173,11 @@ def test_one_poller_per_loop_and_connection(make_hook: Callable[..., MusicAIHook
             shared_poller("x", 1.0),
         )
 
-    first, again, other = run(scenario())
+    first, again, other = arun(scenario())
     assert first is again
     assert other is not first
     # A new event loop (a restarted triggerer) gets a fresh poller.
-    assert run(scenario())[0] is not first
+    assert arun(scenario())[0] is not first
 
 
 def test_cycles_start_every_poll_interval_however_long_they_take() -> None:
@@ -215,7 +205,7 @@ def test_a_job_that_can_never_be_read_ends_only_its_own_wait(
             )
         )
 
-    error, job = run(scenario())
+    error, job = arun(scenario())
     assert "3 times in a row" in str(error)
     assert job["id"] == fine
 
@@ -226,7 +216,7 @@ def test_statuses_seen_in_the_active_listing_are_reported(hook: MusicAIHook, mus
     [job_id] = create(hook, 1)
     poller = SharedJobPoller(hook, poll_interval=0.1)
     seen: list[str] = []
-    assert run(poller.wait(job_id, STEMS, on_status=seen.append))["status"] == "FAILED"
+    assert arun(poller.wait(job_id, STEMS, on_status=seen.append))["status"] == "FAILED"
     assert seen[0] == "QUEUED"
     assert seen[-1] == "FAILED"
     assert poller.stats.job_requests == 1  # the listing told QUEUED/STARTED; one fetch confirmed the end

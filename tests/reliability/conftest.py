@@ -7,7 +7,6 @@ prints the figures these suites record. Sizes: the default is the reduced CI siz
 
 from __future__ import annotations
 
-import json
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -48,10 +47,12 @@ def connect(emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Callable[..., dic
     """``connect(conn_id="musicai_default", key=None, **extra)``: point an Airflow connection (an
     ``AIRFLOW_CONN_*`` variable) at the emulator with these extras; returns the connection dict."""
 
+    from tests.helpers.hostile_hook import set_connection
+
     def point(conn_id: str = "musicai_default", key: str | None = None, **extra: Any) -> dict[str, Any]:
-        connection = {**emulator.connection_dict(key), "extra": json.dumps(extra)}
-        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(connection))
-        return connection
+        return set_connection(
+            monkeypatch, conn_id, emulator.api_url, key=key or emulator.api_key, extra=extra
+        )
 
     return point
 

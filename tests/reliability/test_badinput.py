@@ -10,12 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-import json
 import math
 import re
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +38,7 @@ from airflow_provider_musicai.exceptions import (
 )
 from airflow_provider_musicai.hooks.musicai import MusicAIHook
 from tests.helpers.audio import wav_bytes
+from tests.helpers.hostile_hook import hook_on_url
 from tests.helpers.reliability import RawServer, leftover_partials, record, wait_until
 
 pytestmark = pytest.mark.badinput
@@ -47,7 +46,8 @@ pytestmark = pytest.mark.badinput
 STEMS = "music-ai/stems-vocals-accompaniment"
 TRANSCRIBE = "music-ai/transcribe-vocals"
 UNKNOWN_JOB = "00000000-0000-4000-8000-000000000000"
-FAST = {"max_retries": 2, "retry_backoff": 0.01, "retry_max_wait": 0.05, "timeout": 3, "connect_timeout": 2}
+#: Over FAST_RETRIES: fewer retries and shorter timeouts, as each case ends in an error.
+FAST = {"max_retries": 2, "timeout": 3, "connect_timeout": 2}
 
 
 @dataclass
@@ -86,15 +86,10 @@ class Ctx:
 
     def hook_on(self, host: str, *, password: str | None = None, raw_extra: str | None = None) -> MusicAIHook:
         """A hook on a connection to ``host`` (an http(s) URL) with this key and extra."""
-        conn_id = f"musicai_case_{len(self.hooks)}"
-        connection = {
-            "conn_type": "musicai",
-            "host": host,
-            "password": self.emulator.api_key if password is None else password,
-            "extra": json.dumps(FAST) if raw_extra is None else raw_extra,
-        }
-        self.monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(connection))
-        hook = MusicAIHook(musicai_conn_id=conn_id)
+        key = self.emulator.api_key if password is None else password
+        hook = hook_on_url(
+            self.monkeypatch, host, f"musicai_case_{len(self.hooks)}", key=key, raw_extra=raw_extra, **FAST
+        )
         self.hooks.append(hook)
         return hook
 
@@ -187,29 +182,29 @@ def _deleted_while_deferred(ctx: Ctx) -> Any:
 
 
 def _expired_input_url(ctx: Ctx) -> Any:
-    ctx.emulator.admin.configure(download_url_ttl_seconds=1)
+    ctx.emulator.admin.configure(download_url_ttl_seconds=60)
     url = ctx.input_url()
-    time.sleep(1.2)
+    ctx.emulator.admin.advance_clock(61)  # emulated time: the URLs expire without a wait
     return ctx.wait(ctx.hook.create_job("expired input", STEMS, {"inputUrl": url}))
 
 
 def _expired_result_urls(ctx: Ctx) -> Any:
     """A job document kept from earlier (its signed result URLs have expired since) is downloaded."""
-    ctx.emulator.admin.configure(result_url_ttl_seconds=1)
+    ctx.emulator.admin.configure(result_url_ttl_seconds=60)
     job = ctx.finished_job()
-    time.sleep(1.2)
+    ctx.emulator.admin.advance_clock(61)  # emulated time: the URLs expire without a wait
     return ctx.hook.download_results(job, ctx.tmp / "out")
 
 
 def _expired_result_urls_renewed(ctx: Ctx) -> Any:
     """As above, but the API signs result URLs anew on every read (as the hook hopes): the emulator
     keeps its URLs, so a second job on the same input stands in for the renewed document."""
-    ctx.emulator.admin.configure(result_url_ttl_seconds=1)
+    ctx.emulator.admin.configure(result_url_ttl_seconds=60)
     url = ctx.input_url()
     expired = ctx.wait(ctx.hook.create_job("old", STEMS, {"inputUrl": url}))
     ctx.emulator.admin.configure(result_url_ttl_seconds=3600)
     renewed = ctx.wait(ctx.hook.create_job("renewed", STEMS, {"inputUrl": url}))
-    time.sleep(1.2)
+    ctx.emulator.admin.advance_clock(61)  # emulated time: the URLs expire without a wait
     real_get_job = ctx.hook.get_job
     ctx.monkeypatch.setattr(
         ctx.hook,
@@ -230,9 +225,9 @@ def _check_fresh_download(ctx: Ctx, written: Any) -> None:
 
 def _expired_anonymous_result(ctx: Ctx) -> Any:
     """A bare result URL that expired, with no job id to fetch a fresh one from."""
-    ctx.emulator.admin.configure(result_url_ttl_seconds=1)
+    ctx.emulator.admin.configure(result_url_ttl_seconds=60)
     url = ctx.finished_job()["result"]["vocals"]
-    time.sleep(1.2)
+    ctx.emulator.admin.advance_clock(61)  # emulated time: the URLs expire without a wait
     return ctx.hook.download_results({"status": "SUCCEEDED", "result": {"vocals": url}}, ctx.tmp / "out")
 
 

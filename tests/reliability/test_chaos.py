@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers.airflow import load_example, run_dag, task_states, xcom_value
+from tests.helpers.airflow import load_example, run_dag, task_column, task_states, xcom_value
 from tests.helpers.audio import wav_bytes
 from tests.helpers.reliability import (
     blob_digests,
@@ -68,20 +68,8 @@ def no_retry_delay(dag: Any) -> Any:
 
 def task_tries(dag_run: Any) -> dict[str, int]:
     """``{task: try_number}`` of the tasks that needed more than one try."""
-    from airflow.models.taskinstance import TaskInstance
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        rows = (
-            session.query(TaskInstance.task_id, TaskInstance.map_index, TaskInstance.try_number)
-            .filter(TaskInstance.dag_id == dag_run.dag_id, TaskInstance.run_id == dag_run.run_id)
-            .all()
-        )
-    return {
-        (task_id if index < 0 else f"{task_id}[{index}]"): int(tries)
-        for task_id, index, tries in rows
-        if int(tries or 1) > 1
-    }
+    tries = task_column(dag_run, "try_number")
+    return {task: int(number) for task, number in tries.items() if int(number or 1) > 1}
 
 
 def check_files_intact(files: list[Path], digests: dict[str, int]) -> int:
