@@ -36,7 +36,7 @@ Admin API on the API listener (no auth, not in the schema), all JSON:
 * ``GET /__emulator__/clock``, ``POST /__emulator__/clock/advance`` ``{"seconds": 30}``: emulated time;
   ``POST /__emulator__/jobs/<id>/complete``: a job skips the rest of its QUEUED/STARTED time.
 * ``GET|POST /__emulator__/workflows``, ``DELETE /__emulator__/workflows/<slug>``: declared workflows
-  (see :mod:`.catalog`).
+  (see the emulator's ``catalog.py``).
 * ``GET|POST /__emulator__/input-files`` ``{"files": {url: path}}``: external inputs served offline.
 * ``GET|POST|DELETE /__emulator__/faults``: the fault plan (see :mod:`.faults`).
 * ``GET /__emulator__/counters``, ``GET /__emulator__/jobs``, ``GET /__emulator__/storage``,

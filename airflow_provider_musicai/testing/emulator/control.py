@@ -99,7 +99,7 @@ class EmulatorAdmin:
 
     def declare_workflow(self, declaration: Mapping[str, Any]) -> dict[str, Any]:
         """Declare (or replace) a workflow until a config reset (see
-        :mod:`~airflow_provider_musicai.testing.emulator.catalog` for the shape)."""
+        the emulator's ``catalog.py`` for the shape)."""
         return dict(self._call("POST", "/workflows", declaration))
 
     def remove_workflow(self, slug: str) -> None:
