@@ -132,6 +132,8 @@ def test_a_dag_run_emits_complete_events_with_datasets_and_the_job_never_a_secre
     assert facet["application"] == hook.get_application()["name"]
     assert sorted(_datasets(download, "inputs")) == sorted(("musicai", f"{job_id}/{key}") for key in files)
     assert sorted(_datasets(download, "outputs")) == sorted(("file", path) for path in files.values())
+    got = download["run"]["facets"]["musicai"]
+    assert (got["jobId"], got["application"]) == (job_id, facet["application"])  # no workflow: not read
 
     text = json.dumps(events)
     for secret in (musicai.api_key, "X-Signature", "X-Expires", "/storage/", "musicai-sealed"):
