@@ -26,6 +26,8 @@ import pytest
 from tests.helpers.audio import write_wav
 from tests.helpers.reliability import FIGURES, FULL, record, write_figures
 
+pytest_plugins = ["tests.helpers.s3"]  # moto S3 fixtures, for the copy_results_to tests
+
 if TYPE_CHECKING:
     from airflow_provider_musicai.hooks.musicai import MusicAIHook
     from tests.helpers.hostile_hook import HookBuilder

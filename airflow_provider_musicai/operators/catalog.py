@@ -72,6 +72,9 @@ class MusicAICatalogOperator(_MusicAIOperator):
         (templated).
     :param copy_results_to: a folder under which Music AI itself writes each track's outputs,
         ``<copy_results_to>/<track>/`` (the hook's ``create_job(copy_results_to=...)``; templated).
+    :param copy_outputs: the outputs written under each track's folder (a folder needs them named,
+        as for ``MusicAICreateJobOperator``), e.g. ``["vocals", "accompaniments"]``.
+    :param storage_conn_id: the connection that presigns ``copy_results_to`` when its URL names none.
     :param manifest: the manifest folder; defaults to ``<destination or copy_results_to>/
         _musicai_manifest/<dag>/<run>/<task>`` (templated).
     :param max_in_flight: jobs running at once (Music AI plans limit concurrent jobs).
@@ -105,6 +108,8 @@ class MusicAICatalogOperator(_MusicAIOperator):
         workflow_params: Mapping[str, Any] | None = None,
         destination: Any = None,
         copy_results_to: Any = None,
+        copy_outputs: Sequence[str] | None = None,
+        storage_conn_id: str | None = None,
         manifest: Any = None,
         max_in_flight: int = 50,
         upload_concurrency: int = 4,
@@ -121,6 +126,8 @@ class MusicAICatalogOperator(_MusicAIOperator):
         self.workflow_params = dict(workflow_params or {"inputUrl": SOURCE_PLACEHOLDER})
         self.destination = destination
         self.copy_results_to = copy_results_to
+        self.copy_outputs = copy_outputs
+        self.storage_conn_id = storage_conn_id
         self.manifest = manifest
         self.max_in_flight = int(max_in_flight)
         self.upload_concurrency = int(upload_concurrency)
@@ -236,6 +243,8 @@ class MusicAICatalogOperator(_MusicAIOperator):
             from airflow_provider_musicai.operators._catalog import join
 
             extra["copy_results_to"] = str(join(self.copy_results_to, track.stem)) + "/"
+            extra["copy_outputs"] = self.copy_outputs
+            extra["storage_conn_id"] = self.storage_conn_id
         metadata = {**identity.metadata(), "musicaiCatalogTrack": track.digest}
         return self.hook.create_job(
             f"catalog {track.stem}"[:200],

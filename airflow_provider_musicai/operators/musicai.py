@@ -213,7 +213,7 @@ class MusicAICreateJobOperator(_MusicAIOperator):
         storage_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
-        if workflow_params is None or (isinstance(workflow_params, Mapping) and not workflow_params):
+        if workflow_params is None or (not workflow_params and kwargs.get("params")):
             _reject_missing_workflow_params(kwargs.get("params"))
         if copy_results_to is not None and "outlets" not in kwargs:
             from airflow_provider_musicai.lineage import static_outlets

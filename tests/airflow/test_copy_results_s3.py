@@ -7,8 +7,6 @@ Needs the ``[amazon]`` extra and ``moto[server]`` (the dev extra): skipped witho
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -21,50 +19,10 @@ moto_server = pytest.importorskip("moto.server")
 from airflow_provider_musicai.hooks._copy_targets import copy_targets, presign  # noqa: E402
 from tests.airflow.test_lineage import asset_event_extras, with_datasets_registered  # noqa: E402
 from tests.helpers.airflow import load_dag_file, run_dag, task_states, xcom_value  # noqa: E402
+from tests.helpers.s3 import BUCKET, CONN, s3_object  # noqa: E402
 
 STEMS = "music-ai/stems-vocals-accompaniment"
-CONN = "aws_moto"
-BUCKET = "musicai-stems"
 EXAMPLE = Path(__file__).resolve().parents[2] / "example_dags" / "example_musicai_stems_to_s3.py"
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    """A moto S3 server on 127.0.0.1 (an ephemeral port), stopped after the module."""
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{server._server.server_port}"
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def s3(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """The ``aws_moto`` connection (fake keys, the moto endpoint) and an S3 client with a fresh bucket."""
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-    connection = {
-        "conn_type": "aws",
-        "login": "testing",
-        "password": "testing",
-        "extra": {"endpoint_url": moto_endpoint, "region_name": "us-east-1"},
-    }
-    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN.upper()}", json.dumps(connection))
-    client = S3Hook(aws_conn_id=CONN).get_conn()
-    for listing in client.list_objects_v2(Bucket=BUCKET).get("Contents", []) if _exists(client) else []:
-        client.delete_object(Bucket=BUCKET, Key=listing["Key"])
-    if not _exists(client):
-        client.create_bucket(Bucket=BUCKET)
-    return client
-
-
-def _exists(client: Any) -> bool:
-    return any(b["Name"] == BUCKET for b in client.list_buckets().get("Buckets", []))
-
-
-def _object(client: Any, key: str) -> bytes:
-    return bytes(client.get_object(Bucket=BUCKET, Key=key)["Body"].read())
 
 
 def test_the_presigned_put_signs_only_the_host(s3: Any) -> None:
@@ -97,7 +55,7 @@ def test_outputs_land_in_the_bucket_whole(
     keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="run1/")["Contents"])
     assert keys == ["run1/accompaniments", "run1/vocals"]
     for name in ("vocals", "accompaniments"):
-        assert _object(s3, f"run1/{name}") == Path(served[name]).read_bytes()
+        assert s3_object(s3, f"run1/{name}") == Path(served[name]).read_bytes()
     # Our records only: moto's own access log (werkzeug) shows the URLs it was sent.
     ours = [r.getMessage() for r in caplog.records if not r.name.startswith("werkzeug")]
     assert ours and not any("X-Amz-Signature" in message for message in ours)
@@ -125,7 +83,7 @@ def test_the_operator_returns_destinations_and_downloads_skip_them(
     job = operator.execute(make_context(FakeTI()))
     assert job["result"]["vocals"] == f"s3://{BUCKET}/op/vocals.wav"
     assert job["result"]["accompaniments"] == f"musicai-result://{job['id']}/accompaniments"
-    assert _object(s3, "op/vocals.wav")[:4] == b"RIFF"
+    assert s3_object(s3, "op/vocals.wav")[:4] == b"RIFF"
     download = MusicAIDownloadResultsOperator(task_id="d", job_id=job, destination=str(tmp_path))
     assert set(download.execute(make_context(FakeTI()))) == {"accompaniments"}
 
@@ -145,7 +103,7 @@ def test_the_example_writes_stems_to_s3_and_records_an_asset_event(
     assert sorted(stems) == ["accompaniments", "vocals"]
     assert all(uri.startswith(f"s3://{BUCKET}/example/") for uri in stems.values()), stems
     for uri in stems.values():
-        assert _object(s3, urlsplit(uri).path.lstrip("/"))[:4] == b"RIFF"
+        assert s3_object(s3, urlsplit(uri).path.lstrip("/"))[:4] == b"RIFF"
     (extra,) = asset_event_extras(f"s3://{BUCKET}/example", dag_run)
     assert extra["musicai_job_id"] == job["id"] and extra["files"] == stems
     assert module.consumer.dag_id == "example_musicai_stems_consumer"

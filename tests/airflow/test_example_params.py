@@ -25,6 +25,7 @@ def ui_form_blocks(param: Any) -> bool:
 def test_the_examples_are_found() -> None:
     assert EXAMPLES == [
         "example_musicai_catalog",
+        "example_musicai_catalog_at_scale",
         "example_musicai_chain",
         "example_musicai_decorator",
         "example_musicai_job_events",

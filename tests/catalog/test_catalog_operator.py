@@ -156,14 +156,20 @@ def test_deferred_one_trigger_holds_only_the_window(
 
 
 def test_copy_results_to_places_each_track_in_its_folder(
-    musicai: Any, hook: Any, make_catalog: Any, make_context: Any, tmp_path: Path
+    musicai: Any, make_catalog: Any, make_context: Any, tmp_path: Path, s3: Any
 ) -> None:
-    import inspect
+    """Music AI writes each track's outputs under ``<copy_results_to>/<track>/`` on a real S3 API."""
+    from tests.helpers.s3 import BUCKET, CONN, s3_object
 
-    if "copy_results_to" not in inspect.signature(hook.create_job).parameters:
-        pytest.skip("MusicAIHook.create_job has no copy_results_to kwarg yet (developer B adds it)")
-    copied = "file://" + str(tmp_path / "copied")
-    operator = catalog(sources=str(make_catalog(2)), copy_results_to=copied, manifest=str(tmp_path / "m"))
+    operator = catalog(
+        sources=str(make_catalog(2)),
+        copy_results_to=f"s3://{CONN}@{BUCKET}/copied",
+        copy_outputs=["vocals", "accompaniments"],
+        manifest=str(tmp_path / "m"),
+    )
     summary = operator.execute(make_context())
     assert summary["succeeded"] == 2
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="copied/")["Contents"])
+    assert len(keys) == 4 and all(key.endswith(("/vocals", "/accompaniments")) for key in keys), keys
+    assert all(s3_object(s3, key)[:4] == b"RIFF" for key in keys)
     assert all(line["outputs"]["folder"].endswith("/") for line in manifest_lines(summary))

@@ -95,7 +95,7 @@ def spy(monkeypatch: pytest.MonkeyPatch) -> HookSpy:
     monkeypatch.setattr(_transport.AsyncTransport, "send", asend)
     real_upload_url = MusicAIHook.get_upload_url
     real_get_job = MusicAIHook.get_job
-    real_find = MusicAIHook._find_after_ambiguity
+    real_call = MusicAIHook._call
     real_seal = MusicAIHook.seal
     real_download = _storage.StorageClient.download
 
@@ -114,9 +114,16 @@ def spy(monkeypatch: pytest.MonkeyPatch) -> HookSpy:
             seen.urls.append(input_url)
         return job
 
-    def find(self: MusicAIHook, *args: Any, **kwargs: Any) -> Any:
-        seen.ambiguous_creates += 1
-        return real_find(self, *args, **kwargs)
+    def call(self: MusicAIHook, *args: Any, find: Any = None, **kwargs: Any) -> Any:
+        """Counts the idempotency lookups the retry plan asks for after a lost POST /job answer."""
+        if find is not None:
+            real_find = find
+
+            def find(real_find: Any = real_find) -> Any:
+                seen.ambiguous_creates += 1
+                return real_find()
+
+        return real_call(self, *args, find=find, **kwargs)
 
     def seal(self: MusicAIHook, url: str) -> str:
         token = real_seal(self, url)
@@ -129,7 +136,7 @@ def spy(monkeypatch: pytest.MonkeyPatch) -> HookSpy:
 
     monkeypatch.setattr(MusicAIHook, "get_upload_url", get_upload_url)
     monkeypatch.setattr(MusicAIHook, "get_job", get_job)
-    monkeypatch.setattr(MusicAIHook, "_find_after_ambiguity", find)
+    monkeypatch.setattr(MusicAIHook, "_call", call)
     monkeypatch.setattr(MusicAIHook, "seal", seal)
     monkeypatch.setattr(_storage.StorageClient, "download", download)
     return seen
