@@ -15,6 +15,7 @@ from airflow.sdk import Asset, AssetWatcher, dag, task
 
 from airflow_provider_musicai.triggers.events import MusicAIJobEventTrigger
 
+# Airflow 3 only: asset watchers (and so this example) do not exist on Airflow 2.
 POLL_INTERVAL = float(os.environ.get("MUSICAI_EXAMPLE_POLL_INTERVAL", "30"))
 
 # [START howto_trigger_musicai_job_events]

@@ -17,6 +17,8 @@ import zipfile
 from pathlib import Path
 
 PACKAGE = "airflow-provider-musicai"
+#: The line that marks an example DAG as needing Airflow 3 (its feature does not exist on 2.x).
+AIRFLOW_3_ONLY = "# Airflow 3 only:"
 FORBIDDEN_PARTS = {"tests", "benchmarks", "example_dags", "example_output", "docs", "__pycache__"}
 
 
@@ -98,6 +100,10 @@ def installed(docs_url: str, dags_dir: str) -> None:
         from airflow.dag_processing.dagbag import DagBag
     except ImportError:
         from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
+    if int(airflow_module.__version__.split(".")[0]) < 3:
+        for path in Path(dags_dir).glob("example_musicai_*.py"):
+            if AIRFLOW_3_ONLY in path.read_text():
+                path.unlink()  # an example of an Airflow 3 feature (asset watchers): not for 2.x
     try:
         bag = DagBag(dag_folder=dags_dir, include_examples=False)
     except TypeError:  # Airflow 3.3: no bundled examples to leave out
