@@ -2,8 +2,10 @@
 
 Sources are a list, or every file under a folder/prefix (local path, fsspec URL or
 ``ObjectStoragePath``), in sorted order so that a position in the catalog (the run's cursor) means
-the same track in every worker call. A track's *name* is its path relative to the folder (or the
-source itself, for a list): it derives the idempotency key and the per-track output folder.
+the same track in every worker call. A folder is streamed (walked in sorted order, never held
+whole), so a worker's memory does not grow with the catalog. A track's *name* is its path
+relative to the folder (or the source itself, for a list): it derives the idempotency key and
+the per-track output folder.
 
 The manifest is a folder of ``part-*.jsonl`` files, each written whole (object stores have no
 append), one line per finished track: ``{"source", "job_id", "status", "outputs", "error"}``.
@@ -13,6 +15,7 @@ Reading every part gives the finished tracks when a new try resumes.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import posixpath
 import time
@@ -55,21 +58,64 @@ def _fs_and_root(folder: Any) -> tuple[Any, str, Any]:
     return fs, str(root), text
 
 
-def list_tracks(sources: Any) -> list[Track]:
-    """Every track of ``sources`` (a list, or a folder listed recursively), in a stable order."""
+def iter_tracks(sources: Any, start: int = 0) -> Iterator[Track]:
+    """Every track of ``sources`` from position ``start``, in a stable (sorted) order, streamed.
+
+    A folder is walked one directory at a time (each directory's entries sorted, a sub-folder
+    ``d`` ordered as ``d/``), which yields exactly the order of sorting every path, while memory
+    holds one directory listing per level instead of the whole catalog.
+    """
     if isinstance(sources, (list, tuple)):
-        tracks = [Track(name=str(source), source=source) for source in sources]
-        return sorted(dict((t.name, t) for t in tracks).values(), key=lambda t: t.name)
+        tracks = sorted({str(source): Track(name=str(source), source=source) for source in sources}.items())
+        yield from itertools.islice((track for _, track in tracks), start, None)
+        return
     fs, root, base = _fs_and_root(sources)
     root = root.rstrip("/")
-    tracks = []
-    for path in sorted(fs.find(root)):
-        relative = str(path)[len(root) :].lstrip("/")
-        if not relative or any(part.startswith(_SKIPPED_PREFIXES) for part in relative.split("/")):
-            continue
+    if not fs.isdir(root):
+        return  # as a listing of a missing folder: no track
+    for path in itertools.islice(_walk_sorted(fs, root), start, None):
+        relative = path[len(root) :].lstrip("/")
         source = base / relative if not isinstance(base, str) else f"{base.rstrip('/')}/{relative}"
-        tracks.append(Track(name=relative, source=source))
-    return tracks
+        yield Track(name=relative, source=source)
+
+
+def _walk_sorted(fs: Any, folder: str) -> Iterator[str]:
+    """The files under ``folder`` in sorted path order, skipping ``.``/``_`` names (and their trees)."""
+    entries = []
+    for info in fs.ls(folder, detail=True):
+        path = str(info["name"]).rstrip("/")
+        name = posixpath.basename(path)
+        if path == folder or not name or name.startswith(_SKIPPED_PREFIXES):
+            continue
+        is_dir = info.get("type") == "directory"
+        entries.append((name + "/" if is_dir else name, path, is_dir))
+    entries.sort()
+    for _, path, is_dir in entries:
+        if is_dir:
+            yield from _walk_sorted(fs, path)
+        else:
+            yield path
+
+
+class TrackStream:
+    """The catalog's tracks from a cursor position, taken one at a time (look-ahead of one)."""
+
+    def __init__(self, sources: Any, start: int = 0) -> None:
+        self._tracks = iter_tracks(sources, start)
+        self._next = next(self._tracks, None)
+
+    @property
+    def exhausted(self) -> bool:
+        """True once every track was taken."""
+        return self._next is None
+
+    def take(self) -> Track:
+        """The next track (call only while not ``exhausted``)."""
+        track = self._next
+        if track is None:
+            raise IndexError("the catalog has no more tracks")
+        self._next = next(self._tracks, None)
+        return track
 
 
 def join(folder: Any, *parts: str) -> Any:

@@ -32,7 +32,7 @@ from airflow_provider_musicai.operators.musicai import _MusicAIOperator
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
-    from airflow_provider_musicai.operators._catalog import Manifest, Track
+    from airflow_provider_musicai.operators._catalog import Manifest, Track, TrackStream
     from airflow_provider_musicai.operators._reattach import TaskIdentity
 
 #: Key of the catalog run's record in Airflow 3.3's task state store.
@@ -149,10 +149,9 @@ class MusicAICatalogOperator(_MusicAIOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_provider_musicai.operators._catalog import Manifest
 
-        tracks = self._tracks()
         manifest = Manifest(self._manifest_folder(context))
-        state = self._resume(context, tracks, manifest)
-        return self._drive(context, tracks, manifest, state)
+        state = self._resume(context, manifest)
+        return self._drive(context, manifest, state)
 
     def execute_complete(
         self, context: Context, event: dict[str, Any] | None = None, state: dict[str, Any] | None = None
@@ -169,14 +168,13 @@ class MusicAICatalogOperator(_MusicAIOperator):
                 f"event {event!r:.200}"
             )
         run = dict(state)
-        tracks = self._tracks()
         manifest = Manifest(self._manifest_folder(context))
         finished = event.get("finished") if isinstance(event.get("finished"), Mapping) else {}
-        self._record(run, manifest, dict(finished or {}), {t.name: t for t in tracks})
+        self._record(run, manifest, dict(finished or {}))
         if event.get("status") != "finished":
             self._save(context, run)
             raise MusicAIError(f"Waiting for the catalog's jobs failed: {event.get('message')}")
-        return self._drive(context, tracks, manifest, run)
+        return self._drive(context, manifest, run)
 
     def on_kill(self) -> None:
         """Delete the jobs still running when the task is killed on a worker."""
@@ -186,33 +184,34 @@ class MusicAICatalogOperator(_MusicAIOperator):
 
     # -- the loop ---------------------------------------------------------------------------
 
-    def _drive(
-        self, context: Context, tracks: list[Track], manifest: Manifest, run: dict[str, Any]
-    ) -> dict[str, Any]:
-        by_name = {track.name: track for track in tracks}
+    def _drive(self, context: Context, manifest: Manifest, run: dict[str, Any]) -> dict[str, Any]:
+        from airflow_provider_musicai.operators._catalog import TrackStream
+
+        # The catalog is streamed from the cursor: each call walks it again, never holds it.
+        tracks = TrackStream(self.sources, run["cursor"])
         while True:
-            if run["cursor"] < len(tracks) and len(run["window"]) < self.max_in_flight:
+            if not tracks.exhausted and len(run["window"]) < self.max_in_flight:
                 self._save(context, run, creating=True)  # a crash now means: scan on the next try
             self._top_up(context, tracks, manifest, run)
             self.window = dict(run["window"])
             self._save(context, run)
             if not run["window"]:
-                return self._finish(len(tracks), manifest, run)
+                return self._finish(run["cursor"], manifest, run)  # every track taken: cursor = total
             if self.deferrable:
                 self._defer(run)
-            self._record(run, manifest, self._wait_here(run["window"]), by_name)
+            self._record(run, manifest, self._wait_here(run["window"]))
 
-    def _top_up(self, context: Context, tracks: list[Track], manifest: Manifest, run: dict[str, Any]) -> None:
+    def _top_up(self, context: Context, tracks: TrackStream, manifest: Manifest, run: dict[str, Any]) -> None:
         """Upload and create jobs for the next tracks until ``max_in_flight`` jobs run."""
         from airflow_provider_musicai.operators._reattach import TaskIdentity
 
         identity = TaskIdentity.from_context(context)
         ahead = set(run["ahead"])
         with ThreadPoolExecutor(self.upload_concurrency, thread_name_prefix="musicai-catalog") as pool:
-            while run["cursor"] < len(tracks) and len(run["window"]) < self.max_in_flight:
+            while not tracks.exhausted and len(run["window"]) < self.max_in_flight:
                 batch: list[Track] = []
-                while run["cursor"] < len(tracks) and len(batch) + len(run["window"]) < self.max_in_flight:
-                    track = tracks[run["cursor"]]
+                while not tracks.exhausted and len(batch) + len(run["window"]) < self.max_in_flight:
+                    track = tracks.take()
                     run["cursor"] += 1
                     if track.name in ahead:
                         ahead.discard(track.name)
@@ -305,12 +304,11 @@ class MusicAICatalogOperator(_MusicAIOperator):
         run: dict[str, Any],
         manifest: Manifest,
         finished: Mapping[str, Mapping[str, Any]],
-        by_name: Mapping[str, Track],
     ) -> None:
         """Move finished jobs from the window to the manifest (downloading results if asked)."""
         items = [(job_id, outcome) for job_id, outcome in finished.items() if job_id in run["window"]]
         with ThreadPoolExecutor(self.upload_concurrency, thread_name_prefix="musicai-catalog") as pool:
-            records = list(pool.map(lambda item: self._outcome_record(item[0], item[1], by_name, run), items))
+            records = list(pool.map(lambda item: self._outcome_record(item[0], item[1], run), items))
         for job_id, _ in items:
             run["window"].pop(job_id, None)
         self._write(run, manifest, records)
@@ -318,11 +316,9 @@ class MusicAICatalogOperator(_MusicAIOperator):
             for job_id, _ in items:
                 self._delete_quietly(job_id)
 
-    def _outcome_record(
-        self, job_id: str, outcome: Mapping[str, Any], by_name: Mapping[str, Track], run: dict[str, Any]
-    ) -> dict[str, Any]:
+    def _outcome_record(self, job_id: str, outcome: Mapping[str, Any], run: dict[str, Any]) -> dict[str, Any]:
         from airflow_provider_musicai.exceptions import MusicAIError
-        from airflow_provider_musicai.operators._catalog import join
+        from airflow_provider_musicai.operators._catalog import Track, join
 
         name = run["window"][job_id]
         record = {"source": name, "job_id": job_id, "status": outcome.get("status"), "outputs": None}
@@ -331,8 +327,7 @@ class MusicAICatalogOperator(_MusicAIOperator):
             error = outcome.get("error") or {}
             self.log.warning("Catalog track %s: job %s FAILED (%s)", name, job_id, error.get("code"))
             return record
-        track = by_name.get(name)
-        stem = track.stem if track is not None else name
+        stem = Track(name=name, source=None).stem  # the stem derives from the name alone
         if self.destination is not None:
             try:
                 written = self.hook.download_results(job_id, join(self.destination, stem))
@@ -376,8 +371,9 @@ class MusicAICatalogOperator(_MusicAIOperator):
 
     # -- resuming ---------------------------------------------------------------------------
 
-    def _resume(self, context: Context, tracks: list[Track], manifest: Manifest) -> dict[str, Any]:
+    def _resume(self, context: Context, manifest: Manifest) -> dict[str, Any]:
         """The run's state at the start of a try: fresh, or rebuilt from the manifest and jobs."""
+        from airflow_provider_musicai.operators._catalog import iter_tracks
         from airflow_provider_musicai.operators._reattach import TaskIdentity
 
         identity = TaskIdentity.from_context(context)
@@ -388,20 +384,29 @@ class MusicAICatalogOperator(_MusicAIOperator):
         saved = self._load(context)
         if not done and identity.try_number <= 1 and saved is None:
             return run  # a first try with nothing behind it: no lookup at all
-        names = {track.name for track in tracks}
-        run["succeeded"] = sum(1 for n, s in done.items() if n in names and s == "SUCCEEDED")
-        run["failed"] = sum(1 for n, s in done.items() if n in names and s != "SUCCEEDED")
+        jobs: dict[str, str] = {}  # track digest -> job id, when the jobs are scanned
         if saved is not None and not saved.get("creating"):
             window = {j: n for j, n in dict(saved.get("window") or {}).items() if n not in done}
             how = "the task state store"
         else:
-            window = self._scan(identity, tracks, done)
+            window, jobs = {}, self._scan(identity)
             how = "the jobs' idempotency keys"
-        taken = set(done) | set(window.values())
-        cursor = 0
-        while cursor < len(tracks) and tracks[cursor].name in taken:
-            cursor += 1
-        run.update(cursor=cursor, window=window, ahead=[t.name for t in tracks[cursor:] if t.name in taken])
+        # One streamed pass: count the recorded tracks, reattach scanned jobs, find the cursor.
+        running = set(window.values())
+        cursor, ahead, total = None, [], 0
+        for position, track in enumerate(iter_tracks(self.sources)):
+            total = position + 1
+            status = done.get(track.name, False)
+            if status is not False:
+                run["succeeded" if status == "SUCCEEDED" else "failed"] += 1
+            elif track.digest in jobs:
+                window[jobs[track.digest]] = track.name
+            elif track.name not in running:
+                cursor = position if cursor is None else cursor
+                continue
+            if cursor is not None:
+                ahead.append(track.name)
+        run.update(cursor=total if cursor is None else cursor, window=window, ahead=ahead)
         self.log.info(
             "Resuming the Music AI catalog: %d track(s) recorded, %d job(s) reattached (found by %s)",
             len(done),
@@ -411,29 +416,20 @@ class MusicAICatalogOperator(_MusicAIOperator):
         # Jobs that finished while nobody watched are recorded by the first wait (they are final).
         return run
 
-    def _scan(self, identity: TaskIdentity, tracks: list[Track], done: Mapping[str, Any]) -> dict[str, str]:
-        """``{job id: track}`` of this task instance's jobs not in the manifest: one listing."""
-        by_digest = {track.digest: track.name for track in tracks}
-        prefix = identity.base_key + "-t"
+    def _scan(self, identity: TaskIdentity) -> dict[str, str]:
+        """``{track digest: job id}`` of this task instance's jobs: one listing."""
         from airflow_provider_musicai.jobs import IDEMPOTENCY_METADATA_KEY
 
-        found: dict[str, str] = {}  # track -> job id
+        prefix = identity.base_key + "-t"
+        found: dict[str, str] = {}
         for job in self.hook.list_jobs(workflow=self.workflow):
             metadata = job.get("metadata")
             key = metadata.get(IDEMPOTENCY_METADATA_KEY) if isinstance(metadata, Mapping) else None
-            if not isinstance(key, str) or not key.startswith(prefix):
-                continue
-            name = by_digest.get(key[len(prefix) :])
-            if name is not None and name not in done:
-                found.setdefault(name, str(job["id"]))
-        return {job_id: name for name, job_id in found.items()}
+            if isinstance(key, str) and key.startswith(prefix):
+                found.setdefault(key[len(prefix) :], str(job["id"]))
+        return found
 
     # -- helpers ----------------------------------------------------------------------------
-
-    def _tracks(self) -> list[Track]:
-        from airflow_provider_musicai.operators._catalog import list_tracks
-
-        return list_tracks(self.sources)
 
     def _manifest_folder(self, context: Context) -> Any:
         import re

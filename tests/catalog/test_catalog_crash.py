@@ -105,7 +105,17 @@ def test_a_killed_worker_or_triggerer_costs_no_second_job(
     deployment: CatalogDeployment, musicai_emulator: Any, tmp_path: Path, dag_id: str
 ) -> None:
     emulator = musicai_emulator
-    emulator.admin.configure(queued_seconds=0, processing_seconds=1.0, max_concurrent_jobs=3)
+    if dag_id == "musicai_catalog_deferred":
+        # Jobs of 10 s: a trigger that fires within seconds of the deferral hits Airflow 3's race
+        # (apache/airflow#67287, #72716): the resumed try's task-state-store writes answer 404
+        # "Task instance ... not found", its "deferred" report fails and the try is lost (seen with
+        # 1 s jobs: the trigger fired 2 s after "Pausing task as DEFERRED"). Not ours to fix here;
+        # tests/airflow/test_integration.py avoids it the same way. Rarer, not gone: a re-deferral
+        # of the rolling window can still fire a few seconds in (one job is nearly done); that
+        # costs a try, which the DAG's retries absorb.
+        emulator.admin.configure(queued_seconds=0, processing_seconds=10.0, max_concurrent_jobs=6)
+    else:
+        emulator.admin.configure(queued_seconds=0, processing_seconds=1.0, max_concurrent_jobs=3)
     manifest = tmp_path / "manifest"
     run_id = f"{dag_id}-{time.time_ns()}"
     conf = {"catalog": str(_catalog(tmp_path / "catalog")), "manifest": str(manifest)}

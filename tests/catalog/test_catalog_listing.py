@@ -1,0 +1,34 @@
+"""The catalog listing is streamed in the order of sorting every path (the cursor relies on it)."""
+
+from __future__ import annotations
+
+import types
+from pathlib import Path
+
+from airflow_provider_musicai.operators._catalog import TrackStream, iter_tracks
+
+NAMES = ["a-x.wav", "a/b.wav", "a/c/d.wav", "a0.wav", "a.wav", "b/z.wav", "b/a/y.wav", "c.wav"]
+
+
+def _folder(root: Path) -> Path:
+    for name in [*NAMES, ".hidden.wav", "_musicai_manifest/part-1.jsonl", "b/.skip/e.wav"]:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(b"x")
+    return root
+
+
+def test_a_folder_is_streamed_in_sorted_path_order_from_any_cursor(tmp_path: Path) -> None:
+    folder = _folder(tmp_path / "catalog")
+    tracks = iter_tracks(str(folder))
+    assert isinstance(tracks, types.GeneratorType)  # never a list of the whole catalog
+    assert [t.name for t in tracks] == sorted(NAMES)
+    assert [t.name for t in iter_tracks(str(folder), 3)] == sorted(NAMES)[3:]
+    assert next(iter_tracks(str(folder))).source == f"{folder}/{sorted(NAMES)[0]}"
+
+
+def test_a_list_is_deduplicated_and_sorted_and_the_stream_tells_its_end(tmp_path: Path) -> None:
+    stream = TrackStream(["b", "a", "b"], start=1)
+    assert not stream.exhausted
+    assert stream.take().name == "b"
+    assert stream.exhausted
+    assert list(iter_tracks(str(tmp_path / "missing"))) == []
