@@ -12,7 +12,7 @@ import pytest
 
 from airflow_provider_musicai.triggers._poller import SharedJobPoller
 from tests.helpers.hostile import HostileServer, Reply, Request
-from tests.helpers.hostile_hook import arun, hostile_hook
+from tests.helpers.hostile_hook import arun, hook_on_url
 from tests.poller.test_hostile_poller import FakeAPI
 
 
@@ -37,7 +37,7 @@ def test_waiters_arriving_during_a_listing_are_not_fetched_one_by_one(
     api = GatedListing(40)
     jobs = sorted(api.status)
     with HostileServer(api) as server:
-        poller = SharedJobPoller(hostile_hook(monkeypatch, server.url("/v1")), 0.05)
+        poller = SharedJobPoller(hook_on_url(monkeypatch, server, max_retries=2), 0.05)
 
         async def scenario() -> list[dict[str, Any]]:
             first = asyncio.ensure_future(poller.wait(jobs[0], "wf"))
