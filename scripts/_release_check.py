@@ -110,8 +110,10 @@ def installed(docs_url: str, dags_dir: str) -> None:
         bag = DagBag(dag_folder=dags_dir)
     assert not bag.import_errors, f"example DAGs failed to import: {bag.import_errors}"
     found = sorted(bag.dag_ids)
+    # Every example file defines at least one DAG (the Assets example defines a producer and a consumer).
+    files_with_dags = sorted({Path(bag.dags[dag_id].fileloc).stem for dag_id in found})
     expected = sorted(path.stem for path in Path(dags_dir).glob("example_musicai_*.py"))
-    assert found == expected, f"example DAGs: {found}, expected {expected}"
+    assert files_with_dags == expected, f"example files with DAGs: {files_with_dags}, expected {expected}"
     print(  # noqa: T201
         f"Airflow {airflow_module.__version__}: provider {version} listed, hook and {len(widgets)} form"
         f" fields loaded, documentation link {documentation_url}, {len(found)} example DAGs parsed"
