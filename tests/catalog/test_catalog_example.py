@@ -35,5 +35,9 @@ def test_catalog_modules_are_registered() -> None:
     triggers = [m for entry in info["triggers"] for m in entry["python-modules"]]
     assert "airflow_provider_musicai.operators.catalog" in operators
     assert "airflow_provider_musicai.triggers.catalog" in triggers
+    from airflow import __version__ as airflow_version
+
     for module in operators + triggers:
+        if module.endswith(".events") and int(airflow_version.split(".")[0]) < 3:
+            continue  # asset watchers' event triggers exist on Airflow 3 only
         importlib.import_module(module)

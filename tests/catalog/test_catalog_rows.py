@@ -18,7 +18,11 @@ TRACKS = int(os.environ.get("MUSICAI_CATALOG_ROWS", "6"))
 def _rows(dag_run: Any, triggers_before: int) -> dict[str, int]:
     from airflow.models.taskinstance import TaskInstance
     from airflow.models.trigger import Trigger
-    from airflow.models.xcom import XComModel
+
+    try:
+        from airflow.models.xcom import XComModel
+    except ImportError:  # Airflow 2.x: the ORM model is BaseXCom
+        from airflow.models.xcom import BaseXCom as XComModel
     from airflow.utils.session import create_session
     from sqlalchemy import func, select
 
@@ -58,4 +62,8 @@ def test_the_catalog_operator_needs_constant_rows_the_mapped_example_rows_per_tr
     print(f"AIRFLOW ROWS for {TRACKS} tracks: {rows}")
     at_scale, mapped = rows["example_musicai_catalog_at_scale"], rows["example_musicai_catalog"]
     assert at_scale["task_instances"] <= 3 < TRACKS <= mapped["task_instances"] // 4
-    assert at_scale["xcom"] < mapped["xcom"] and at_scale["triggers"] < mapped["triggers"]
+    assert at_scale["xcom"] < mapped["xcom"]
+    from airflow import __version__ as airflow_version
+
+    if int(airflow_version.split(".")[0]) >= 3:  # 2.11's dag.test runs triggers without trigger rows
+        assert at_scale["triggers"] < mapped["triggers"]
