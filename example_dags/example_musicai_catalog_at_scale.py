@@ -86,7 +86,9 @@ def example_musicai_catalog_at_scale() -> None:
         sources="{{ params.catalog }}",
         workflow="{{ params.workflow }}",
         workflow_params={"inputUrl": "{source}"},  # "{source}": each track's uploaded URL
-        destination="{{ params.output }}/{{ ds }}",
+        # The run's date; a run without a logical date (Airflow 3: triggered by an asset, or by the
+        # API without one) has no ``ds`` and takes the date it was triggered.
+        destination="{{ params.output }}/{{ ds if ds is defined else dag_run.run_after | ds }}",
         max_in_flight=50,  # at most this many jobs at once (your plan's concurrent-job limit)
         upload_concurrency=4,
         max_failed_fraction=0.02,  # up to 2% of the tracks may fail without failing the task

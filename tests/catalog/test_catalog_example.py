@@ -8,8 +8,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from airflow_provider_musicai.get_provider_info import get_provider_info
-from tests.helpers.airflow import load_example, run_dag, task_states, xcom_value
+from tests.helpers.airflow import airflow_major, load_example, run_dag, task_states, xcom_value
 
 
 def test_example_catalog_at_scale(airflow_db: str, musicai: Any, tmp_path: Path) -> None:
@@ -27,6 +29,21 @@ def test_example_catalog_at_scale(airflow_db: str, musicai: Any, tmp_path: Path)
     assert sorted(line["source"] for line in manifest) == ["a/a4.wav", "a/c5.wav", "b/e5.wav"]
     assert musicai.admin.counters()["jobs_created"] == 3
     assert musicai.admin.jobs() == []  # delete_after
+
+
+@pytest.mark.skipif(airflow_major() < 3, reason="every Airflow 2 run has a logical date")
+def test_example_catalog_at_scale_on_a_run_without_logical_date(
+    airflow_db: str, musicai: Any, tmp_path: Path
+) -> None:
+    """Runs triggered by an asset, or by the API without a logical date, have no ``ds``: the
+    results land under the date the run was triggered."""
+    conf = {"catalog": f"file://{tmp_path}/catalog", "output": f"file://{tmp_path}/results"}
+    dag_run = load_example("example_musicai_catalog_at_scale").test(run_conf=conf, logical_date=None)
+    assert dag_run.logical_date is None
+    assert set(task_states(dag_run).values()) == {"success"}
+    (day,) = [path.name for path in (tmp_path / "results").iterdir()]
+    assert day == dag_run.run_after.strftime("%Y-%m-%d")
+    assert xcom_value(dag_run, "report")["succeeded"] == 3
 
 
 def test_catalog_modules_are_registered() -> None:
