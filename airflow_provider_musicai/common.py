@@ -1,6 +1,6 @@
 """What every layer shares (hook, operators, sensor, triggers, references), in one import-cheap module.
 
-* the default connection id;
+* the default connection id and the provider's ``[musicai]`` configuration defaults;
 * redaction: signed URLs' query strings and the API key kept out of logs, errors and XCom, and
   server text made printable;
 * UTC timestamps for log lines;
@@ -20,6 +20,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 #: The connection id every hook, operator, sensor and trigger uses unless told otherwise.
 DEFAULT_CONN_ID = "musicai_default"
+
+#: ``[musicai] poller_log_interval``: seconds between a triggerer's shared-poller summary lines.
+DEFAULT_POLLER_LOG_INTERVAL = 300.0
 
 _QUERY = re.compile(r"\?[^\s\"']*")
 

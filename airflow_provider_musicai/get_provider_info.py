@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_provider_musicai import __version__
+from airflow_provider_musicai.common import DEFAULT_POLLER_LOG_INTERVAL
 
 CONN_FIELDS: dict[str, dict[str, Any]] = {
     "timeout": {
@@ -144,6 +145,24 @@ def get_provider_info() -> dict[str, Any]:
             {"name": "musicai", "class-name": "airflow_provider_musicai.decorators.musicai.musicai_task"}
         ],
         "extra-links": ["airflow_provider_musicai.links.MusicAIJobLink"],
+        "config": {
+            "musicai": {
+                "description": "Settings of the Music AI provider that are not per connection.\n",
+                "options": {
+                    "poller_log_interval": {
+                        "description": (
+                            "Seconds between the summary lines each triggerer's shared Music AI poller "
+                            "logs: jobs waited on, poll cycles and API requests (listing pages and job "
+                            "reads) since the last line. 0 turns them off.\n"
+                        ),
+                        "version_added": None,
+                        "type": "float",
+                        "example": "60",
+                        "default": f"{DEFAULT_POLLER_LOG_INTERVAL:g}",
+                    }
+                },
+            }
+        },
         "connection-types": [
             {
                 "connection-type": "musicai",

@@ -17,10 +17,12 @@ import asyncio
 import contextvars
 import logging
 import weakref
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_provider_musicai.common import DEFAULT_POLLER_LOG_INTERVAL
 from airflow_provider_musicai.exceptions import MusicAIAuthError, MusicAIError
 from airflow_provider_musicai.hooks.musicai import MusicAIHook, is_transient
 from airflow_provider_musicai.jobs import ACTIVE_STATUSES, TERMINAL_STATUSES
@@ -29,6 +31,9 @@ log = logging.getLogger(__name__)
 
 #: Individual job fetches in flight at once during a cycle (bounded by the connection pool anyway).
 CONFIRM_CONCURRENCY = 10
+
+#: Cycles whose request counts a poller keeps (for benchmarks): bounded, as a triggerer runs for weeks.
+KEPT_CYCLES = 10_000
 
 
 @dataclass(eq=False)
@@ -49,7 +54,18 @@ class PollerStats:
     list_requests: int = 0
     job_requests: int = 0
     failures: int = 0
-    requests_per_cycle: list[int] = field(default_factory=list)
+    requests_per_cycle: deque[int] = field(default_factory=lambda: deque(maxlen=KEPT_CYCLES))
+
+
+@dataclass
+class _Window:
+    """What a poller did since its last summary line."""
+
+    started: float
+    cycles: int = 0
+    list_requests: int = 0
+    job_requests: int = 0
+    busiest_cycle: int = 0
 
 
 class SharedJobPoller:
@@ -62,12 +78,20 @@ class SharedJobPoller:
         *,
         page_size: int = 100,
         max_consecutive_failures: int = 10,
+        log_interval: float = DEFAULT_POLLER_LOG_INTERVAL,
+        name: str = "",
     ) -> None:
+        """``log_interval``: seconds between summary lines (waits, cycles, requests) at INFO, so an
+        operator can read each triggerer's load on Music AI from its log; 0 or less: none.
+        ``name`` says which poller in those lines (the connection id)."""
         self.hook = hook
         self.poll_interval = poll_interval
         self.page_size = page_size
         self.max_consecutive_failures = max_consecutive_failures
+        self.log_interval = log_interval
+        self.name = name
         self.stats = PollerStats()
+        self._window: _Window | None = None
         self._waiters: dict[str, list[_Waiter]] = {}
         self._task: asyncio.Task[None] | None = None
 
@@ -119,6 +143,7 @@ class SharedJobPoller:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
+        self._window = self._new_window(loop.time())
         while self._waiters:
             started = loop.time()
             try:
@@ -132,8 +157,37 @@ class SharedJobPoller:
                     # An unreadable, endless or refused listing says nothing about any one job:
                     # it counts toward each waiter's cap instead of failing them all at once.
                     self._count_failure(self._all_waiters(), error)
+            self._summarize(loop.time())
             if self._waiters:
                 await asyncio.sleep(self.pause_after(loop.time() - started))
+        self._window = None
+
+    def _summarize(self, now: float) -> None:
+        """Log one line about the cycles since the last line, once ``log_interval`` has passed."""
+        window = self._window
+        if self.log_interval <= 0 or window is None or now - window.started < self.log_interval:
+            return
+        stats = self.stats
+        cycles = stats.cycles - window.cycles
+        lists = stats.list_requests - window.list_requests
+        reads = stats.job_requests - window.job_requests
+        log.info(
+            "Music AI poller %s (every %gs): waiting on %d job(s); last %.1fs: %d cycle(s), "
+            "%d request(s) (%d listing page(s), %d job read(s)), at most %d in one cycle",
+            self.name or "-",
+            self.poll_interval,
+            len(self._waiters),
+            now - window.started,
+            cycles,
+            lists + reads,
+            lists,
+            reads,
+            window.busiest_cycle,
+        )
+        self._window = self._new_window(now)
+
+    def _new_window(self, now: float) -> _Window:
+        return _Window(now, self.stats.cycles, self.stats.list_requests, self.stats.job_requests)
 
     def _count_failure(self, waiters: list[_Waiter], error: MusicAIError) -> None:
         """A transient failure for these waiters; one that reaches the cap fails its wait."""
@@ -166,10 +220,11 @@ class SharedJobPoller:
                 waiter.failures = 0
                 self._observe(waiter, active[waiter.job_id])
         await self._confirm({w.job_id for w in self._all_waiters() if w.job_id not in active} - unknown)
+        requests = self.stats.list_requests + self.stats.job_requests - requests_before
         self.stats.cycles += 1
-        self.stats.requests_per_cycle.append(
-            self.stats.list_requests + self.stats.job_requests - requests_before
-        )
+        self.stats.requests_per_cycle.append(requests)
+        if self._window is not None:
+            self._window.busiest_cycle = max(self._window.busiest_cycle, requests)
 
     def _all_waiters(self) -> list[_Waiter]:
         return [waiter for group in self._waiters.values() for waiter in group]
@@ -250,5 +305,14 @@ def shared_poller(conn_id: str, poll_interval: float, max_consecutive_failures: 
             MusicAIHook(musicai_conn_id=conn_id),
             poll_interval,
             max_consecutive_failures=max_consecutive_failures,
+            log_interval=configured_log_interval(),
+            name=conn_id,
         )
     return poller
+
+
+def configured_log_interval() -> float:
+    """``[musicai] poller_log_interval`` (``AIRFLOW__MUSICAI__POLLER_LOG_INTERVAL``) in seconds."""
+    from airflow.configuration import conf
+
+    return conf.getfloat("musicai", "poller_log_interval", fallback=DEFAULT_POLLER_LOG_INTERVAL)
