@@ -1,12 +1,18 @@
-"""The catalog DAG on a production-shaped Airflow: PostgreSQL, Redis, CeleryExecutor with two
-workers, scheduler, dag-processor, api-server and two triggerers, against the emulator with a
-concurrent-job limit (jobs really queue). Mid-run one triggerer is SIGKILLed; its triggers move to
-the other. Every task succeeds, one job per track, every result whole, no secret stored or logged.
+"""Both catalog DAGs at once on a production-shaped Airflow: PostgreSQL, Redis, CeleryExecutor with
+two workers, scheduler, dag-processor, api-server and two triggerers, against the emulator with a
+concurrent-job limit (jobs really queue).
 
-Size: ``MUSICAI_DEPLOYMENT_TRACKS`` tracks; by default 100 (2,000 with
-``MUSICAI_RELIABILITY_FULL=1``). 500 tracks do not fit the CI budget on 2 cores shared with other
-work: 100 tracks (502 task instances) took 624 s in all (70 s to start, 458 s for the run, about
-1.1 task instances per second through Celery), so 500 tracks would take about 40 minutes.
+* ``example_musicai_catalog_at_scale``: one ``MusicAICatalogOperator`` task over
+  ``MUSICAI_DEPLOYMENT_CATALOG_TRACKS`` tracks (500; 2,000 with ``MUSICAI_RELIABILITY_FULL=1``), one
+  trigger that re-defers as its window of jobs slides;
+* ``example_musicai_catalog``: five mapped task instances per track over
+  ``MUSICAI_DEPLOYMENT_TRACKS`` tracks (100; 2,000 in full), one deferred wait per track, spread over
+  both triggerers. At about 1.1 task instances per second through Celery on 2 cores, 500 mapped
+  tracks (2,502 task instances) would take about 40 minutes: the mapped DAG stays at 100 in CI,
+  which is why the catalog operator exists.
+
+Mid-run the triggerer that holds the catalog's trigger is SIGKILLed; its triggers move to the other.
+Every task succeeds, one job per track, every result whole, no secret stored or logged.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
+import statistics
 import threading
 import time
 from collections.abc import Iterator
@@ -33,8 +41,17 @@ pytestmark = [pytest.mark.deployment, pytest.mark.timeout(3600)]
 
 DAG_ID = "example_musicai_catalog"
 TRACKS = int(os.environ.get("MUSICAI_DEPLOYMENT_TRACKS") or size(100, 2000))
+CATALOG_DAG_ID = "example_musicai_catalog_at_scale"
+CATALOG_TRACKS = int(os.environ.get("MUSICAI_DEPLOYMENT_CATALOG_TRACKS") or size(500, 2000))
 POLL = 2.0
 MAX_CONCURRENT_JOBS = 40
+#: Seconds between the shared pollers' summary lines, read per triggerer from their logs.
+POLLER_LOG_INTERVAL = 10.0
+TRIGGERERS = ["triggerer", "triggerer-2"]
+SUMMARY = re.compile(
+    r"Music AI poller \S+ \(every [\d.]+s\): waiting on (\d+) job\(s\); "
+    r"last [\d.]+s: (\d+) cycle\(s\), (\d+) request\(s\)"
+)
 
 
 class Sampler(threading.Thread):
@@ -71,11 +88,11 @@ def services() -> Iterator[tuple[str, str]]:
         yield database, broker
 
 
-def _dag_file(folder: Path) -> Path:
-    """The catalog example as written, but unscheduled: only the test's run runs."""
-    source = (EXAMPLE_DAGS / "example_musicai_catalog.py").read_text()
+def _dag_file(folder: Path, dag_id: str) -> Path:
+    """An example DAG as written, but unscheduled: only the test's run runs."""
+    source = (EXAMPLE_DAGS / f"{dag_id}.py").read_text()
     assert 'schedule="@daily"' in source
-    path = folder / "example_musicai_catalog.py"
+    path = folder / f"{dag_id}.py"
     path.write_text(source.replace('schedule="@daily"', "schedule=None"))
     return path
 
@@ -97,16 +114,18 @@ def test_catalog_on_celery_with_two_triggerers_one_killed(
         queued_seconds=0, processing_seconds=3 * POLL, max_concurrent_jobs=MAX_CONCURRENT_JOBS
     )
     catalog, output = tmp_path / "catalog", tmp_path / "results"
-    catalog.mkdir()
-    for number in range(TRACKS):
-        write_wav(catalog / f"track{number:05d}.wav", seconds=0.2)
+    big_catalog, big_output = tmp_path / "big-catalog", tmp_path / "big-results"
+    for folder, count in ((catalog, TRACKS), (big_catalog, CATALOG_TRACKS)):
+        folder.mkdir()
+        for number in range(count):
+            write_wav(folder / f"track{number:05d}.wav", seconds=0.2)
     extra = {"timeout": 30, "max_retries": 8}
     connection = json.dumps({**emulator.connection_dict(), "extra": json.dumps(extra)})
     started = time.monotonic()
     deployment = Deployment(
         tmp_path / "airflow-home",
         connection,
-        dag_files=(_dag_file(tmp_path),),
+        dag_files=(_dag_file(tmp_path, DAG_ID), _dag_file(tmp_path, CATALOG_DAG_ID)),
         database_url=database,
         celery_broker_url=broker,
         celery_workers=2,
@@ -128,23 +147,48 @@ def test_catalog_on_celery_with_two_triggerers_one_killed(
             "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
             "AIRFLOW__SCHEDULER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "10",
             "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "10",
+            "AIRFLOW__MUSICAI__POLLER_LOG_INTERVAL": str(POLLER_LOG_INTERVAL),
         }
     )
     deployment.cli("db", "migrate", timeout=600)
-    deployment.start()
-    triggerers = ["triggerer", "triggerer-2"]
-    sampler = Sampler(deployment, triggerers, emulator)
-    sampler.start()
-    try:
-        deployment.wait_for(
-            "the catalog DAG to be parsed",
-            lambda: deployment.query("SELECT dag_id FROM serialized_dag WHERE dag_id = ?", DAG_ID),
+    # The triggerers start one after the other, so that each process is known by its job id.
+    deployment.start(*(name for name in deployment.commands if name != "triggerer-2"))
+    job_of: dict[str, int] = {}
+    for name in TRIGGERERS:
+        if name != "triggerer":
+            deployment.start(name)
+        job_of[name] = deployment.wait_for(
+            f"{name}'s triggerer job",
+            lambda: next(
+                (
+                    int(job)
+                    for (job,) in deployment.query(
+                        "SELECT id FROM job WHERE job_type = 'TriggererJob' ORDER BY id"
+                    )
+                    if int(job) not in job_of.values()
+                ),
+                None,
+            ),
             timeout=300,
         )
+    sampler = Sampler(deployment, TRIGGERERS, emulator)
+    sampler.start()
+    try:
+        for dag_id in (DAG_ID, CATALOG_DAG_ID):
+            deployment.wait_for(
+                f"{dag_id} to be parsed",
+                lambda dag_id=dag_id: deployment.query(
+                    "SELECT dag_id FROM serialized_dag WHERE dag_id = ?", dag_id
+                ),
+                timeout=300,
+            )
         record("deployment", "harness_startup_seconds", round(time.monotonic() - started, 1))
         run_id = "catalog"
         conf = {"catalog": f"file://{catalog}", "output": f"file://{output}"}
         deployment.cli("dags", "trigger", DAG_ID, "--run-id", run_id, "--conf", json.dumps(conf))
+        # No logical date: the example writes under the date the run was triggered.
+        big_conf = {"catalog": f"file://{big_catalog}", "output": f"file://{big_output}"}
+        deployment.cli("dags", "trigger", CATALOG_DAG_ID, "--run-id", run_id, "--conf", json.dumps(big_conf))
         run_started = time.monotonic()
 
         def by_triggerer() -> dict[int, int]:
@@ -154,33 +198,30 @@ def test_catalog_on_celery_with_two_triggerers_one_killed(
             )
             return {int(job): int(count) for job, count in rows}
 
-        # Both triggerers hold deferred waits before one of them dies.
-        def both() -> dict[int, int] | None:
-            held = by_triggerer()
-            return held if len(held) == 2 and min(held.values()) >= 2 else None
+        def catalog_triggerer() -> int | None:
+            """The triggerer job running the catalog task's trigger, once it runs somewhere."""
+            rows = deployment.query(
+                "SELECT t.triggerer_id FROM task_instance ti JOIN trigger t ON t.id = ti.trigger_id "
+                "WHERE ti.dag_id = ? AND ti.run_id = ? AND ti.task_id = 'catalog' AND ti.state = 'deferred'",
+                CATALOG_DAG_ID,
+                run_id,
+            )
+            return int(rows[0][0]) if rows and rows[0][0] is not None else None
 
-        spread = deployment.wait_for("deferred waits on both triggerers", both, timeout=1800)
+        # Both triggerers hold deferred waits, one of them the catalog's, before that one dies.
+        def both() -> tuple[dict[int, int], int] | None:
+            held = by_triggerer()
+            owner = catalog_triggerer()
+            ready = len(held) == 2 and min(held.values()) >= 2 and owner is not None
+            return (held, owner) if ready and owner is not None else None
+
+        spread, victim = deployment.wait_for("deferred waits on both triggerers", both, timeout=1800)
         record("deployment", "triggers_per_triggerer_before_kill", sorted(spread.values()))
         owners = dict(deployment.query("SELECT id, triggerer_id FROM trigger WHERE triggerer_id IS NOT NULL"))
+        killed = next(name for name, job in job_of.items() if job == victim)
         killed_at = time.monotonic()
-        deployment.kill("triggerer-2")
-        del deployment.processes["triggerer-2"]
-        # The job table does not say which process a triggerer job is: the dead one is the job
-        # whose heartbeat stops.
-        beats: dict[int, tuple[Any, float]] = {}
-
-        def dead_job() -> int | None:
-            now = time.monotonic()
-            for job, beat in deployment.query(
-                "SELECT id, latest_heartbeat FROM job WHERE job_type = 'TriggererJob' AND id IN (?, ?)",
-                *spread,
-            ):
-                if beats.get(int(job), (None, 0.0))[0] != beat:
-                    beats[int(job)] = (beat, now)
-            stale = [job for job, (_, since) in beats.items() if now - since >= 5]
-            return stale[0] if len(stale) == 1 else None
-
-        victim = deployment.wait_for("the dead triggerer's heartbeat to stop", dead_job, timeout=300)
+        deployment.kill(killed)
+        del deployment.processes[killed]
         held = {int(trigger) for trigger, owner in owners.items() if int(owner) == victim}
 
         def taken_over() -> bool:
@@ -195,14 +236,18 @@ def test_catalog_on_celery_with_two_triggerers_one_killed(
         deployment.wait_for("the dead triggerer's triggers to move", taken_over, timeout=600)
         record("deployment", "takeover_seconds", round(time.monotonic() - killed_at, 1))
         record("deployment", "triggers_moved", len(held))
+        record("deployment", "killed", killed)
 
         deployment.wait_for(
-            "the catalog run to finish",
-            lambda: deployment.query(
-                "SELECT state FROM dag_run "
-                "WHERE dag_id = ? AND run_id = ? AND state IN ('success', 'failed')",
-                DAG_ID,
-                run_id,
+            "both catalog runs to finish",
+            lambda: (
+                len(
+                    deployment.query(
+                        "SELECT state FROM dag_run WHERE run_id = ? AND state IN ('success', 'failed')",
+                        run_id,
+                    )
+                )
+                == 2
             ),
             timeout=3600,
         )
@@ -215,12 +260,15 @@ def test_catalog_on_celery_with_two_triggerers_one_killed(
         not_ok = [row for row in states if row[2] != "success"]
         assert not_ok == [], not_ok[:20]
         assert len(states) == 2 + 5 * TRACKS  # list_tracks, report; 5 tasks per track
-        assert deployment.query("SELECT state FROM dag_run WHERE run_id = ?", run_id) == [("success",)]
+        assert deployment.query(
+            "SELECT dag_id, state FROM dag_run WHERE run_id = ? ORDER BY dag_id", run_id
+        ) == [(DAG_ID, "success"), (CATALOG_DAG_ID, "success")]
+        _check_catalog_operator_run(deployment, run_id, big_output)
 
         # Exactly one job per track, each deleted after its results were fetched.
         counters = emulator.admin.counters()
-        assert counters["jobs_created"] == TRACKS
-        assert counters["jobs_deleted"] == TRACKS
+        assert counters["jobs_created"] == TRACKS + CATALOG_TRACKS
+        assert counters["jobs_deleted"] == TRACKS + CATALOG_TRACKS
         # Every result present and whole: the files each download reported, at their full size.
         for number in range(TRACKS):
             folder = output / f"track{number:05d}"
@@ -249,6 +297,7 @@ def test_catalog_on_celery_with_two_triggerers_one_killed(
         requests = counters["requests"]
         polls = sum(count for endpoint, count in requests.items() if endpoint.startswith("GET /v1/job"))
         record("deployment", "tracks", TRACKS)
+        record("deployment", "catalog_operator_tracks", CATALOG_TRACKS)
         record("deployment", "api_requests", sum(requests.values()))
         record("deployment", "poll_requests", polls)
         peaks = {name: round(rss / 2**20) for name, rss in sampler.peak.items()}
@@ -264,9 +313,57 @@ def test_catalog_on_celery_with_two_triggerers_one_killed(
             _per_cycle(sampler.polls, killed_at, time.monotonic()),
         )
         record("deployment", "completion_to_resume_ms", _resume_delays(deployment, run_id))
+        for name in TRIGGERERS:
+            record("deployment", f"poller_requests_per_cycle_{name}", _poller_summary(deployment, name))
     finally:
         sampler.stopped.set()
         deployment.stop()
+
+
+def _check_catalog_operator_run(deployment: Deployment, run_id: str, output: Path) -> None:
+    """The catalog operator's run: three task instances whatever the size, a manifest line and
+    results for every track, a summary in XCom."""
+    states = deployment.query(
+        "SELECT task_id, state FROM task_instance WHERE dag_id = ? AND run_id = ? ORDER BY task_id",
+        CATALOG_DAG_ID,
+        run_id,
+    )
+    assert states == [("catalog", "success"), ("report", "success"), ("seed_demo_catalog", "success")]
+    (day,) = [path for path in output.iterdir() if path.is_dir()]
+    parts = sorted(day.rglob("part-*.jsonl"))
+    lines = [json.loads(line) for part in parts for line in part.read_text().splitlines()]
+    assert sorted(line["source"] for line in lines) == [f"track{n:05d}.wav" for n in range(CATALOG_TRACKS)]
+    failed = [line for line in lines if line["status"] != "SUCCEEDED"]
+    assert failed == [], failed[:5]
+    assert len({line["job_id"] for line in lines}) == CATALOG_TRACKS
+    for number in range(CATALOG_TRACKS):
+        files = list((day / f"track{number:05d}").iterdir())
+        assert files and all(path.stat().st_size > 0 for path in files), number
+    (summary,) = deployment.query(
+        "SELECT value FROM xcom WHERE dag_id = ? AND run_id = ? AND task_id = 'report' "
+        "AND key = 'return_value'",
+        CATALOG_DAG_ID,
+        run_id,
+    )[0]
+    summary = summary if isinstance(summary, dict) else json.loads(summary)
+    assert (summary["total"], summary["succeeded"], summary["failed"]) == (CATALOG_TRACKS, CATALOG_TRACKS, 0)
+
+
+def _poller_summary(deployment: Deployment, name: str) -> dict[str, Any]:
+    """From one triggerer's log: its shared poller's requests per cycle (median, max over the
+    summary lines) and its requests in all."""
+    path = deployment.home / f"{name}.log"
+    found = SUMMARY.findall(path.read_text(errors="replace")) if path.exists() else []
+    lines = [(int(cycles), int(requests)) for _, cycles, requests in found if int(cycles)]
+    if not lines:
+        return {}
+    per_cycle = [requests / cycles for cycles, requests in lines]
+    return {
+        "lines": len(lines),
+        "median": round(statistics.median(per_cycle), 1),
+        "max": round(max(per_cycle), 1),
+        "requests": sum(requests for _, requests in lines),
+    }
 
 
 def _per_cycle(samples: list[tuple[float, int]], start: float, end: float) -> dict[str, float]:

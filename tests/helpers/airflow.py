@@ -281,7 +281,9 @@ class Deployment:
                 ]
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
-    def cli(self, *args: str, timeout: float = 180) -> str:
+    def cli(self, *args: str, timeout: float = 600) -> str:
+        """Run ``airflow *args`` in this deployment's environment; ``timeout`` only guards against a
+        hang (an Airflow command can take minutes to import on a 2-core machine kept busy)."""
         done = subprocess.run(
             [AIRFLOW, *args], env=self.env, capture_output=True, text=True, timeout=timeout, check=False
         )
@@ -290,8 +292,11 @@ class Deployment:
         )
         return done.stdout
 
-    def start(self) -> None:
+    def start(self, *names: str) -> None:
+        """Start the named processes (all, when none is named), each logging to ``<home>/<name>.log``."""
         for name, args in self.commands.items():
+            if names and name not in names:
+                continue
             log = (self.home / f"{name}.log").open("wb")
             self.processes[name] = subprocess.Popen(
                 [AIRFLOW, *args], env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
