@@ -21,6 +21,10 @@ from urllib.parse import urlsplit, urlunsplit
 #: The connection id every hook, operator, sensor and trigger uses unless told otherwise.
 DEFAULT_CONN_ID = "musicai_default"
 
+#: Seconds a catalog trigger holds its event after it started: Airflow 3's fire-right-after-deferral
+#: race (apache/airflow#67287, #72716; see :mod:`airflow_provider_musicai.triggers.catalog`).
+DEFAULT_DEFERRAL_HOLD = 5.0
+
 _QUERY = re.compile(r"\?[^\s\"']*")
 
 
