@@ -383,14 +383,12 @@ class MusicAICatalogOperator(_MusicAIOperator):
 
     def _resume(self, context: Context, manifest: Manifest) -> dict[str, Any]:
         """The run's state at the start of a try: fresh, or rebuilt from the manifest and jobs."""
-        from airflow_provider_musicai.operators._catalog import iter_tracks
+        from airflow_provider_musicai.operators._catalog import FinishedTracks, iter_tracks
         from airflow_provider_musicai.operators._reattach import TaskIdentity
 
         identity = TaskIdentity.from_context(context)
         run: dict[str, Any] = {"cursor": 0, "window": {}, "ahead": [], "succeeded": 0, "failed": 0}
-        done = {}
-        for record in manifest.read():
-            done[str(record.get("source"))] = record.get("status")
+        done = FinishedTracks(manifest.read())  # 8 bytes a track, never a dict of the catalog
         saved = self._load(context)
         if not done and identity.try_number <= 1 and saved is None:
             return run  # a first try with nothing behind it: no lookup at all
@@ -406,8 +404,8 @@ class MusicAICatalogOperator(_MusicAIOperator):
         cursor, ahead, total = None, [], 0
         for position, track in enumerate(iter_tracks(self.sources)):
             total = position + 1
-            status = done.get(track.name, False)
-            if status is not False:
+            status = done.status(track.name)
+            if status is not None:
                 run["succeeded" if status == "SUCCEEDED" else "failed"] += 1
             elif track.digest in jobs:
                 window[jobs[track.digest]] = track.name
