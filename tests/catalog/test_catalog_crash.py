@@ -108,7 +108,10 @@ def test_a_killed_worker_or_triggerer_costs_no_second_job(
     # Jobs of 1 s: a window's trigger often finds jobs final at once. The catalog trigger holds
     # its event 5 s after it starts (its default deferral_hold), so it never fires before the
     # scheduler processed the deferring worker's exit (Airflow 3's race, apache/airflow#67287,
-    # #72716, would fail the resumed try); long jobs are not needed to dodge it.
+    # #72716, would fail the resumed try); long jobs are not needed to dodge it. With
+    # deferral_hold=0 in the DAG this run needed 2 tries: the scheduler logged "reported that the
+    # task instance ... finished with state success, but the task instance's state attribute is
+    # running" for the resumed try.
     emulator.admin.configure(queued_seconds=0, processing_seconds=1.0, max_concurrent_jobs=3)
     manifest = tmp_path / "manifest"
     run_id = f"{dag_id}-{time.time_ns()}"
