@@ -24,6 +24,10 @@ DEFAULT_CONN_ID = "musicai_default"
 #: ``[musicai] poller_log_interval``: seconds between a triggerer's shared-poller summary lines.
 DEFAULT_POLLER_LOG_INTERVAL = 300.0
 
+#: Seconds a catalog trigger holds its event after it started: Airflow 3's fire-right-after-deferral
+#: race (apache/airflow#67287, #72716; see :mod:`airflow_provider_musicai.triggers.catalog`).
+DEFAULT_DEFERRAL_HOLD = 5.0
+
 _QUERY = re.compile(r"\?[^\s\"']*")
 
 

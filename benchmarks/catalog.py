@@ -6,7 +6,7 @@ trigger through the shared poller, run in-line as ``dag.test()`` does), and the 
 the run needs: task instances (1), trigger rows (one at a time, one per wake-up) and XCom rows
 (1, the summary), whatever N.
 
-    python benchmarks/catalog.py --tracks 10000 [--window 200] [--concurrent 100]
+    python benchmarks/catalog.py --tracks 10000 [--window 200] [--concurrent 100] [--hold 0]
 
 Prints one ``RESULT {json}`` line.
 """
@@ -34,6 +34,12 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=200)
     parser.add_argument("--concurrent", type=int, default=100, help="the plan's concurrent-job limit")
     parser.add_argument("--uploads", type=int, default=4)
+    parser.add_argument(
+        "--hold",
+        type=float,
+        default=0.0,
+        help="the operator's deferral_hold: 0 here, no scheduler to race in-line (5 s by default in Airflow)",
+    )
     args = parser.parse_args()
     sys.path.insert(0, str(REPO_DIR))
     home = Path(tempfile.mkdtemp(prefix="musicai-bench-catalog-"))
@@ -80,6 +86,7 @@ def run(args: argparse.Namespace, folder: Path, manifest: Path, emu: Any) -> dic
         upload_concurrency=args.uploads,
         deferrable=True,
         poll_interval=0.5,
+        deferral_hold=args.hold,
     )
     context: dict[str, Any] = {"ti": FakeTI()}
 
@@ -104,11 +111,14 @@ def run(args: argparse.Namespace, folder: Path, manifest: Path, emu: Any) -> dic
             event = asyncio.run(fire(deferred.trigger))
             step = lambda e=event: operator.execute_complete(context, e)  # noqa: E731
     wall = time.perf_counter() - started
+    peak_rss = peak_rss_bytes()
+    resume_index = measure_resume_index(manifest)
     counters = emu.admin.counters()
     requests = counters["requests"]
     return {
         "tracks": args.tracks,
         "window": args.window,
+        "hold": args.hold,
         "wall_seconds": round(wall, 1),
         "tracks_per_second": round(args.tracks / wall, 1),
         "jobs_created": counters["jobs_created"],
@@ -125,9 +135,25 @@ def run(args: argparse.Namespace, folder: Path, manifest: Path, emu: Any) -> dic
             "trigger_rows_at_once": 1,
             "trigger_rows_total": wake_ups,
         },
-        "peak_rss_mib": round(peak_rss_bytes() / MIB, 1),
-        "rss_growth_mib": round(max(0, peak_rss_bytes() - baseline) / MIB, 1),
+        "peak_rss_mib": round(peak_rss / MIB, 1),
+        "rss_growth_mib": round(max(0, peak_rss - baseline) / MIB, 1),
+        "resume_index": resume_index,
     }
+
+
+def measure_resume_index(manifest: Path) -> dict[str, float]:
+    """What a resumed try holds of this run's manifest (traced Python memory, after the run)."""
+    import tracemalloc
+
+    from airflow_provider_musicai.operators._catalog import FinishedTracks, Manifest
+
+    tracemalloc.start()
+    try:
+        finished = FinishedTracks(Manifest(str(manifest)).read())
+        held, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return {"tracks": len(finished), "held_kib": round(held / 1024, 1), "peak_kib": round(peak / 1024, 1)}
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import conf
 
+from airflow_provider_musicai.common import DEFAULT_DEFERRAL_HOLD
 from airflow_provider_musicai.operators.musicai import _MusicAIOperator
 
 if TYPE_CHECKING:
@@ -83,6 +84,10 @@ class MusicAICatalogOperator(_MusicAIOperator):
         fails the task, after every track was tried).
     :param deferrable: wait in the triggerer; defaults to ``[operators] default_deferrable``.
     :param poll_interval: seconds between two poll cycles.
+    :param deferral_hold: seconds each deferral's trigger waits after it started before it may wake
+        the task, even when jobs are already final: Airflow 3 fails a try whose trigger fires
+        before the scheduler has processed the deferring worker's exit (apache/airflow#67287,
+        #72716). 0 turns the hold off (Airflow without the race, ``dag.test()``).
     :param delete_on_kill: delete the running jobs when the task is killed.
     :param delete_after: delete each job once its outcome is recorded (and its results copied).
     :param musicai_conn_id: Airflow connection of type ``musicai``.
@@ -116,6 +121,7 @@ class MusicAICatalogOperator(_MusicAIOperator):
         max_failed_fraction: float = 0.0,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poll_interval: float = 10.0,
+        deferral_hold: float = DEFAULT_DEFERRAL_HOLD,
         delete_on_kill: bool = True,
         delete_after: bool = False,
         **kwargs: Any,
@@ -134,6 +140,7 @@ class MusicAICatalogOperator(_MusicAIOperator):
         self.max_failed_fraction = float(max_failed_fraction)
         self.deferrable = deferrable
         self.poll_interval = float(poll_interval)
+        self.deferral_hold = float(deferral_hold)
         self.delete_on_kill = delete_on_kill
         self.delete_after = delete_after
         self.window: dict[str, str] = {}
@@ -143,6 +150,8 @@ class MusicAICatalogOperator(_MusicAIOperator):
             raise ValueError(f"max_failed_fraction must be within [0, 1], got {max_failed_fraction}")
         if poll_interval <= 0:
             raise ValueError(f"poll_interval must be > 0 seconds, got {poll_interval}")
+        if self.deferral_hold < 0:
+            raise ValueError(f"deferral_hold must be >= 0 seconds, got {deferral_hold}")
 
     # -- entry points -----------------------------------------------------------------------
 
@@ -267,6 +276,7 @@ class MusicAICatalogOperator(_MusicAIOperator):
                 poll_interval=self.poll_interval,
                 delete_on_kill=self.delete_on_kill,
                 carry=run,
+                hold=self.deferral_hold,
             ),
             method_name="execute_complete",
         )
@@ -373,14 +383,12 @@ class MusicAICatalogOperator(_MusicAIOperator):
 
     def _resume(self, context: Context, manifest: Manifest) -> dict[str, Any]:
         """The run's state at the start of a try: fresh, or rebuilt from the manifest and jobs."""
-        from airflow_provider_musicai.operators._catalog import iter_tracks
+        from airflow_provider_musicai.operators._catalog import FinishedTracks, iter_tracks
         from airflow_provider_musicai.operators._reattach import TaskIdentity
 
         identity = TaskIdentity.from_context(context)
         run: dict[str, Any] = {"cursor": 0, "window": {}, "ahead": [], "succeeded": 0, "failed": 0}
-        done = {}
-        for record in manifest.read():
-            done[str(record.get("source"))] = record.get("status")
+        done = FinishedTracks(manifest.read())  # 8 bytes a track, never a dict of the catalog
         saved = self._load(context)
         if not done and identity.try_number <= 1 and saved is None:
             return run  # a first try with nothing behind it: no lookup at all
@@ -396,8 +404,8 @@ class MusicAICatalogOperator(_MusicAIOperator):
         cursor, ahead, total = None, [], 0
         for position, track in enumerate(iter_tracks(self.sources)):
             total = position + 1
-            status = done.get(track.name, False)
-            if status is not False:
+            status = done.status(track.name)
+            if status is not None:
                 run["succeeded" if status == "SUCCEEDED" else "failed"] += 1
             elif track.digest in jobs:
                 window[jobs[track.digest]] = track.name

@@ -24,6 +24,7 @@ from typing import Any
 
 from airflow_provider_musicai.common import DEFAULT_POLLER_LOG_INTERVAL
 from airflow_provider_musicai.exceptions import MusicAIAuthError, MusicAIError
+from airflow_provider_musicai.hooks._transport import of_running_loop
 from airflow_provider_musicai.hooks.musicai import MusicAIHook, is_transient
 from airflow_provider_musicai.jobs import ACTIVE_STATUSES, TERMINAL_STATUSES
 
@@ -297,7 +298,7 @@ _POLLERS = weakref.WeakKeyDictionary()
 
 def shared_poller(conn_id: str, poll_interval: float, max_consecutive_failures: int = 10) -> SharedJobPoller:
     """The running loop's poller for these settings, created on first use."""
-    pollers = _POLLERS.setdefault(asyncio.get_running_loop(), {})
+    pollers = of_running_loop(_POLLERS)
     key = (conn_id, float(poll_interval), int(max_consecutive_failures))
     poller = pollers.get(key)
     if poller is None:

@@ -13,6 +13,16 @@ Event::
 ``result`` is the job's result with URL values as ``musicai-result://`` references (no signed
 URL ever reaches the event); ``error`` is ``{"code", "title", "message"}`` of a FAILED job.
 A job that no longer exists is reported FAILED with the code ``GONE``.
+
+The trigger never fires within ``hold`` seconds of its start (5 s by default). A deferred
+task's worker exits after ``defer()`` and its executor reports that exit as a *success* of the same
+try; if the trigger fires before the scheduler has processed that stale event, the scheduler sees
+the resumed try queued or running, takes the event for a task killed behind its back ("state
+mismatch") and fails the try (apache/airflow#66374 for the scheduled state, fixed in 3.2.2;
+#67287 for queued and #72716 for running, not fixed in 3.3.2). A catalog run re-defers after every
+wake-up with jobs that may already be final, so without a hold it fires within a second or two of
+its deferral and loses tries to that race. Holding the event a few seconds lets the scheduler drain
+the stale event first; the jobs keep running meanwhile, so it costs at most the hold per wake-up.
 """
 
 from __future__ import annotations
@@ -23,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_musicai.common import DEFAULT_CONN_ID, printable
+from airflow_provider_musicai.common import DEFAULT_CONN_ID, DEFAULT_DEFERRAL_HOLD, printable
 
 if TYPE_CHECKING:
     from airflow_provider_musicai.triggers._poller import SharedJobPoller
@@ -69,6 +79,8 @@ class MusicAICatalogTrigger(BaseTrigger):
         deferred task (a triggerer restart never deletes anything).
     :param carry: the waiting task's own small state (its cursor and window), handed back as the
         event's ``carry``: Airflow's ``dag.test()`` drops a deferral's ``next_kwargs``.
+    :param hold: seconds after the trigger's start before it may fire, even if its jobs are
+        already final (Airflow's fire-right-after-deferral race, see the module docstring).
     """
 
     def __init__(
@@ -81,6 +93,7 @@ class MusicAICatalogTrigger(BaseTrigger):
         max_consecutive_errors: int = 5,
         delete_on_kill: bool = False,
         carry: dict[str, Any] | None = None,
+        hold: float = DEFAULT_DEFERRAL_HOLD,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.job_ids = list(dict.fromkeys(job_ids))
@@ -91,7 +104,9 @@ class MusicAICatalogTrigger(BaseTrigger):
         self.max_consecutive_errors = int(max_consecutive_errors)
         self.delete_on_kill = bool(delete_on_kill)
         self.carry = carry
+        self.hold = max(0.0, float(hold))
         self._finished: set[str] = set()
+        self.holding = False  # True while a ready event waits out the hold (tests wait on it)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Ids, a slug and numbers: the in-flight window only."""
@@ -106,13 +121,16 @@ class MusicAICatalogTrigger(BaseTrigger):
                 "max_consecutive_errors": self.max_consecutive_errors,
                 "delete_on_kill": self.delete_on_kill,
                 "carry": self.carry,
+                "hold": self.hold,
             },
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        """Wait, then yield one event and return."""
+        """Wait, hold the event until ``hold`` seconds after the start, then yield it and return."""
         from airflow_provider_musicai.triggers._poller import shared_poller
 
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         poller = shared_poller(self.musicai_conn_id, self.poll_interval, self.max_consecutive_errors)
         self.log.info(
             "Waiting for %d of %d Music AI catalog job(s) to finish", self.min_finished, len(self.job_ids)
@@ -121,7 +139,14 @@ class MusicAICatalogTrigger(BaseTrigger):
             asyncio.ensure_future(poller.wait(job_id, self.workflow)): job_id for job_id in self.job_ids
         }
         try:
-            yield await self._collect(waits, poller)
+            event = await self._collect(waits, poller)
+            remaining = self.hold - (loop.time() - started)
+            if remaining > 0:
+                self.log.info("Holding the event %.1f s more (Airflow's fire-after-deferral race)", remaining)
+                self.holding = True
+                await asyncio.sleep(remaining)
+                self.holding = False
+            yield event
         finally:
             for wait in waits:
                 wait.cancel()

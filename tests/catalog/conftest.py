@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.airflow.conftest import _direct_execute, hook, make_context, musicai  # noqa: F401
+from tests.airflow.conftest import _direct_execute, hook, input_url, make_context, musicai  # noqa: F401
 from tests.helpers.audio import wav_bytes
 
 

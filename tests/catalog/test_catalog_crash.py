@@ -105,17 +105,14 @@ def test_a_killed_worker_or_triggerer_costs_no_second_job(
     deployment: CatalogDeployment, musicai_emulator: Any, tmp_path: Path, dag_id: str
 ) -> None:
     emulator = musicai_emulator
-    if dag_id == "musicai_catalog_deferred":
-        # Jobs of 10 s: a trigger that fires within seconds of the deferral hits Airflow 3's race
-        # (apache/airflow#67287, #72716): the resumed try's task-state-store writes answer 404
-        # "Task instance ... not found", its "deferred" report fails and the try is lost (seen with
-        # 1 s jobs: the trigger fired 2 s after "Pausing task as DEFERRED"). Not ours to fix here;
-        # tests/airflow/test_integration.py avoids it the same way. Rarer, not gone: a re-deferral
-        # of the rolling window can still fire a few seconds in (one job is nearly done); that
-        # costs a try, which the DAG's retries absorb.
-        emulator.admin.configure(queued_seconds=0, processing_seconds=10.0, max_concurrent_jobs=6)
-    else:
-        emulator.admin.configure(queued_seconds=0, processing_seconds=1.0, max_concurrent_jobs=3)
+    # Jobs of 1 s: a window's trigger often finds jobs final at once. The catalog trigger holds
+    # its event 5 s after it starts (its default deferral_hold), so it never fires before the
+    # scheduler processed the deferring worker's exit (Airflow 3's race, apache/airflow#67287,
+    # #72716, would fail the resumed try); long jobs are not needed to dodge it. With
+    # deferral_hold=0 in the DAG this run needed 2 tries: the scheduler logged "reported that the
+    # task instance ... finished with state success, but the task instance's state attribute is
+    # running" for the resumed try.
+    emulator.admin.configure(queued_seconds=0, processing_seconds=1.0, max_concurrent_jobs=3)
     manifest = tmp_path / "manifest"
     run_id = f"{dag_id}-{time.time_ns()}"
     conf = {"catalog": str(_catalog(tmp_path / "catalog")), "manifest": str(manifest)}
@@ -141,6 +138,10 @@ def test_a_killed_worker_or_triggerer_costs_no_second_job(
     assert sorted(line["source"] for line in lines) == [f"t{n:03d}.wav" for n in range(TRACKS)]
     assert emulator.admin.counters()["jobs_created"] == TRACKS  # not one duplicate
     _, tries, _ = deployment.ti(dag_id, run_id) or (None, None, None)
+    if dag_id == "musicai_catalog_deferred":
+        # A triggerer restart costs no try, and the hold keeps every wake-up clear of the race
+        # that would fail one (the scheduler's "state mismatch" on the resumed try).
+        assert tries == 1, deployment.logs()[-6000:]
     record(
         "catalog_crash",
         dag_id,

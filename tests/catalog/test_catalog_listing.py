@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import types
 from pathlib import Path
+from typing import Any
 
-from airflow_provider_musicai.operators._catalog import TrackStream, iter_tracks
+from airflow_provider_musicai.operators._catalog import FinishedTracks, TrackStream, iter_tracks
 
 NAMES = ["a-x.wav", "a/b.wav", "a/c/d.wav", "a0.wav", "a.wav", "b/z.wav", "b/a/y.wav", "c.wav"]
 
@@ -32,3 +33,29 @@ def test_a_list_is_deduplicated_and_sorted_and_the_stream_tells_its_end(tmp_path
     assert stream.take().name == "b"
     assert stream.exhausted
     assert list(iter_tracks(str(tmp_path / "missing"))) == []
+
+
+def test_a_resumed_try_holds_the_manifest_in_8_bytes_a_track() -> None:
+    """A dict of the manifest's names and statuses held ~160 bytes a track (16 MiB at 100,000)."""
+    import tracemalloc
+
+    count = 20_000
+
+    def records() -> Any:
+        for n in range(count):
+            status = "FAILED" if n % 7 == 0 else "SUCCEEDED"
+            yield {"source": f"album{n % 100:02d}/track{n:06d}.wav", "status": status, "job_id": "j" * 36}
+        yield {"source": "album00/track000000.wav", "status": "FAILED"}  # the same track twice
+
+    tracemalloc.start()
+    try:
+        finished = FinishedTracks(records())
+        held, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(finished) == count and finished.nbytes == 8 * (count + 1)
+    assert held < 10 * count and peak < 40 * count, (held, peak)
+    statuses = [finished.status(f"album{n % 100:02d}/track{n:06d}.wav") for n in range(count)]
+    assert statuses == ["FAILED" if n % 7 == 0 else "SUCCEEDED" for n in range(count)]
+    assert finished.status("album00/track999999.wav") is None and "nowhere.wav" not in finished
+    assert "album01/track000001.wav" in finished and not FinishedTracks([])

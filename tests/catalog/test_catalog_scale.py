@@ -33,6 +33,7 @@ def test_a_catalog_in_one_task_costs_few_requests_per_track(
         max_failed_fraction=0.01,
         deferrable=True,
         poll_interval=0.2,
+        deferral_hold=0.0,  # run_deferred has no scheduler to race: no hold (test_catalog_trigger)
     )
     summary, triggers = run_deferred(operator, make_context())
     counters = musicai.admin.counters()

@@ -19,7 +19,8 @@ STEMS = "music-ai/stems-vocals-accompaniment"
 SUMMARY = re.compile(
     r"Music AI poller (?P<name>\S+) \(every (?P<every>[\d.]+)s\): waiting on (?P<waiting>\d+) job\(s\); "
     r"last (?P<seconds>[\d.]+)s: (?P<cycles>\d+) cycle\(s\), (?P<requests>\d+) request\(s\) "
-    r"\((?P<lists>\d+) listing page\(s\), (?P<reads>\d+) job read\(s\)\), at most (?P<busiest>\d+) in one cycle"
+    r"\((?P<lists>\d+) listing page\(s\), (?P<reads>\d+) job read\(s\)\), "
+    r"at most (?P<busiest>\d+) in one cycle"
 )
 POLLER_LOGGER = "airflow_provider_musicai.triggers._poller"
 

@@ -180,6 +180,38 @@ def test_one_poller_per_loop_and_connection(make_hook: Callable[..., MusicAIHook
     assert arun(scenario())[0] is not first
 
 
+def test_a_loop_per_trigger_run_leaves_no_loop_client_or_poller_behind(
+    make_hook: Callable[..., MusicAIHook],
+) -> None:
+    """``dag.test()`` runs each trigger with ``asyncio.run``: a closed loop's client and poller go.
+
+    Their per-loop registries are keyed weakly, but a client's pooled connections (and a
+    poller's task) refer to their loop, so without dropping closed loops every run kept its loop,
+    client and SSL context alive (~0.8 MiB of native memory each: the catalog benchmark grew by
+    ~1 MiB per wake-up). Plain ``asyncio.run``, no ``close_shared_async_clients()``, as Airflow does.
+    """
+    import gc
+    import weakref
+
+    from airflow_provider_musicai.hooks import _transport
+    from airflow_provider_musicai.triggers import _poller
+
+    make_hook("musicai_default")
+    loops: list[weakref.ref[asyncio.AbstractEventLoop]] = []
+
+    async def trigger_run() -> None:
+        loops.append(weakref.ref(asyncio.get_running_loop()))
+        poller = shared_poller("musicai_default", 1.0)
+        async for _ in poller.hook.alist_job_pages(status=["QUEUED"], workflow=[STEMS]):
+            pass  # one request: the loop's client now holds a pooled connection
+
+    for _ in range(4):
+        asyncio.run(trigger_run())
+    gc.collect()
+    assert [loop() is None for loop in loops[:-1]] == [True, True, True]
+    assert len(_transport._ASYNC_CLIENTS) <= 1 and len(_poller._POLLERS) <= 1
+
+
 def test_cycles_start_every_poll_interval_however_long_they_take() -> None:
     # Sleeping a whole interval after a cycle made the period interval + cycle time: 1,000 jobs
     # finishing within two cycles (500 confirmations each) pushed the p99 delay past interval + 1 s.
