@@ -195,6 +195,7 @@ def test_sigkill_of_the_worker_then_a_retry_reattaches(
     started = time.monotonic()
     deployment.trigger_dag(WORKER_KILL, run_id, {"url": gate.url})
     deployment.wait_for("the job to be created", lambda: emulator.admin.counters()["jobs_created"] == 1)
+    [job_id] = [job["id"] for job in emulator.admin.jobs()]
     if moment == "while-waiting":
         deployment.wait_for(
             "the worker to poll",
@@ -209,11 +210,15 @@ def test_sigkill_of_the_worker_then_a_retry_reattaches(
     deployment.wait_for(
         "the retry to run", lambda: deployment.tis(WORKER_KILL, run_id)[0][3] >= 2, timeout=240
     )
-    deployment.wait_for(
-        "the retry to poll the job",
-        lambda: emulator.admin.counters()["requests"].get("GET /v1/job/{id}/status", 0) >= 3,
+    # The gate holds the job STARTED until the retry has said it reattached: counting status
+    # requests instead would race with the killed try's last polls on a busy machine, and let the
+    # job finish before the retry looked at it.
+    how = deployment.wait_for(
+        "the retry's log line",
+        lambda: re.search(rf"reattaching to job ({job_id}) of an earlier try \(([^)]*)\)", deployment.logs()),
         timeout=240,
     )
+    assert emulator.admin.jobs()[0]["status"] == "STARTED"  # reattached to a job still running
     gate.release()
     deployment.wait_for(
         "the run to end",
@@ -226,12 +231,7 @@ def test_sigkill_of_the_worker_then_a_retry_reattaches(
     assert emulator.admin.counters()["jobs_created"] == 1 and len(jobs) == 1, jobs
     assert jobs[0]["status"] == "SUCCEEDED"
     assert deployment.xcom_job_ids(WORKER_KILL, run_id) == [jobs[0]["id"]]
-    how = deployment.wait_for(
-        "the retry's log line",
-        lambda: re.search(
-            rf"reattaching to job {jobs[0]['id']} of an earlier try \(([^)]*)\)", deployment.logs()
-        ),
-    )
+    assert how.group(1) == jobs[0]["id"]
     _scan_deployment(deployment, emulator)
     record(
         "crash",
@@ -239,7 +239,7 @@ def test_sigkill_of_the_worker_then_a_retry_reattaches(
         {
             "tries": tries,
             "jobs_created": 1,
-            "retry": how.group(1),
+            "retry": how.group(2),
             "seconds_from_kill_to_success": round(time.monotonic() - killed_at, 1),
             "seconds_total": round(time.monotonic() - started, 1),
         },
