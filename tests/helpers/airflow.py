@@ -1,9 +1,11 @@
 """Airflow-side helpers: fake task instances, loading and running DAGs, reading what Airflow stored,
-and :class:`Deployment`, a private Airflow running as real processes (scheduler, triggerer...)."""
+and :class:`Deployment`, a private Airflow running as real processes (scheduler, triggerer...), which
+:func:`deployed` starts and stops for the suites that run one."""
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import secrets
@@ -14,7 +16,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -193,6 +195,7 @@ class Deployment:
         connection: str,
         *,
         dag_files: tuple[Path, ...] = (INTEGRATION_DAGS / "musicai_integration_dag.py",),
+        env: Mapping[str, str] | None = None,
         database_url: str | None = None,
         celery_broker_url: str | None = None,
         celery_workers: int = 2,
@@ -201,7 +204,7 @@ class Deployment:
         """SQLite and the Local (Airflow 3) or Sequential (Airflow 2) executor by default; with
         ``database_url`` (PostgreSQL) and ``celery_broker_url`` (Redis), the CeleryExecutor with
         ``celery_workers`` workers. ``triggerers`` triggerer processes: ``triggerer``,
-        ``triggerer-2``..."""
+        ``triggerer-2``... ``env`` adds to (or overrides) the processes' environment."""
         self.home = home
         self.db = home / "airflow.db"
         self.database_url = database_url or f"sqlite:///{self.db}"
@@ -279,7 +282,9 @@ class Deployment:
                     f"worker{number}@%h",
                     "--skip-serve-logs",
                 ]
+        self.env.update(env or {})
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.starts: dict[str, int] = {}
 
     def cli(self, *args: str, timeout: float = 180) -> str:
         done = subprocess.run(
@@ -290,12 +295,52 @@ class Deployment:
         )
         return done.stdout
 
+    def migrate(self, template: Path | None = None, timeout: float = 180) -> None:
+        """Create the metadata database (``airflow db migrate``). On SQLite with a ``template`` path,
+        the first Deployment to get there migrates and leaves a copy of its fresh database at
+        ``template``; later ones (in any xdist worker of the run: a lock file orders them) copy it
+        instead of migrating anew, which takes tens of seconds on a busy machine."""
+        if template is None or not self.database_url.startswith("sqlite"):
+            self.cli("db", "migrate", timeout=timeout)
+            return
+        with template.with_suffix(".lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if template.exists():
+                shutil.copyfile(template, self.db)
+                return
+            self.cli("db", "migrate", timeout=timeout)
+            partial = template.with_suffix(".partial")
+            shutil.copyfile(self.db, partial)
+            partial.replace(template)
+
     def start(self) -> None:
-        for name, args in self.commands.items():
-            log = (self.home / f"{name}.log").open("wb")
+        for name in self.commands:
+            self.start_one(name)
+
+    def start_one(self, name: str) -> None:
+        """Start process ``name`` in its own process group; a restart logs to ``<name>.<n>.log``."""
+        count = self.starts.get(name, 0)
+        self.starts[name] = count + 1
+        with (self.home / (f"{name}.log" if count == 0 else f"{name}.{count}.log")).open("wb") as log:
             self.processes[name] = subprocess.Popen(
-                [AIRFLOW, *args], env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                [AIRFLOW, *self.commands[name]],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
+
+    def restart(self, name: str, how: signal.Signals = signal.SIGKILL) -> None:
+        """Stop ``name`` (its whole process group) with ``how`` (SIGKILL: a crash; SIGTERM: a clean
+        stop, escalated to SIGKILL after 60 s) and start it again."""
+        process = self.processes[name]
+        os.killpg(process.pid, how)
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+        self.start_one(name)
 
     def stop(self) -> None:
         for process in self.processes.values():
@@ -356,17 +401,67 @@ class Deployment:
             time.sleep(0.2)
         raise AssertionError(f"timed out waiting for {what}; logs:\n{self.logs()[-8000:]}")
 
-    def ti_state(self, run_id: str) -> str | None:
-        rows = self.query(
-            "SELECT state FROM task_instance WHERE dag_id = ? AND run_id = ? AND task_id = 'job'",
-            DAG_ID,
+    def wait_for_dags(self, *dag_ids: str, timeout: float = 180) -> None:
+        """Wait until the DAG processor has stored every one of ``dag_ids``."""
+        marks = ", ".join("?" * len(dag_ids))
+        self.wait_for(
+            f"the DAGs {', '.join(dag_ids)} to be parsed",
+            lambda: (
+                len(self.query(f"SELECT dag_id FROM serialized_dag WHERE dag_id IN ({marks})", *dag_ids))
+                == len(dag_ids)
+            ),
+            timeout=timeout,
+        )
+
+    def tis(self, run_id: str, dag_id: str = DAG_ID) -> list[tuple[Any, ...]]:
+        """(task_id, map_index, state, try_number, pid) of a run's task instances."""
+        return self.query(
+            "SELECT task_id, map_index, state, try_number, pid FROM task_instance "
+            "WHERE dag_id = ? AND run_id = ? ORDER BY task_id, map_index",
+            dag_id,
             run_id,
+        )
+
+    def ti_state(self, run_id: str, dag_id: str = DAG_ID, task_id: str = "job") -> str | None:
+        """The state of task ``task_id`` (unmapped) in a run."""
+        rows = self.query(
+            "SELECT state FROM task_instance WHERE dag_id = ? AND run_id = ? AND task_id = ?",
+            dag_id,
+            run_id,
+            task_id,
         )
         return rows[0][0] if rows else None
 
-    def run_state(self, run_id: str) -> str | None:
-        rows = self.query("SELECT state FROM dag_run WHERE dag_id = ? AND run_id = ?", DAG_ID, run_id)
+    def run_state(self, run_id: str, dag_id: str = DAG_ID) -> str | None:
+        rows = self.query("SELECT state FROM dag_run WHERE dag_id = ? AND run_id = ?", dag_id, run_id)
         return rows[0][0] if rows else None
 
-    def trigger(self, run_id: str, conf: dict[str, Any]) -> None:
-        self.cli("dags", "trigger", DAG_ID, "--run-id", run_id, "--conf", json.dumps(conf))
+    def trigger(self, run_id: str, conf: dict[str, Any], dag_id: str = DAG_ID) -> None:
+        self.cli("dags", "trigger", dag_id, "--run-id", run_id, "--conf", json.dumps(conf))
+
+
+@contextlib.contextmanager
+def deployed(
+    home: Path,
+    emulator: Any,
+    *,
+    extra: Mapping[str, Any],
+    dags: tuple[str, ...] = (),
+    db_template: Path | None = None,
+    migrate_timeout: float = 180,
+    **options: Any,
+) -> Iterator[Deployment]:
+    """A :class:`Deployment` in ``home`` whose ``musicai_default`` connection points at ``emulator``
+    with ``extra``: its database migrated (or copied from ``db_template``, see
+    :meth:`Deployment.migrate`), its processes started and (if ``dags`` names any) those DAGs
+    parsed; stopped on exit, whatever happened. ``options`` go to :class:`Deployment`."""
+    connection = json.dumps({**emulator.connection_dict(), "extra": json.dumps(dict(extra))})
+    deployment = Deployment(home, connection, **options)
+    deployment.migrate(db_template, timeout=migrate_timeout)
+    deployment.start()
+    try:
+        if dags:
+            deployment.wait_for_dags(*dags)
+        yield deployment
+    finally:
+        deployment.stop()
