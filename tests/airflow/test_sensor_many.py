@@ -12,6 +12,7 @@ import requests
 from airflow_provider_musicai.exceptions import MusicAIJobFailedError, MusicAIJobsFailedError
 from airflow_provider_musicai.sensors.musicai import MusicAIJobSensor
 from airflow_provider_musicai.triggers.musicai import MusicAIJobsTrigger, MusicAIJobTrigger
+from tests.helpers.reliability import wait_until_async
 
 STEMS = "music-ai/stems-vocals-accompaniment"
 
@@ -200,18 +201,11 @@ def test_cancelling_the_trigger_leaves_no_waiter_in_the_shared_poller(
         trigger = MusicAIJobsTrigger(job_ids=ids, poll_interval=0.2)
         task = asyncio.ensure_future(trigger.run().__anext__())
         poller = shared_poller("musicai_default", 0.2, 5)
-        for _ in range(200):
-            if poller.waiting == 2:
-                break
-            await asyncio.sleep(0.05)
-        assert poller.waiting == 2
+        await wait_until_async("the trigger to wait on both jobs", lambda: poller.waiting == 2)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        for _ in range(200):
-            if poller.waiting == 0:
-                break
-            await asyncio.sleep(0.05)
+        await wait_until_async("the waiters to leave", lambda: poller.waiting == 0)
         return poller.waiting
 
     assert asyncio.run(run_then_cancel()) == 0

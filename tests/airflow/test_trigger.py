@@ -12,7 +12,9 @@ from urllib.parse import urlsplit
 import pytest
 
 from airflow_provider_musicai.triggers import musicai as trigger_module
+from airflow_provider_musicai.triggers._poller import shared_poller
 from airflow_provider_musicai.triggers.musicai import MusicAIJobTrigger
+from tests.helpers.reliability import wait_until_async
 
 STEMS = "music-ai/stems-vocals-accompaniment"
 
@@ -159,7 +161,8 @@ def test_airflow_2_style_cancellation_deletes_only_on_a_user_kill(
 
     async def run_then_cancel() -> None:
         task = asyncio.ensure_future(collect_async(trigger))
-        await asyncio.sleep(0.5)
+        poller = shared_poller(trigger.musicai_conn_id, trigger.poll_interval, trigger.max_consecutive_errors)
+        await wait_until_async("the trigger to wait on its job", lambda: poller.waiting == 1)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
