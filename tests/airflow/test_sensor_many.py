@@ -159,13 +159,23 @@ def test_exactly_one_of_job_id_and_batch_name() -> None:
 def test_reschedule_mode_and_a_mapped_upstream_through_dag_test(
     airflow_db: str, musicai: Any, hook: Any, input_url: Any
 ) -> None:
-    from tests.helpers.airflow import TEST_DAGS, load_dag_file, run_dag, task_states, xcom_value
+    from tests.helpers.airflow import (
+        TEST_DAGS,
+        completed_after_a_reschedule,
+        load_dag_file,
+        run_dag,
+        task_states,
+        xcom_value,
+    )
 
     module = load_dag_file(TEST_DAGS / "musicai_link_dags.py")
+    musicai.admin.configure(manual_clock=True)
     ids = jobs(hook, input_url, 2)
-    dag_run = run_dag(module.many, {"job_ids": ids})
+    with completed_after_a_reschedule(musicai, ids):
+        dag_run = run_dag(module.many, {"job_ids": ids})
     assert task_states(dag_run) == {"wait": "success"}
     assert [job["id"] for job in xcom_value(dag_run, "wait")] == ids
+    musicai.admin.configure(manual_clock=False, queued_seconds=0, processing_seconds=0.1)
     dag_run = run_dag(module.links, {"urls": [input_url(), input_url()]})
     assert task_states(dag_run)["many"] == "success"  # job_id=mapped.output: a deferred many-job wait
     mapped = [xcom_value(dag_run, "mapped", "job_id", map_index=index) for index in (0, 1)]

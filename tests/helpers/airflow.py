@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -149,6 +150,36 @@ def xcom_value(dag_run: Any, task_id: str, key: str = "return_value", map_index:
             .one_or_none()
         )
         return None if row is None else XComModel.deserialize_value(row)
+
+
+def reschedules() -> int:
+    """Rows in Airflow's ``task_reschedule`` table: one per reschedule of a sensor's poke."""
+    from airflow.models.taskreschedule import TaskReschedule
+    from airflow.utils.session import create_session
+    from sqlalchemy import func, select
+
+    with create_session() as session:
+        return int(session.scalar(select(func.count()).select_from(TaskReschedule)) or 0)
+
+
+@contextlib.contextmanager
+def completed_after_a_reschedule(emulator: Any, job_ids: list[str]) -> Iterator[None]:
+    """While the body runs a DAG whose sensor waits for ``job_ids`` in reschedule mode (the emulator's
+    clock stopped: ``manual_clock``), complete the jobs once the sensor has been rescheduled at least
+    once; fails if it never was. No wait on the jobs' durations, and the reschedule path certainly ran."""
+    from tests.helpers.reliability import wait_until
+
+    before = reschedules()
+
+    def complete() -> None:
+        wait_until("the sensor to be rescheduled", lambda: reschedules() > before, timeout=300)
+        for job_id in job_ids:
+            emulator.admin.complete_job(job_id)
+
+    with ThreadPoolExecutor(1) as pool:
+        completer = pool.submit(complete)
+        yield
+        completer.result()
 
 
 def stored_rows_text() -> str:
