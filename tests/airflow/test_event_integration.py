@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import json
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.helpers.airflow import Deployment, airflow_major, deployed
+from tests.helpers.airflow import Deployment, airflow_major
 
 pytestmark = [
     pytest.mark.integration,
@@ -24,17 +24,12 @@ STEMS = "music-ai/stems-vocals-accompaniment"
 
 
 @pytest.fixture
-def deployment(musicai: Any, tmp_path: Path, airflow_db_template: Path) -> Iterator[Deployment]:
-    with deployed(
-        tmp_path / "airflow-home",
-        musicai,
-        extra={"timeout": 10},
+def deployment(deploy: Callable[..., Deployment]) -> Deployment:
+    return deploy(
         dags=(DAG_ID,),
-        db_template=airflow_db_template,
         dag_files=(Path(__file__).parent / "integration_dags" / "musicai_events_dag.py",),
         env={"MUSICAI_EVENTS_SINCE": datetime.now(timezone.utc).isoformat()},
-    ) as deployment:
-        yield deployment
+    )
 
 
 def fired_job_ids(deployment: Deployment) -> list[str]:

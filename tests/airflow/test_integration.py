@@ -10,27 +10,19 @@ a temporary AIRFLOW_HOME. The test reads Airflow's state straight from that SQLi
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from tests.helpers.airflow import DAG_ID, Deployment, deployed
+from tests.helpers.airflow import DAG_ID, Deployment
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def deployment(musicai: Any, tmp_path: Path, airflow_db_template: Path) -> Iterator[Deployment]:
-    with deployed(
-        tmp_path / "airflow-home",
-        musicai,
-        extra={"timeout": 10},
-        dags=(DAG_ID,),
-        db_template=airflow_db_template,
-    ) as deployment:
-        yield deployment
+def deployment(deploy: Callable[..., Deployment]) -> Deployment:
+    return deploy(dags=(DAG_ID,))
 
 
 def test_the_triggerer_resumes_the_deferred_task_and_a_kill_deletes_the_job(

@@ -115,7 +115,8 @@ def test_deadline_gives_a_timeout_event_with_the_last_status(hook: Any, input_ur
     musicai.admin.configure(queued_seconds=60)
     job_id = create_job(hook, input_url)
     # The deadline must cut the (here 10-minute) poll interval short: the event comes long before.
-    trigger = MusicAIJobTrigger(job_id=job_id, poll_interval=600, deadline=time.time() + 0.6)
+    # It leaves the first poll (which gives the last status) 5 s: 0.6 s was too short on a busy machine.
+    trigger = MusicAIJobTrigger(job_id=job_id, poll_interval=600, deadline=time.time() + 5)
     (event,) = collect(trigger, within=120)
     payload = event.payload
     assert payload["status"] == "timeout" and payload["last_status"] == "QUEUED"
