@@ -341,7 +341,12 @@ class Deployment:
                 return
             self.cli("db", "migrate", timeout=timeout)
             partial = template.with_suffix(".partial")
-            shutil.copyfile(self.db, partial)
+            # SQLite's backup reads the database whole, a write-ahead log included.
+            with (
+                contextlib.closing(sqlite3.connect(self.db)) as source,
+                contextlib.closing(sqlite3.connect(partial)) as copy,
+            ):
+                source.backup(copy)
             partial.replace(template)
 
     def start(self) -> None:
