@@ -172,7 +172,7 @@ def completed_after_a_reschedule(emulator: Any, job_ids: list[str]) -> Iterator[
     before = reschedules()
 
     def complete() -> None:
-        wait_until("the sensor to be rescheduled", lambda: reschedules() > before, timeout=300)
+        wait_until("the sensor to be rescheduled", lambda: reschedules() > before, timeout=300, interval=0.25)
         for job_id in job_ids:
             emulator.admin.complete_job(job_id)
 
