@@ -4,6 +4,7 @@ and :class:`Deployment`, a private Airflow running as real processes (scheduler,
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import fcntl
 import json
@@ -241,6 +242,11 @@ class Deployment:
         self.database_url = database_url or f"sqlite:///{self.db}"
         dags = home / "dags"
         dags.mkdir(parents=True)
+        # A process that starts without an airflow.cfg writes one with fresh random keys: processes
+        # started together would each use their own (a trigger's kwargs encrypted with one Fernet key
+        # are unreadable with another). The keys are in the environment below; this file only stops
+        # the writing.
+        (home / "airflow.cfg").write_text("# The settings of this Deployment are its environment.\n")
         for dag_file in dag_files:
             shutil.copy(dag_file, dags)
         self.env = {
@@ -261,6 +267,7 @@ class Deployment:
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "2",
                 "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "2",
                 "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
+                "AIRFLOW__CORE__FERNET_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
                 "AIRFLOW_CONN_MUSICAI_DEFAULT": connection,
                 "PYTHONUNBUFFERED": "1",
                 # Executors start tasks with the ``airflow`` command: this interpreter's.
@@ -274,6 +281,7 @@ class Deployment:
                     "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
                     "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
                     "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(16),
+                    "AIRFLOW__API__SECRET_KEY": secrets.token_hex(16),
                     "AIRFLOW__API__PORT": str(port),
                 }
             )
@@ -291,7 +299,13 @@ class Deployment:
                 "scheduler": ["scheduler"],
             }
         else:
-            self.env["AIRFLOW__CORE__EXECUTOR"] = "SequentialExecutor"
+            self.env.update(
+                {
+                    "AIRFLOW__CORE__EXECUTOR": "SequentialExecutor",
+                    "AIRFLOW__WEBSERVER__SECRET_KEY": secrets.token_hex(16),
+                    "AIRFLOW__CORE__INTERNAL_API_SECRET_KEY": secrets.token_hex(16),
+                }
+            )
             self.commands = {"scheduler": ["scheduler"]}
         self.commands["triggerer"] = ["triggerer"]
         for number in range(2, triggerers + 1):
