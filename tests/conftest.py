@@ -5,7 +5,8 @@ private, temporary AIRFLOW_HOME on SQLite whose DAGs folder holds the example DA
 DAGs, so tests never read or write ``~/airflow``. Each pytest-xdist worker is its own process and
 imports this file itself: every worker has its own AIRFLOW_HOME, database and emulator.
 
-Fixtures: ``airflow_db`` (Airflow's metadata database, once per session), ``make_hook``/``hook``
+Fixtures: ``airflow_db`` (Airflow's metadata database, once per session), ``airflow_db_template``
+(a migrated database the suites running Airflow processes copy), ``make_hook``/``hook``
 (hooks on the session's emulator with quick retries), ``wav_file`` (a small stereo WAV),
 ``allow_direct_execute`` (``operator.execute()`` outside the task runner). The reliability suites'
 figures are printed at the end of the session (gathered from every xdist worker).
@@ -78,6 +79,18 @@ def airflow_db() -> str:
 
     db.initdb()
     return os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+
+
+@pytest.fixture(scope="session")
+def airflow_db_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the suites that run Airflow as processes keep a migrated SQLite database to copy
+    (``deployed(..., db_template=...)``): one per run, shared by its xdist workers (the parent of
+    their temporary folders), removed with pytest's temporary folders."""
+    from tests.helpers.airflow import airflow_version
+
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if "PYTEST_XDIST_WORKER" in os.environ else base
+    return shared / f"airflow-{airflow_version()}-migrated.db"
 
 
 @pytest.fixture

@@ -1,10 +1,12 @@
-"""Airflow-side fixtures: the emulator as ``musicai_default``, a hook on it, uploaded inputs, contexts.
+"""Airflow-side fixtures: the emulator as ``musicai_default``, a hook on it, uploaded inputs, contexts,
+and ``deploy`` (Airflow as real processes on that emulator).
 
 The environment (AIRFLOW_HOME, database, DAGs folder) is the root ``tests/conftest.py``'s.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import FAST_RETRIES
-from tests.helpers.airflow import FakeStateStore, FakeTI
+from tests.helpers.airflow import Deployment, FakeStateStore, FakeTI, deployed
 from tests.helpers.audio import wav_bytes
 
 #: Fewer retries than the hook tests': the sensor and trigger tests count attempts per poll.
@@ -33,6 +35,26 @@ def musicai(musicai_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
         monkeypatch, "musicai_default", musicai_emulator.api_url, key=musicai_emulator.api_key, extra=RETRIES
     )
     return musicai_emulator
+
+
+@pytest.fixture
+def deploy(musicai: Any, tmp_path: Path, airflow_db_template: Path) -> Iterator[Callable[..., Deployment]]:
+    """``deploy(dags=..., **options)``: a private Airflow as real processes (:func:`deployed`), its
+    ``musicai_default`` on the emulator, started and its ``dags`` parsed; stopped after the test."""
+    with contextlib.ExitStack() as running:
+
+        def start(**options: Any) -> Deployment:
+            return running.enter_context(
+                deployed(
+                    tmp_path / "airflow-home",
+                    musicai,
+                    extra={"timeout": 10},
+                    db_template=airflow_db_template,
+                    **options,
+                )
+            )
+
+        yield start
 
 
 @pytest.fixture

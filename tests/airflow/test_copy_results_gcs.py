@@ -24,9 +24,9 @@ gcs_emulator = pytest.importorskip(
     "gcp_storage_emulator.server", reason="needs gcp-storage-emulator: pip install gcp-storage-emulator"
 )
 
+from tests.helpers.copy_results import assert_outputs_copied_whole  # noqa: E402
 from tests.hook.test_copy_results_gcs import service_account  # noqa: E402,F401
 
-STEMS = "music-ai/stems-vocals-accompaniment"
 BUCKET = "musicai-stems"
 
 
@@ -54,21 +54,8 @@ def gcs_endpoint(gcs_server: Any, monkeypatch: pytest.MonkeyPatch) -> str:
 def test_outputs_land_in_the_gcs_bucket_whole(
     gcs_endpoint: str, musicai: Any, hook: Any, wav_file: Path, tmp_path: Path
 ) -> None:
-    url = hook.upload_file(str(wav_file))
-    copied = hook.create_job(
-        "to gcs",
-        STEMS,
-        {"inputUrl": url},
-        copy_results_to=f"gs://{BUCKET}/run1/",
-        copy_outputs=["vocals", "accompaniments"],
-    )
-    job = hook.wait_for_job(copied, poll_interval=0.1, timeout=120)
-    assert job["status"] == "SUCCEEDED", job
-    assert set(job["result"].values()) == {"[custom storage]"}
-    plain = hook.wait_for_job(
-        hook.create_job("plain", STEMS, {"inputUrl": url}), poll_interval=0.1, timeout=120
-    )
-    served = hook.download_results(plain, str(tmp_path / "served"))
-    for name in ("vocals", "accompaniments"):
+    def read_object(name: str) -> bytes:
         with urllib.request.urlopen(f"{gcs_endpoint}/{BUCKET}/run1/{name}", timeout=30) as response:
-            assert response.read() == Path(served[name]).read_bytes()
+            return bytes(response.read())
+
+    assert_outputs_copied_whole(hook, wav_file, tmp_path, f"gs://{BUCKET}/run1/", read_object)

@@ -19,9 +19,9 @@ moto_server = pytest.importorskip("moto.server")
 from airflow_provider_musicai.hooks._copy_targets import copy_targets, presign  # noqa: E402
 from tests.airflow.test_lineage import asset_event_extras, with_datasets_registered  # noqa: E402
 from tests.helpers.airflow import load_dag_file, run_dag, task_states, xcom_value  # noqa: E402
+from tests.helpers.copy_results import STEMS, assert_outputs_copied_whole  # noqa: E402
 from tests.helpers.s3 import BUCKET, CONN, s3_object  # noqa: E402
 
-STEMS = "music-ai/stems-vocals-accompaniment"
 EXAMPLE = Path(__file__).resolve().parents[2] / "example_dags" / "example_musicai_stems_to_s3.py"
 
 
@@ -35,27 +35,16 @@ def test_the_presigned_put_signs_only_the_host(s3: Any) -> None:
 def test_outputs_land_in_the_bucket_whole(
     s3: Any, musicai: Any, hook: Any, wav_file: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    url = hook.upload_file(str(wav_file))
-    copied = hook.create_job(
-        "to s3",
-        STEMS,
-        {"inputUrl": url},
-        copy_results_to=f"s3://{BUCKET}/run1/",
-        copy_outputs=["vocals", "accompaniments"],
+    assert_outputs_copied_whole(
+        hook,
+        wav_file,
+        tmp_path,
+        f"s3://{BUCKET}/run1/",
+        lambda name: s3_object(s3, f"run1/{name}"),
         storage_conn_id=CONN,
     )
-    job = hook.wait_for_job(copied, poll_interval=0.1, timeout=120)
-    assert job["status"] == "SUCCEEDED", job
-    assert set(job["result"].values()) == {"[custom storage]"}
-    # The same input through Music AI's own storage: what the emulator serves for each output.
-    plain = hook.wait_for_job(
-        hook.create_job("plain", STEMS, {"inputUrl": url}), poll_interval=0.1, timeout=120
-    )
-    served = hook.download_results(plain, str(tmp_path / "served"))
     keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="run1/")["Contents"])
     assert keys == ["run1/accompaniments", "run1/vocals"]
-    for name in ("vocals", "accompaniments"):
-        assert s3_object(s3, f"run1/{name}") == Path(served[name]).read_bytes()
     # Our records only: moto's own access log (werkzeug) shows the URLs it was sent.
     ours = [r.getMessage() for r in caplog.records if not r.name.startswith("werkzeug")]
     assert ours and not any("X-Amz-Signature" in message for message in ours)

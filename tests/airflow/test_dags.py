@@ -13,6 +13,7 @@ import pytest
 
 from airflow_provider_musicai.jobs import IDEMPOTENCY_METADATA_KEY
 from tests.helpers.airflow import (
+    completed_after_a_reschedule,
     load_example,
     load_test_dag,
     run_dag,
@@ -141,8 +142,9 @@ def test_a_retry_after_a_timeout_reattaches_to_the_same_job(
 
 
 def test_sensor_in_reschedule_mode(musicai: Any, hook: Any, input_url: Any) -> None:
-    musicai.admin.configure(queued_seconds=1.0)
+    musicai.admin.configure(manual_clock=True)
     job_id = hook.create_job("resched", STEMS, {"inputUrl": input_url()})
-    dag_run = run_dag(load_test_dag("reschedule"), {"job_id": job_id})
+    with completed_after_a_reschedule(musicai, [job_id]):
+        dag_run = run_dag(load_test_dag("reschedule"), {"job_id": job_id})
     assert task_states(dag_run) == {"wait": "success"}
     assert xcom_value(dag_run, "wait")["id"] == job_id

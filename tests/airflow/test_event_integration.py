@@ -4,16 +4,15 @@ scheduler, one per job, and a triggerer restart fires no job twice."""
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-from collections.abc import Iterator
+import signal
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.helpers.airflow import AIRFLOW, Deployment, airflow_major
+from tests.helpers.airflow import Deployment, airflow_major
 
 pytestmark = [
     pytest.mark.integration,
@@ -25,19 +24,12 @@ STEMS = "music-ai/stems-vocals-accompaniment"
 
 
 @pytest.fixture
-def deployment(musicai: Any, tmp_path: Path) -> Iterator[Deployment]:
-    connection = json.dumps({**musicai.connection_dict(), "extra": json.dumps({"timeout": 10})})
-    deployment = Deployment(tmp_path / "airflow-home", connection)
-    shutil.copy(
-        Path(__file__).parent / "integration_dags" / "musicai_events_dag.py", deployment.home / "dags"
+def deployment(deploy: Callable[..., Deployment]) -> Deployment:
+    return deploy(
+        dags=(DAG_ID,),
+        dag_files=(Path(__file__).parent / "integration_dags" / "musicai_events_dag.py",),
+        env={"MUSICAI_EVENTS_SINCE": datetime.now(timezone.utc).isoformat()},
     )
-    deployment.env["MUSICAI_EVENTS_SINCE"] = datetime.now(timezone.utc).isoformat()
-    deployment.cli("db", "migrate")
-    deployment.start()
-    try:
-        yield deployment
-    finally:
-        deployment.stop()
 
 
 def fired_job_ids(deployment: Deployment) -> list[str]:
@@ -53,10 +45,6 @@ def runs(deployment: Deployment) -> int:
 def test_each_finished_job_starts_one_run_across_a_triggerer_restart(
     deployment: Deployment, hook: Any, input_url: Any
 ) -> None:
-    deployment.wait_for(
-        "the DAG to be parsed",
-        lambda: deployment.query("SELECT 1 FROM serialized_dag WHERE dag_id = ?", DAG_ID),
-    )
     metadata = {"origin": "events-it"}
     # One job at a time: Airflow folds asset events that queue up together into one run.
     first: list[str] = []
@@ -66,17 +54,7 @@ def test_each_finished_job_starts_one_run_across_a_triggerer_restart(
         deployment.wait_for(f"run {n + 1}", lambda: runs(deployment) == len(first), timeout=300)
     assert sorted(fired_job_ids(deployment)) == sorted(first)
 
-    triggerer = deployment.processes["triggerer"]
-    triggerer.terminate()
-    triggerer.wait(timeout=60)
-    log = (deployment.home / "triggerer-2.log").open("wb")
-    deployment.processes["triggerer"] = subprocess.Popen(
-        [AIRFLOW, "triggerer"],
-        env=deployment.env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    deployment.restart("triggerer", signal.SIGTERM)
     later = hook.create_job("it later", STEMS, {"inputUrl": input_url()}, metadata)
     # Events fire oldest job first: once the later job's event exists, a repeat of the first two
     # (older) jobs would already be there too.

@@ -9,10 +9,8 @@ a temporary AIRFLOW_HOME. The test reads Airflow's state straight from that SQLi
 
 from __future__ import annotations
 
-import json
 import sqlite3
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -23,25 +21,14 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def deployment(musicai: Any, tmp_path: Path) -> Iterator[Deployment]:
-    connection = json.dumps({**musicai.connection_dict(), "extra": json.dumps({"timeout": 10})})
-    deployment = Deployment(tmp_path / "airflow-home", connection)
-    deployment.cli("db", "migrate")
-    deployment.start()
-    try:
-        yield deployment
-    finally:
-        deployment.stop()
+def deployment(deploy: Callable[..., Deployment]) -> Deployment:
+    return deploy(dags=(DAG_ID,))
 
 
 def test_the_triggerer_resumes_the_deferred_task_and_a_kill_deletes_the_job(
     deployment: Deployment, musicai: Any, hook: Any, input_url: Any
 ) -> None:
     sealed = input_url()
-    deployment.wait_for(
-        "the DAG to be parsed",
-        lambda: deployment.query("SELECT 1 FROM serialized_dag WHERE dag_id = ?", DAG_ID),
-    )
 
     # 1. The task defers; the triggerer process polls the job and resumes the task on a worker.
     # The job takes ~10 s: a trigger that fires before the scheduler has processed the deferring

@@ -12,6 +12,7 @@ import requests
 from airflow_provider_musicai.exceptions import MusicAIJobFailedError, MusicAIJobsFailedError
 from airflow_provider_musicai.sensors.musicai import MusicAIJobSensor
 from airflow_provider_musicai.triggers.musicai import MusicAIJobsTrigger, MusicAIJobTrigger
+from tests.helpers.reliability import wait_until_async
 
 STEMS = "music-ai/stems-vocals-accompaniment"
 
@@ -158,13 +159,23 @@ def test_exactly_one_of_job_id_and_batch_name() -> None:
 def test_reschedule_mode_and_a_mapped_upstream_through_dag_test(
     airflow_db: str, musicai: Any, hook: Any, input_url: Any
 ) -> None:
-    from tests.helpers.airflow import TEST_DAGS, load_dag_file, run_dag, task_states, xcom_value
+    from tests.helpers.airflow import (
+        TEST_DAGS,
+        completed_after_a_reschedule,
+        load_dag_file,
+        run_dag,
+        task_states,
+        xcom_value,
+    )
 
     module = load_dag_file(TEST_DAGS / "musicai_link_dags.py")
+    musicai.admin.configure(manual_clock=True)
     ids = jobs(hook, input_url, 2)
-    dag_run = run_dag(module.many, {"job_ids": ids})
+    with completed_after_a_reschedule(musicai, ids):
+        dag_run = run_dag(module.many, {"job_ids": ids})
     assert task_states(dag_run) == {"wait": "success"}
     assert [job["id"] for job in xcom_value(dag_run, "wait")] == ids
+    musicai.admin.configure(manual_clock=False, queued_seconds=0, processing_seconds=0.1)
     dag_run = run_dag(module.links, {"urls": [input_url(), input_url()]})
     assert task_states(dag_run)["many"] == "success"  # job_id=mapped.output: a deferred many-job wait
     mapped = [xcom_value(dag_run, "mapped", "job_id", map_index=index) for index in (0, 1)]
@@ -200,18 +211,11 @@ def test_cancelling_the_trigger_leaves_no_waiter_in_the_shared_poller(
         trigger = MusicAIJobsTrigger(job_ids=ids, poll_interval=0.2)
         task = asyncio.ensure_future(trigger.run().__anext__())
         poller = shared_poller("musicai_default", 0.2, 5)
-        for _ in range(200):
-            if poller.waiting == 2:
-                break
-            await asyncio.sleep(0.05)
-        assert poller.waiting == 2
+        await wait_until_async("the trigger to wait on both jobs", lambda: poller.waiting == 2)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        for _ in range(200):
-            if poller.waiting == 0:
-                break
-            await asyncio.sleep(0.05)
+        await wait_until_async("the waiters to leave", lambda: poller.waiting == 0)
         return poller.waiting
 
     assert asyncio.run(run_then_cancel()) == 0

@@ -12,7 +12,9 @@ from urllib.parse import urlsplit
 import pytest
 
 from airflow_provider_musicai.triggers import musicai as trigger_module
+from airflow_provider_musicai.triggers._poller import shared_poller
 from airflow_provider_musicai.triggers.musicai import MusicAIJobTrigger
+from tests.helpers.reliability import wait_until_async
 
 STEMS = "music-ai/stems-vocals-accompaniment"
 
@@ -113,7 +115,8 @@ def test_deadline_gives_a_timeout_event_with_the_last_status(hook: Any, input_ur
     musicai.admin.configure(queued_seconds=60)
     job_id = create_job(hook, input_url)
     # The deadline must cut the (here 10-minute) poll interval short: the event comes long before.
-    trigger = MusicAIJobTrigger(job_id=job_id, poll_interval=600, deadline=time.time() + 0.6)
+    # It leaves the first poll (which gives the last status) 5 s: 0.6 s was too short on a busy machine.
+    trigger = MusicAIJobTrigger(job_id=job_id, poll_interval=600, deadline=time.time() + 5)
     (event,) = collect(trigger, within=120)
     payload = event.payload
     assert payload["status"] == "timeout" and payload["last_status"] == "QUEUED"
@@ -159,7 +162,8 @@ def test_airflow_2_style_cancellation_deletes_only_on_a_user_kill(
 
     async def run_then_cancel() -> None:
         task = asyncio.ensure_future(collect_async(trigger))
-        await asyncio.sleep(0.5)
+        poller = shared_poller(trigger.musicai_conn_id, trigger.poll_interval, trigger.max_consecutive_errors)
+        await wait_until_async("the trigger to wait on its job", lambda: poller.waiting == 1)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task

@@ -83,7 +83,7 @@ def api_server(airflow_db: str) -> Any:
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
                 pytest.fail("airflow api-server did not start:\n" + log.read_text()[-3000:])
-            time.sleep(1)
+            time.sleep(0.2)
         yield base
     finally:
         process.terminate()

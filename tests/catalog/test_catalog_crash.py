@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers.airflow import AIRFLOW, Deployment
+from tests.helpers.airflow import Deployment, deployed
 from tests.helpers.audio import wav_bytes
 from tests.helpers.reliability import record
 
@@ -25,65 +23,23 @@ HERE = Path(__file__).resolve().parent
 TRACKS = 40
 
 
-class CatalogDeployment(Deployment):
-    def __init__(self, home: Path, connection: str) -> None:
-        super().__init__(home, connection)
-        shutil.copy(HERE / "dags" / "musicai_catalog_crash_dags.py", home / "dags")
-        self.env.update(
-            {
-                "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "5",
-                "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.2",
-            }
-        )
-
-    def restart(self, name: str) -> None:
-        process = self.processes[name]
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(30)
-        with (self.home / f"{name}.restarted.log").open("wb") as log:
-            self.processes[name] = subprocess.Popen(
-                [AIRFLOW, *self.commands[name]],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def ti(self, dag_id: str, run_id: str) -> tuple[Any, ...] | None:
-        rows = self.query(
-            "SELECT state, try_number, pid FROM task_instance WHERE dag_id = ? AND run_id = ?", dag_id, run_id
-        )
-        return rows[0] if rows else None
-
-    def run_state(self, run_id: str, dag_id: str = "") -> str | None:  # type: ignore[override]
-        rows = self.query("SELECT state FROM dag_run WHERE dag_id = ? AND run_id = ?", dag_id, run_id)
-        return rows[0][0] if rows else None
-
-
 @pytest.fixture(scope="module")
 def deployment(
-    musicai_emulator_server: Any, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[CatalogDeployment]:
-    extra = {"timeout": 10, "max_retries": 5, "retry_backoff": 0.2}
-    connection = json.dumps({**musicai_emulator_server.connection_dict(), "extra": json.dumps(extra)})
-    deployment = CatalogDeployment(tmp_path_factory.mktemp("catalog-crash") / "airflow-home", connection)
-    deployment.cli("db", "migrate")
-    deployment.start()
-    try:
-        deployment.wait_for(
-            "the DAGs to be parsed",
-            lambda: (
-                len(
-                    deployment.query(
-                        "SELECT dag_id FROM serialized_dag WHERE dag_id LIKE 'musicai_catalog_%'"
-                    )
-                )
-                == 2
-            ),
-        )
+    musicai_emulator_server: Any, tmp_path_factory: pytest.TempPathFactory, airflow_db_template: Path
+) -> Iterator[Deployment]:
+    with deployed(
+        tmp_path_factory.mktemp("catalog-crash") / "airflow-home",
+        musicai_emulator_server,
+        extra={"timeout": 10, "max_retries": 5, "retry_backoff": 0.2},
+        dags=("musicai_catalog_worker_kill", "musicai_catalog_deferred"),
+        db_template=airflow_db_template,
+        dag_files=(HERE / "dags" / "musicai_catalog_crash_dags.py",),
+        env={
+            "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "5",
+            "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.2",
+        },
+    ) as deployment:
         yield deployment
-    finally:
-        deployment.stop()
 
 
 def _catalog(folder: Path) -> Path:
@@ -102,7 +58,7 @@ def _manifest(folder: Path) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("dag_id", ["musicai_catalog_worker_kill", "musicai_catalog_deferred"])
 def test_a_killed_worker_or_triggerer_costs_no_second_job(
-    deployment: CatalogDeployment, musicai_emulator: Any, tmp_path: Path, dag_id: str
+    deployment: Deployment, musicai_emulator: Any, tmp_path: Path, dag_id: str
 ) -> None:
     emulator = musicai_emulator
     # Jobs of 1 s: a window's trigger often finds jobs final at once. The catalog trigger holds
@@ -116,18 +72,19 @@ def test_a_killed_worker_or_triggerer_costs_no_second_job(
     manifest = tmp_path / "manifest"
     run_id = f"{dag_id}-{time.time_ns()}"
     conf = {"catalog": str(_catalog(tmp_path / "catalog")), "manifest": str(manifest)}
-    deployment.cli("dags", "trigger", dag_id, "--run-id", run_id, "--conf", json.dumps(conf))
+    deployment.trigger(run_id, conf, dag_id)
     deployment.wait_for("some tracks to be recorded", lambda: len(_manifest(manifest)) >= 6, timeout=300)
     created_at_kill = emulator.admin.counters()["jobs_created"]
     if dag_id == "musicai_catalog_worker_kill":
-        _, _, pid = deployment.wait_for(
-            "the worker",
-            lambda: (ti := deployment.ti(dag_id, run_id)) and ti[0] == "running" and ti[2] and ti,
-        )
-        os.kill(int(pid), signal.SIGKILL)
+
+        def worker_pid() -> int | None:
+            ((_, _, state, _, pid),) = deployment.tis(run_id, dag_id) or [(None,) * 5]
+            return int(pid) if state == "running" and pid else None
+
+        os.kill(deployment.wait_for("the worker", worker_pid), signal.SIGKILL)
     else:
         deployment.wait_for(
-            "the deferral", lambda: (ti := deployment.ti(dag_id, run_id)) and ti[0] == "deferred"
+            "the deferral", lambda: deployment.ti_state(run_id, dag_id, "catalog") == "deferred"
         )
         deployment.restart("triggerer")
     deployment.wait_for(
@@ -137,7 +94,7 @@ def test_a_killed_worker_or_triggerer_costs_no_second_job(
     lines = _manifest(manifest)
     assert sorted(line["source"] for line in lines) == [f"t{n:03d}.wav" for n in range(TRACKS)]
     assert emulator.admin.counters()["jobs_created"] == TRACKS  # not one duplicate
-    _, tries, _ = deployment.ti(dag_id, run_id) or (None, None, None)
+    ((_, _, _, tries, _),) = deployment.tis(run_id, dag_id)
     if dag_id == "musicai_catalog_deferred":
         # A triggerer restart costs no try, and the hold keeps every wake-up clear of the race
         # that would fail one (the scheduler's "state mismatch" on the resumed try).

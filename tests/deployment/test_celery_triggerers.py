@@ -152,11 +152,13 @@ def test_catalog_on_celery_with_two_triggerers_one_killed(
     )
     deployment.cli("db", "migrate", timeout=600)
     # The triggerers start one after the other, so that each process is known by its job id.
-    deployment.start(*(name for name in deployment.commands if name != "triggerer-2"))
+    for name in deployment.commands:
+        if name != "triggerer-2":
+            deployment.start_one(name)
     job_of: dict[str, int] = {}
     for name in TRIGGERERS:
         if name != "triggerer":
-            deployment.start(name)
+            deployment.start_one(name)
         job_of[name] = deployment.wait_for(
             f"{name}'s triggerer job",
             lambda: next(

@@ -5,12 +5,14 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 import pytest
 import requests
 
 from airflow_provider_musicai.testing import EmulatorServer
+from tests.helpers.reliability import wait_until
 
 pytestmark = pytest.mark.airflow_independent
 
@@ -92,8 +94,16 @@ def test_slow_delays_past_the_read_timeout(target):
     start = time.monotonic()
     response = session(target).get(target.api_url + "/application", timeout=10)
     assert response.status_code == 200 and time.monotonic() - start >= 0.3
-    target.admin.reset()
-    time.sleep(0.8)
+    # A request still being answered when the counters are reset is not counted afterwards.
+    target.admin.script_faults({"match": "GET /v1/application", "fault": "slow", "seconds": 1.0})
+    with ThreadPoolExecutor(1) as pool:
+        late = pool.submit(session(target).get, target.api_url + "/application", timeout=10)
+        wait_until(
+            "the third request to arrive",
+            lambda: target.admin.counters()["requests"].get("GET /v1/application") == 3,
+        )
+        target.admin.reset()
+        assert late.result().status_code == 200
     assert target.admin.counters()["statuses"] == {}, "a late answer to a request older than the reset"
 
 

@@ -1,9 +1,12 @@
 """Airflow-side helpers: fake task instances, loading and running DAGs, reading what Airflow stored,
-and :class:`Deployment`, a private Airflow running as real processes (scheduler, triggerer...)."""
+and :class:`Deployment`, a private Airflow running as real processes (scheduler, triggerer...), which
+:func:`deployed` starts and stops for the suites that run one."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import fcntl
 import json
 import os
 import secrets
@@ -14,7 +17,8 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -149,6 +153,36 @@ def xcom_value(dag_run: Any, task_id: str, key: str = "return_value", map_index:
         return None if row is None else XComModel.deserialize_value(row)
 
 
+def reschedules() -> int:
+    """Rows in Airflow's ``task_reschedule`` table: one per reschedule of a sensor's poke."""
+    from airflow.models.taskreschedule import TaskReschedule
+    from airflow.utils.session import create_session
+    from sqlalchemy import func, select
+
+    with create_session() as session:
+        return int(session.scalar(select(func.count()).select_from(TaskReschedule)) or 0)
+
+
+@contextlib.contextmanager
+def completed_after_a_reschedule(emulator: Any, job_ids: list[str]) -> Iterator[None]:
+    """While the body runs a DAG whose sensor waits for ``job_ids`` in reschedule mode (the emulator's
+    clock stopped: ``manual_clock``), complete the jobs once the sensor has been rescheduled at least
+    once; fails if it never was. No wait on the jobs' durations, and the reschedule path certainly ran."""
+    from tests.helpers.reliability import wait_until
+
+    before = reschedules()
+
+    def complete() -> None:
+        wait_until("the sensor to be rescheduled", lambda: reschedules() > before, timeout=300, interval=0.25)
+        for job_id in job_ids:
+            emulator.admin.complete_job(job_id)
+
+    with ThreadPoolExecutor(1) as pool:
+        completer = pool.submit(complete)
+        yield
+        completer.result()
+
+
 def stored_rows_text() -> str:
     """Every row of the tables where Airflow keeps task data (XCom, rendered template fields, task
     instances with their trigger kwargs and events, triggers), as text to scan for secrets."""
@@ -193,6 +227,7 @@ class Deployment:
         connection: str,
         *,
         dag_files: tuple[Path, ...] = (INTEGRATION_DAGS / "musicai_integration_dag.py",),
+        env: Mapping[str, str] | None = None,
         database_url: str | None = None,
         celery_broker_url: str | None = None,
         celery_workers: int = 2,
@@ -201,12 +236,17 @@ class Deployment:
         """SQLite and the Local (Airflow 3) or Sequential (Airflow 2) executor by default; with
         ``database_url`` (PostgreSQL) and ``celery_broker_url`` (Redis), the CeleryExecutor with
         ``celery_workers`` workers. ``triggerers`` triggerer processes: ``triggerer``,
-        ``triggerer-2``..."""
+        ``triggerer-2``... ``env`` adds to (or overrides) the processes' environment."""
         self.home = home
         self.db = home / "airflow.db"
         self.database_url = database_url or f"sqlite:///{self.db}"
         dags = home / "dags"
         dags.mkdir(parents=True)
+        # A process that starts without an airflow.cfg writes one with fresh random keys: processes
+        # started together would each use their own (a trigger's kwargs encrypted with one Fernet key
+        # are unreadable with another). The keys are in the environment below; this file only stops
+        # the writing.
+        (home / "airflow.cfg").write_text("# The settings of this Deployment are its environment.\n")
         for dag_file in dag_files:
             shutil.copy(dag_file, dags)
         self.env = {
@@ -227,6 +267,7 @@ class Deployment:
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "2",
                 "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "2",
                 "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
+                "AIRFLOW__CORE__FERNET_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
                 "AIRFLOW_CONN_MUSICAI_DEFAULT": connection,
                 "PYTHONUNBUFFERED": "1",
                 # Executors start tasks with the ``airflow`` command: this interpreter's.
@@ -240,6 +281,7 @@ class Deployment:
                     "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
                     "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
                     "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(16),
+                    "AIRFLOW__API__SECRET_KEY": secrets.token_hex(16),
                     "AIRFLOW__API__PORT": str(port),
                 }
             )
@@ -257,7 +299,13 @@ class Deployment:
                 "scheduler": ["scheduler"],
             }
         else:
-            self.env["AIRFLOW__CORE__EXECUTOR"] = "SequentialExecutor"
+            self.env.update(
+                {
+                    "AIRFLOW__CORE__EXECUTOR": "SequentialExecutor",
+                    "AIRFLOW__WEBSERVER__SECRET_KEY": secrets.token_hex(16),
+                    "AIRFLOW__CORE__INTERNAL_API_SECRET_KEY": secrets.token_hex(16),
+                }
+            )
             self.commands = {"scheduler": ["scheduler"]}
         self.commands["triggerer"] = ["triggerer"]
         for number in range(2, triggerers + 1):
@@ -279,7 +327,9 @@ class Deployment:
                     f"worker{number}@%h",
                     "--skip-serve-logs",
                 ]
+        self.env.update(env or {})
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.starts: dict[str, int] = {}
 
     def cli(self, *args: str, timeout: float = 600) -> str:
         """Run ``airflow *args`` in this deployment's environment; ``timeout`` only guards against a
@@ -292,15 +342,57 @@ class Deployment:
         )
         return done.stdout
 
-    def start(self, *names: str) -> None:
-        """Start the named processes (all, when none is named), each logging to ``<home>/<name>.log``."""
-        for name, args in self.commands.items():
-            if names and name not in names:
-                continue
-            log = (self.home / f"{name}.log").open("wb")
+    def migrate(self, template: Path | None = None, timeout: float = 600) -> None:
+        """Create the metadata database (``airflow db migrate``). On SQLite with a ``template`` path,
+        the first Deployment to get there migrates and leaves a copy of its fresh database at
+        ``template``; later ones (in any xdist worker of the run: a lock file orders them) copy it
+        instead of migrating anew, which takes tens of seconds on a busy machine."""
+        if template is None or not self.database_url.startswith("sqlite"):
+            self.cli("db", "migrate", timeout=timeout)
+            return
+        with template.with_suffix(".lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if template.exists():
+                shutil.copyfile(template, self.db)
+                return
+            self.cli("db", "migrate", timeout=timeout)
+            partial = template.with_suffix(".partial")
+            # SQLite's backup reads the database whole, a write-ahead log included.
+            with (
+                contextlib.closing(sqlite3.connect(self.db)) as source,
+                contextlib.closing(sqlite3.connect(partial)) as copy,
+            ):
+                source.backup(copy)
+            partial.replace(template)
+
+    def start(self) -> None:
+        for name in self.commands:
+            self.start_one(name)
+
+    def start_one(self, name: str) -> None:
+        """Start process ``name`` in its own process group; a restart logs to ``<name>.<n>.log``."""
+        count = self.starts.get(name, 0)
+        self.starts[name] = count + 1
+        with (self.home / (f"{name}.log" if count == 0 else f"{name}.{count}.log")).open("wb") as log:
             self.processes[name] = subprocess.Popen(
-                [AIRFLOW, *args], env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                [AIRFLOW, *self.commands[name]],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
+
+    def restart(self, name: str, how: signal.Signals = signal.SIGKILL) -> None:
+        """Stop ``name`` (its whole process group) with ``how`` (SIGKILL: a crash; SIGTERM: a clean
+        stop, escalated to SIGKILL after 60 s) and start it again."""
+        process = self.processes[name]
+        os.killpg(process.pid, how)
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+        self.start_one(name)
 
     def stop(self) -> None:
         for process in self.processes.values():
@@ -361,17 +453,67 @@ class Deployment:
             time.sleep(0.2)
         raise AssertionError(f"timed out waiting for {what}; logs:\n{self.logs()[-8000:]}")
 
-    def ti_state(self, run_id: str) -> str | None:
-        rows = self.query(
-            "SELECT state FROM task_instance WHERE dag_id = ? AND run_id = ? AND task_id = 'job'",
-            DAG_ID,
+    def wait_for_dags(self, *dag_ids: str, timeout: float = 180) -> None:
+        """Wait until the DAG processor has stored every one of ``dag_ids``."""
+        marks = ", ".join("?" * len(dag_ids))
+        self.wait_for(
+            f"the DAGs {', '.join(dag_ids)} to be parsed",
+            lambda: (
+                len(self.query(f"SELECT dag_id FROM serialized_dag WHERE dag_id IN ({marks})", *dag_ids))
+                == len(dag_ids)
+            ),
+            timeout=timeout,
+        )
+
+    def tis(self, run_id: str, dag_id: str = DAG_ID) -> list[tuple[Any, ...]]:
+        """(task_id, map_index, state, try_number, pid) of a run's task instances."""
+        return self.query(
+            "SELECT task_id, map_index, state, try_number, pid FROM task_instance "
+            "WHERE dag_id = ? AND run_id = ? ORDER BY task_id, map_index",
+            dag_id,
             run_id,
+        )
+
+    def ti_state(self, run_id: str, dag_id: str = DAG_ID, task_id: str = "job") -> str | None:
+        """The state of task ``task_id`` (unmapped) in a run."""
+        rows = self.query(
+            "SELECT state FROM task_instance WHERE dag_id = ? AND run_id = ? AND task_id = ?",
+            dag_id,
+            run_id,
+            task_id,
         )
         return rows[0][0] if rows else None
 
-    def run_state(self, run_id: str) -> str | None:
-        rows = self.query("SELECT state FROM dag_run WHERE dag_id = ? AND run_id = ?", DAG_ID, run_id)
+    def run_state(self, run_id: str, dag_id: str = DAG_ID) -> str | None:
+        rows = self.query("SELECT state FROM dag_run WHERE dag_id = ? AND run_id = ?", dag_id, run_id)
         return rows[0][0] if rows else None
 
-    def trigger(self, run_id: str, conf: dict[str, Any]) -> None:
-        self.cli("dags", "trigger", DAG_ID, "--run-id", run_id, "--conf", json.dumps(conf))
+    def trigger(self, run_id: str, conf: dict[str, Any], dag_id: str = DAG_ID) -> None:
+        self.cli("dags", "trigger", dag_id, "--run-id", run_id, "--conf", json.dumps(conf))
+
+
+@contextlib.contextmanager
+def deployed(
+    home: Path,
+    emulator: Any,
+    *,
+    extra: Mapping[str, Any],
+    dags: tuple[str, ...] = (),
+    db_template: Path | None = None,
+    migrate_timeout: float = 180,
+    **options: Any,
+) -> Iterator[Deployment]:
+    """A :class:`Deployment` in ``home`` whose ``musicai_default`` connection points at ``emulator``
+    with ``extra``: its database migrated (or copied from ``db_template``, see
+    :meth:`Deployment.migrate`), its processes started and (if ``dags`` names any) those DAGs
+    parsed; stopped on exit, whatever happened. ``options`` go to :class:`Deployment`."""
+    connection = json.dumps({**emulator.connection_dict(), "extra": json.dumps(dict(extra))})
+    deployment = Deployment(home, connection, **options)
+    deployment.migrate(db_template, timeout=migrate_timeout)
+    deployment.start()
+    try:
+        if dags:
+            deployment.wait_for_dags(*dags)
+        yield deployment
+    finally:
+        deployment.stop()

@@ -3,6 +3,7 @@ guard, waiting on conditions and small hostile servers (raw, gated, cutting prox
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
@@ -220,16 +221,37 @@ class LoopbackGuard:
         raise socket.gaierror(socket.EAI_NONAME, f"{host}: refused by the reliability suites (not loopback)")
 
 
-def wait_until(what: str, check: Any, timeout: float = 60.0, interval: float = 0.05) -> Any:
-    """Poll ``check()`` until it is truthy; return its value or fail naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
+class _Condition:
+    """A condition checked until a deadline: :meth:`met` is its truthy value, or None while it is not
+    met yet, and fails naming ``what`` once the deadline has passed."""
+
+    def __init__(self, what: str, check: Any, timeout: float) -> None:
+        self.what, self.check, self.timeout = what, check, timeout
+        self.deadline = time.monotonic() + timeout
+
+    def met(self) -> Any:
+        value = self.check()
         if value:
             return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        if time.monotonic() > self.deadline:
+            raise AssertionError(f"timed out after {self.timeout}s waiting for {self.what}")
+        return None
+
+
+def wait_until(what: str, check: Any, timeout: float = 60.0, interval: float = 0.05) -> Any:
+    """Poll ``check()`` until it is truthy; return its value or fail naming ``what``."""
+    condition = _Condition(what, check, timeout)
+    while (value := condition.met()) is None:
         time.sleep(interval)
+    return value
+
+
+async def wait_until_async(what: str, check: Any, timeout: float = 60.0, interval: float = 0.01) -> Any:
+    """:func:`wait_until` inside an event loop: the loop runs (pollers, triggers) between checks."""
+    condition = _Condition(what, check, timeout)
+    while (value := condition.met()) is None:
+        await asyncio.sleep(interval)
+    return value
 
 
 class RawServer:

@@ -13,6 +13,7 @@ from airflow_provider_musicai.exceptions import MusicAIError
 from airflow_provider_musicai.triggers._poller import SharedJobPoller
 from tests.helpers.hostile import HostileServer, Reply, Request, paged
 from tests.helpers.hostile_hook import arun, hook_on_url
+from tests.helpers.reliability import wait_until_async
 
 HTML = b"<html><body>502 Bad Gateway</body></html>"
 
@@ -56,8 +57,7 @@ def test_a_silent_page_size_cap_does_not_hide_active_jobs(monkeypatch: pytest.Mo
 
         async def scenario() -> list[dict[str, Any]]:
             waits = asyncio.gather(*(poller.wait(job_id, "wf") for job_id in api.status))
-            while poller.stats.cycles < 3:
-                await asyncio.sleep(0.02)
+            await wait_until_async("three poll cycles", lambda: poller.stats.cycles >= 3)
             api.finish_all()
             return list(await asyncio.wait_for(waits, 60))
 
@@ -93,8 +93,9 @@ def test_one_unreadable_answer_fails_no_waiter(monkeypatch: pytest.MonkeyPatch) 
         async def scenario() -> list[dict[str, Any]]:
             waits = [poller.wait("job-00", "wf"), poller.wait("job-01", None), poller.wait("job-02", "wf")]
             gathered = asyncio.gather(*waits)
-            while api.html_for or poller.stats.cycles < 2:
-                await asyncio.sleep(0.02)
+            await wait_until_async(
+                "both HTML answers and two cycles", lambda: not api.html_for and poller.stats.cycles >= 2
+            )
             api.finish_all()
             return list(await asyncio.wait_for(gathered, 60))
 

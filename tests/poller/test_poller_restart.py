@@ -13,6 +13,7 @@ import pytest
 from airflow_provider_musicai.triggers._poller import SharedJobPoller
 from tests.helpers.hostile import HostileServer, Reply, Request
 from tests.helpers.hostile_hook import arun, hook_on_url
+from tests.helpers.reliability import wait_until_async
 from tests.poller.test_hostile_poller import FakeAPI
 
 
@@ -41,13 +42,11 @@ def test_waiters_arriving_during_a_listing_are_not_fetched_one_by_one(
 
         async def scenario() -> list[dict[str, Any]]:
             first = asyncio.ensure_future(poller.wait(jobs[0], "wf"))
-            while not api.listing.is_set():  # the first cycle's listing is in flight
-                await asyncio.sleep(0.01)
+            await wait_until_async("the first cycle's listing to be in flight", api.listing.is_set)
             rest = [asyncio.ensure_future(poller.wait(job_id, "wf")) for job_id in jobs[1:]]
-            await asyncio.sleep(0.05)  # every newcomer registered
+            await wait_until_async("every newcomer to register", lambda: poller.waiting == len(jobs))
             api.release.set()
-            while poller.stats.cycles < 3:
-                await asyncio.sleep(0.01)
+            await wait_until_async("three poll cycles", lambda: poller.stats.cycles >= 3)
             # Every job is still QUEUED and the listings saw them all: not one single-job read.
             assert poller.stats.job_requests == 0
             api.finish_all()

@@ -10,6 +10,7 @@ from airflow_provider_musicai.exceptions import MusicAIAuthError, MusicAINotFoun
 from airflow_provider_musicai.hooks.musicai import MusicAIHook
 from airflow_provider_musicai.triggers._poller import SharedJobPoller, shared_poller
 from tests.helpers.hostile_hook import arun
+from tests.helpers.reliability import wait_until_async
 
 STEMS = "music-ai/stems-vocals-accompaniment"
 BEATS = "music-ai/beats-chords-key"
@@ -94,25 +95,31 @@ def test_page_shifts_never_lose_or_misreport_a_job(hook: MusicAIHook, musicai_em
 def test_cancelling_one_waiter_leaves_the_others_and_the_poller_stops(
     hook: MusicAIHook, musicai_emulator: Any
 ) -> None:
-    # Queued long enough that the first job is still waiting when it is cancelled on a busy machine.
-    musicai_emulator.admin.configure(queued_seconds=3.0, input_timeout_seconds=0.2)
+    # Time stands still: every job stays QUEUED until the test moves the clock, however busy the machine.
+    musicai_emulator.admin.configure(
+        manual_clock=True, queued_seconds=1.0, processing_seconds=0, input_timeout_seconds=0.2
+    )
     ids = create(hook, 3)
     poller = SharedJobPoller(hook, poll_interval=0.1)
 
     async def scenario() -> tuple[list[Any], asyncio.Task[None] | None]:
         tasks = [asyncio.ensure_future(poller.wait(job_id, STEMS)) for job_id in ids]
-        await asyncio.sleep(0.3)
+        await wait_until_async(
+            "a poll cycle over the three waiters", lambda: poller.waiting == 3 and poller.stats.cycles >= 1
+        )
         tasks[0].cancel()
+        await wait_until_async("the cancelled waiter to leave", lambda: poller.waiting == 2)
+        await asyncio.to_thread(musicai_emulator.admin.advance_clock, 1.0)  # the jobs start, then fail
         results = await asyncio.gather(*tasks, return_exceptions=True)
-        for _ in range(6000):  # the poller stops once nobody waits (up to 60 s on a busy machine)
-            if poller._task is not None and poller._task.done():
-                break
-            await asyncio.sleep(0.01)
+        await wait_until_async(
+            "the poller to stop once nobody waits", lambda: poller._task is not None and poller._task.done()
+        )
         return results, poller._task
 
     results, task = arun(scenario())
     assert isinstance(results[0], asyncio.CancelledError)
     assert [job["id"] for job in results[1:]] == ids[1:]
+    assert {job["status"] for job in results[1:]} == {"FAILED"}
     assert poller.waiting == 0
     assert task is not None and task.done()
 

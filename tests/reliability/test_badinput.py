@@ -39,7 +39,7 @@ from airflow_provider_musicai.exceptions import (
 from airflow_provider_musicai.hooks.musicai import MusicAIHook
 from tests.helpers.audio import wav_bytes
 from tests.helpers.hostile_hook import hook_on_url
-from tests.helpers.reliability import RawServer, leftover_partials, record, wait_until
+from tests.helpers.reliability import RawServer, leftover_partials, record, wait_until, wait_until_async
 
 pytestmark = pytest.mark.badinput
 
@@ -152,27 +152,40 @@ def _text_mode_file(ctx: Ctx) -> Any:
 
 def _deleted_while_waiting(ctx: Ctx) -> Any:
     job_id = ctx.running_job()
-    timer = threading.Timer(0.3, lambda: ctx.hook.delete_job(job_id))
-    timer.start()
+
+    def delete_once_polled() -> None:
+        wait_until(
+            "the wait to poll the job",
+            lambda: ctx.emulator.admin.counters()["requests"].get("GET /v1/job/{id}/status"),
+        )
+        ctx.hook.delete_job(job_id)
+
+    deleter = threading.Thread(target=delete_once_polled)
+    deleter.start()
     try:
         return ctx.hook.wait_for_job(job_id, poll_interval=0.05, timeout=30)
     finally:
-        timer.join()
+        deleter.join()
 
 
 def _deleted_while_deferred(ctx: Ctx) -> Any:
     from airflow_provider_musicai.operators._waiting import job_from_event
+    from airflow_provider_musicai.triggers._poller import shared_poller
     from airflow_provider_musicai.triggers.musicai import MusicAIJobTrigger
 
     job_id = ctx.running_job()
     trigger = MusicAIJobTrigger(job_id=job_id, poll_interval=0.05)
 
     async def first_event() -> Any:
-        async def delete_soon() -> None:
-            await asyncio.sleep(0.3)
+        poller = shared_poller(trigger.musicai_conn_id, trigger.poll_interval, trigger.max_consecutive_errors)
+
+        async def delete_once_polled() -> None:
+            await wait_until_async(
+                "the trigger to poll the job", lambda: poller.waiting == 1 and poller.stats.cycles >= 1
+            )
             await ctx.hook.adelete_job(job_id)
 
-        deleter = asyncio.ensure_future(delete_soon())
+        deleter = asyncio.ensure_future(delete_once_polled())
         async for event in trigger.run():
             await deleter
             return event.payload

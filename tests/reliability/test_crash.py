@@ -18,7 +18,6 @@ import json
 import os
 import random
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -30,7 +29,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_musicai.hooks.musicai import MusicAIHook
-from tests.helpers.airflow import AIRFLOW, REPO, Deployment
+from tests.helpers.airflow import REPO, Deployment, deployed
 from tests.helpers.audio import wav_bytes
 from tests.helpers.reliability import (
     CuttingProxy,
@@ -50,71 +49,19 @@ WORKER_KILL = "musicai_reliability_worker_kill"
 DEFERRED_MANY = "musicai_reliability_deferred_many"
 
 
-class CrashDeployment(Deployment):
-    """The integration harness with this suite's DAGs, fast triggerer failover, and restarts."""
+def live_triggerer(deployment: Deployment) -> int | None:
+    """The id of the newest running triggerer job."""
+    rows = deployment.query(
+        "SELECT id FROM job WHERE job_type = 'TriggererJob' AND state = 'running' ORDER BY id DESC"
+    )
+    return int(rows[0][0]) if rows else None
 
-    def __init__(self, home: Path, connection: str) -> None:
-        super().__init__(home, connection)
-        shutil.copy(HERE / "dags" / "musicai_reliability_dags.py", home / "dags")
-        self.env.update(
-            {
-                # A SIGKILLed triggerer's triggers move to a live one after 5 s without heartbeat.
-                "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "5",
-                "AIRFLOW__CORE__PARALLELISM": "8",
-                "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.2",
-            }
-        )
-        self.restarts = 0
 
-    def start_one(self, name: str) -> None:
-        with (self.home / f"{name}.{self.restarts}.log").open("wb") as log:
-            self.processes[name] = subprocess.Popen(
-                [AIRFLOW, *self.commands[name]],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def restart(self, name: str, how: signal.Signals) -> None:
-        """Stop ``name`` (its whole process group) with ``how`` and start it again."""
-        process = self.processes[name]
-        os.killpg(process.pid, how)
-        try:
-            process.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
-        self.restarts += 1
-        self.start_one(name)
-
-    def trigger_dag(self, dag_id: str, run_id: str, conf: dict[str, Any]) -> None:
-        self.cli("dags", "trigger", dag_id, "--run-id", run_id, "--conf", json.dumps(conf))
-
-    def tis(self, dag_id: str, run_id: str) -> list[tuple[Any, ...]]:
-        """(task_id, map_index, state, try_number, pid) of a run's task instances."""
-        return self.query(
-            "SELECT task_id, map_index, state, try_number, pid FROM task_instance "
-            "WHERE dag_id = ? AND run_id = ? ORDER BY task_id, map_index",
-            dag_id,
-            run_id,
-        )
-
-    def dag_run_state(self, dag_id: str, run_id: str) -> str | None:
-        rows = self.query("SELECT state FROM dag_run WHERE dag_id = ? AND run_id = ?", dag_id, run_id)
-        return rows[0][0] if rows else None
-
-    def live_triggerer(self) -> int | None:
-        rows = self.query(
-            "SELECT id FROM job WHERE job_type = 'TriggererJob' AND state = 'running' ORDER BY id DESC"
-        )
-        return int(rows[0][0]) if rows else None
-
-    def xcom_job_ids(self, dag_id: str, run_id: str) -> list[str]:
-        rows = self.query(
-            "SELECT value FROM xcom WHERE dag_id = ? AND run_id = ? AND key = 'job_id'", dag_id, run_id
-        )
-        return [_xcom_text(value) for (value,) in rows]
+def xcom_job_ids(deployment: Deployment, dag_id: str, run_id: str) -> list[str]:
+    rows = deployment.query(
+        "SELECT value FROM xcom WHERE dag_id = ? AND run_id = ? AND key = 'job_id'", dag_id, run_id
+    )
+    return [_xcom_text(value) for (value,) in rows]
 
 
 def _xcom_text(value: Any) -> str:
@@ -126,30 +73,26 @@ def _xcom_text(value: Any) -> str:
 
 @pytest.fixture(scope="module")
 def deployment(
-    musicai_emulator_server: Any, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[CrashDeployment]:
-    extra = {"timeout": 10, "max_retries": 5, "retry_backoff": 0.2}
-    connection = json.dumps({**musicai_emulator_server.connection_dict(), "extra": json.dumps(extra)})
+    musicai_emulator_server: Any, tmp_path_factory: pytest.TempPathFactory, airflow_db_template: Path
+) -> Iterator[Deployment]:
+    """The integration harness with this suite's DAGs and fast triggerer failover."""
     started = time.monotonic()
-    deployment = CrashDeployment(tmp_path_factory.mktemp("crash") / "airflow-home", connection)
-    deployment.cli("db", "migrate")
-    deployment.start()
-    try:
-        deployment.wait_for(
-            "the DAGs to be parsed",
-            lambda: (
-                len(
-                    deployment.query(
-                        "SELECT dag_id FROM serialized_dag WHERE dag_id IN (?, ?)", WORKER_KILL, DEFERRED_MANY
-                    )
-                )
-                == 2
-            ),
-        )
+    with deployed(
+        tmp_path_factory.mktemp("crash") / "airflow-home",
+        musicai_emulator_server,
+        extra={"timeout": 10, "max_retries": 5, "retry_backoff": 0.2},
+        dags=(WORKER_KILL, DEFERRED_MANY),
+        db_template=airflow_db_template,
+        dag_files=(HERE / "dags" / "musicai_reliability_dags.py",),
+        env={
+            # A SIGKILLed triggerer's triggers move to a live one after 5 s without heartbeat.
+            "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "5",
+            "AIRFLOW__CORE__PARALLELISM": "8",
+            "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.2",
+        },
+    ) as deployment:
         record("crash", "harness_startup_seconds", round(time.monotonic() - started, 1))
         yield deployment
-    finally:
-        deployment.stop()
 
 
 @pytest.fixture
@@ -166,7 +109,7 @@ def held_jobs(emulator: Any) -> Any:
     return emulator
 
 
-def _scan_deployment(deployment: CrashDeployment, emulator: Any) -> None:
+def _scan_deployment(deployment: Deployment, emulator: Any) -> None:
     """No key and no signature in the real processes' logs and database (trigger rows included)."""
     text = deployment.logs()
     for table in ("xcom", "trigger", "task_instance", "rendered_task_instance_fields", "dag_run"):
@@ -185,7 +128,7 @@ KILL_MOMENTS = {
 
 @pytest.mark.parametrize("moment", list(KILL_MOMENTS))
 def test_sigkill_of_the_worker_then_a_retry_reattaches(
-    deployment: CrashDeployment, held_jobs: Any, gate: GatedFileServer, moment: str
+    deployment: Deployment, held_jobs: Any, gate: GatedFileServer, moment: str
 ) -> None:
     emulator = held_jobs
     faults = KILL_MOMENTS[moment]
@@ -193,7 +136,7 @@ def test_sigkill_of_the_worker_then_a_retry_reattaches(
         emulator.admin.set_faults(faults)
     run_id = f"kill-{moment}-{random.randrange(10**6)}"
     started = time.monotonic()
-    deployment.trigger_dag(WORKER_KILL, run_id, {"url": gate.url})
+    deployment.trigger(run_id, {"url": gate.url}, WORKER_KILL)
     deployment.wait_for("the job to be created", lambda: emulator.admin.counters()["jobs_created"] == 1)
     [job_id] = [job["id"] for job in emulator.admin.jobs()]
     if moment == "while-waiting":
@@ -201,14 +144,14 @@ def test_sigkill_of_the_worker_then_a_retry_reattaches(
             "the worker to poll",
             lambda: emulator.admin.counters()["requests"].get("GET /v1/job/{id}/status", 0) >= 2,
         )
-    ((_, _, state, tries, pid),) = deployment.tis(WORKER_KILL, run_id)
+    ((_, _, state, tries, pid),) = deployment.tis(run_id, WORKER_KILL)
     assert state == "running" and tries == 1 and pid, (state, tries, pid)
     os.kill(int(pid), signal.SIGKILL)
     killed_at = time.monotonic()
     emulator.admin.clear_faults()
 
     deployment.wait_for(
-        "the retry to run", lambda: deployment.tis(WORKER_KILL, run_id)[0][3] >= 2, timeout=240
+        "the retry to run", lambda: deployment.tis(run_id, WORKER_KILL)[0][3] >= 2, timeout=240
     )
     # The gate holds the job STARTED until the retry has said it reattached: counting status
     # requests instead would race with the killed try's last polls on a busy machine, and let the
@@ -222,15 +165,15 @@ def test_sigkill_of_the_worker_then_a_retry_reattaches(
     gate.release()
     deployment.wait_for(
         "the run to end",
-        lambda: deployment.dag_run_state(WORKER_KILL, run_id) in ("success", "failed"),
+        lambda: deployment.run_state(run_id, WORKER_KILL) in ("success", "failed"),
         timeout=240,
     )
-    assert deployment.dag_run_state(WORKER_KILL, run_id) == "success", deployment.logs()[-6000:]
-    ((_, _, _, tries, _),) = deployment.tis(WORKER_KILL, run_id)
+    assert deployment.run_state(run_id, WORKER_KILL) == "success", deployment.logs()[-6000:]
+    ((_, _, _, tries, _),) = deployment.tis(run_id, WORKER_KILL)
     jobs = emulator.admin.jobs()
     assert emulator.admin.counters()["jobs_created"] == 1 and len(jobs) == 1, jobs
     assert jobs[0]["status"] == "SUCCEEDED"
-    assert deployment.xcom_job_ids(WORKER_KILL, run_id) == [jobs[0]["id"]]
+    assert xcom_job_ids(deployment, WORKER_KILL, run_id) == [jobs[0]["id"]]
     assert how.group(1) == jobs[0]["id"]
     _scan_deployment(deployment, emulator)
     record(
@@ -247,16 +190,16 @@ def test_sigkill_of_the_worker_then_a_retry_reattaches(
 
 
 def test_triggerer_restarts_while_tasks_are_deferred(
-    deployment: CrashDeployment, held_jobs: Any, gate: GatedFileServer
+    deployment: Deployment, held_jobs: Any, gate: GatedFileServer
 ) -> None:
     emulator = held_jobs
     run_id = f"deferred-{random.randrange(10**6)}"
     started = time.monotonic()
-    deployment.trigger_dag(DEFERRED_MANY, run_id, {"url": gate.url, "count": DEFERRED})
+    deployment.trigger(run_id, {"url": gate.url, "count": DEFERRED}, DEFERRED_MANY)
 
     def deferred() -> int:
         return sum(
-            1 for row in deployment.tis(DEFERRED_MANY, run_id) if row[0] == "job" and row[2] == "deferred"
+            1 for row in deployment.tis(run_id, DEFERRED_MANY) if row[0] == "job" and row[2] == "deferred"
         )
 
     deployment.wait_for(
@@ -267,13 +210,13 @@ def test_triggerer_restarts_while_tasks_are_deferred(
 
     failover: dict[str, float] = {}
     for how in (signal.SIGTERM, signal.SIGKILL):
-        before = deployment.live_triggerer()
+        before = live_triggerer(deployment)
         stopped = time.monotonic()
         deployment.restart("triggerer", how)
         deployment.wait_for(
             f"a new triggerer to take every trigger after {how.name}",
             lambda before=before: (
-                (new := deployment.live_triggerer()) not in (None, before)
+                (new := live_triggerer(deployment)) not in (None, before)
                 and deployment.query("SELECT COUNT(*) FROM trigger WHERE triggerer_id = ?", new)[0][0]
                 == DEFERRED
             ),
@@ -287,17 +230,17 @@ def test_triggerer_restarts_while_tasks_are_deferred(
     released = time.monotonic()
     deployment.wait_for(
         "the run to end",
-        lambda: deployment.dag_run_state(DEFERRED_MANY, run_id) in ("success", "failed"),
+        lambda: deployment.run_state(run_id, DEFERRED_MANY) in ("success", "failed"),
         timeout=120 + 12 * DEFERRED,
     )
-    assert deployment.dag_run_state(DEFERRED_MANY, run_id) == "success", deployment.logs()[-6000:]
-    rows = [row for row in deployment.tis(DEFERRED_MANY, run_id) if row[0] == "job"]
+    assert deployment.run_state(run_id, DEFERRED_MANY) == "success", deployment.logs()[-6000:]
+    rows = [row for row in deployment.tis(run_id, DEFERRED_MANY) if row[0] == "job"]
     assert len(rows) == DEFERRED and {row[2] for row in rows} == {"success"}
     counters = emulator.admin.counters()
     assert counters["jobs_created"] == DEFERRED and counters["jobs_deleted"] == 0
     jobs = emulator.admin.jobs()
     assert {job["status"] for job in jobs} == {"SUCCEEDED"} and len(jobs) == DEFERRED
-    ids = deployment.xcom_job_ids(DEFERRED_MANY, run_id)
+    ids = xcom_job_ids(deployment, DEFERRED_MANY, run_id)
     assert sorted(ids) == sorted(job["id"] for job in jobs), "a task holds another task's job"
     _scan_deployment(deployment, emulator)
     record(
