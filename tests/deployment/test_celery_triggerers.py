@@ -20,7 +20,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import re
 import statistics
 import threading
 import time
@@ -35,7 +34,14 @@ import pytest
 from tests.deployment.services import postgres_server, redis_server
 from tests.helpers.airflow import EXAMPLE_DAGS, Deployment
 from tests.helpers.audio import write_wav
-from tests.helpers.reliability import percentiles, record, secret_hits, signatures_in, size
+from tests.helpers.reliability import (
+    percentiles,
+    poller_summaries,
+    record,
+    secret_hits,
+    signatures_in,
+    size,
+)
 
 pytestmark = [pytest.mark.deployment, pytest.mark.timeout(3600)]
 
@@ -48,10 +54,6 @@ MAX_CONCURRENT_JOBS = 40
 #: Seconds between the shared pollers' summary lines, read per triggerer from their logs.
 POLLER_LOG_INTERVAL = 10.0
 TRIGGERERS = ["triggerer", "triggerer-2"]
-SUMMARY = re.compile(
-    r"Music AI poller \S+ \(every [\d.]+s\): waiting on (\d+) job\(s\); "
-    r"last [\d.]+s: (\d+) cycle\(s\), (\d+) request\(s\)"
-)
 
 
 class Sampler(threading.Thread):
@@ -362,8 +364,8 @@ def _poller_summary(deployment: Deployment, name: str) -> dict[str, Any]:
     """From one triggerer's log: its shared poller's requests per cycle (median, max over the
     summary lines) and its requests in all."""
     path = deployment.home / f"{name}.log"
-    found = SUMMARY.findall(path.read_text(errors="replace")) if path.exists() else []
-    lines = [(int(cycles), int(requests)) for _, cycles, requests in found if int(cycles)]
+    found = poller_summaries(path.read_text(errors="replace")) if path.exists() else []
+    lines = [(line["cycles"], line["requests"]) for line in found if line["cycles"]]
     if not lines:
         return {}
     per_cycle = [requests / cycles for cycles, requests in lines]

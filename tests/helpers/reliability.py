@@ -58,6 +58,24 @@ def write_figures(path: Path) -> None:
     path.write_text(json.dumps(existing, indent=2, sort_keys=True, default=str) + "\n")
 
 
+#: One summary line of a shared poller (``[musicai] poller_log_interval``), as the poller logs it.
+POLLER_SUMMARY = re.compile(
+    r"Music AI poller (?P<name>\S+) \(every (?P<every>[\d.]+)s\): waiting on (?P<waiting>\d+) job\(s\); "
+    r"last (?P<seconds>[\d.]+)s: (?P<cycles>\d+) cycle\(s\), (?P<requests>\d+) request\(s\) "
+    r"\((?P<lists>\d+) listing page\(s\), (?P<reads>\d+) job read\(s\)\), "
+    r"at most (?P<busiest>\d+) in one cycle"
+)
+
+
+def poller_summaries(text: str) -> list[dict[str, Any]]:
+    """Every poller summary line in ``text`` (a log file, or one message): ``name`` as logged, the
+    counts as ints (``every`` and ``seconds`` rounded down)."""
+    return [
+        {key: value if key == "name" else int(float(value)) for key, value in match.groupdict().items()}
+        for match in POLLER_SUMMARY.finditer(text)
+    ]
+
+
 def percentiles(values: Iterable[float]) -> dict[str, float]:
     """p50/p95/p99/max of ``values`` in milliseconds (values are seconds)."""
     ordered = sorted(values)

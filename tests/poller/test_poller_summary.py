@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from typing import Any
 
 import pytest
@@ -14,23 +13,19 @@ from airflow_provider_musicai.get_provider_info import get_provider_info
 from airflow_provider_musicai.hooks.musicai import MusicAIHook
 from airflow_provider_musicai.triggers._poller import SharedJobPoller, configured_log_interval
 from tests.helpers.hostile_hook import arun
+from tests.helpers.reliability import POLLER_SUMMARY, poller_summaries
 
 STEMS = "music-ai/stems-vocals-accompaniment"
-SUMMARY = re.compile(
-    r"Music AI poller (?P<name>\S+) \(every (?P<every>[\d.]+)s\): waiting on (?P<waiting>\d+) job\(s\); "
-    r"last (?P<seconds>[\d.]+)s: (?P<cycles>\d+) cycle\(s\), (?P<requests>\d+) request\(s\) "
-    r"\((?P<lists>\d+) listing page\(s\), (?P<reads>\d+) job read\(s\)\), "
-    r"at most (?P<busiest>\d+) in one cycle"
-)
 POLLER_LOGGER = "airflow_provider_musicai.triggers._poller"
 
 
-def summaries(caplog: pytest.LogCaptureFixture) -> list[dict[str, int | str]]:
-    lines = []
-    for record in caplog.records:
-        if record.name == POLLER_LOGGER and (match := SUMMARY.fullmatch(record.getMessage())):
-            lines.append({k: v if k == "name" else int(float(v)) for k, v in match.groupdict().items()})
-    return lines
+def summaries(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
+    return [
+        line
+        for record in caplog.records
+        if record.name == POLLER_LOGGER and POLLER_SUMMARY.fullmatch(record.getMessage())
+        for line in poller_summaries(record.getMessage())
+    ]
 
 
 def test_each_summary_line_counts_the_cycles_and_requests_since_the_last(
