@@ -77,6 +77,19 @@ def test_max_page_size_clamps_silently_and_offsets_by_its_own_size(api, emu, wav
     assert len(workflows) == 2
 
 
+def test_workflow_shape_object_serves_the_older_id_and_name_form(api, emu, wav):
+    stems = next(w for w in api.get("/workflow").json()["workflows"] if w["slug"] == STEMS)
+    job_id = api.create(api.upload(wav))
+    assert api.get(f"/job/{job_id}").json()["workflow"] == STEMS  # the default: the slug
+    emu.admin.configure(workflow_shape="object")
+    expected = {"id": stems["id"], "name": stems["name"]}
+    assert api.get(f"/job/{job_id}").json()["workflow"] == expected
+    listed = api.get("/job", params={"workflow": STEMS}).json()  # the filter still takes slugs
+    assert [(j["id"], j["workflow"]) for j in listed] == [(job_id, expected)]
+    with pytest.raises(EmulatorError, match="workflow_shape"):
+        emu.admin.configure(workflow_shape="uuid")
+
+
 def test_legacy_api_prefix_is_an_alias_of_v1(api, emu, wav):
     legacy = emu.base_url + "/api"
     headers = emu.headers()

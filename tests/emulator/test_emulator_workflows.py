@@ -75,11 +75,21 @@ def test_declared_workflow_inputs_outputs_and_value_types(api, emu, wav):
         ({**SDK_TEST, "outputs": [{"name": "a", "kind": "value", "type": "date"}]}, "'string' or 'number'"),
         ({**SDK_TEST, "outputs": [{"name": "a"}, {"name": "a"}]}, "duplicate output"),
         ({**SDK_TEST, "colour": "red"}, "unknown field"),
+        ({**SDK_TEST, "errors": ""}, "'errors' must be a non-empty string"),
     ],
 )
 def test_malformed_declarations_are_refused_naming_the_problem(emu, declaration, message):
     with pytest.raises(EmulatorError, match=message):
         emu.admin.declare_workflow(declaration)
+
+
+@pytest.mark.musicai_workflows({**SDK_TEST, "slug": "broken", "errors": "module 'Stems' has no input"})
+def test_a_workflow_saved_with_errors_is_listed_and_refuses_jobs_with_422(api, emu, wav):
+    assert "broken" in [w["slug"] for w in api.get("/workflow").json()["workflows"]]
+    refused = create(api, "broken", {"file": api.upload(wav)})
+    assert refused.status_code == 422
+    assert refused.json()["message"] == "The workflow contains errors: module 'Stems' has no input"
+    assert emu.admin.jobs() == [] and emu.admin.counters()["jobs_created"] == 0
 
 
 def test_declarations_last_until_a_config_reset(emu):

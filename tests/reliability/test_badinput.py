@@ -358,6 +358,22 @@ CASES: list[Case] = [
         r"HTTP 422\): Parameter 'language' must be one of",
     ),
     Case(
+        "workflow-contains-errors",
+        lambda c: c.hook.create_job("x", "broken-workflow", {"file": c.input_url()}),
+        MusicAIInvalidRequestError,
+        r"HTTP 422\): The workflow contains errors: module 'Stems' has no input",
+        marks=(
+            pytest.mark.musicai_workflows(
+                {
+                    "slug": "broken-workflow",
+                    "inputs": [{"name": "file", "type": "file"}],
+                    "outputs": [{"name": "file"}],
+                    "errors": "module 'Stems' has no input",
+                }
+            ),
+        ),
+    ),
+    Case(
         "params-missing-input",
         lambda c: c.hook.create_job("x", STEMS, {"input": "http://127.0.0.1/a.wav"}),
         MusicAIInvalidRequestError,

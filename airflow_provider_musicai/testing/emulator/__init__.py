@@ -32,7 +32,8 @@ Admin API on the API listener (no auth, not in the schema), all JSON:
 * ``GET|POST /__emulator__/config``: ``queued_seconds``, ``processing_seconds``, ``list_shape``,
   ``upload_url_ttl_seconds``, ``download_url_ttl_seconds``, ``result_url_ttl_seconds``,
   ``input_timeout_seconds``, ``max_concurrent_jobs``, ``max_page_size``, ``result_value_types``,
-  ``copy_results_unknown_outputs``, ``manual_clock``.
+  ``copy_results_unknown_outputs``, ``workflow_shape`` (``"slug"``, or ``"object"`` for the older
+  ``{"id", "name"}`` form of a job's ``workflow``), ``manual_clock``.
 * ``GET /__emulator__/clock``, ``POST /__emulator__/clock/advance`` ``{"seconds": 30}``: emulated time;
   ``POST /__emulator__/jobs/<id>/complete``: a job skips the rest of its QUEUED/STARTED time.
 * ``GET|POST /__emulator__/workflows``, ``DELETE /__emulator__/workflows/<slug>``: declared workflows

@@ -21,6 +21,7 @@ from .errors import (
     InvalidParams,
     JobNotFound,
     Unauthorized,
+    WorkflowContainsErrors,
     WorkflowNotFound,
     from_status,
 )
@@ -125,7 +126,7 @@ def create_app(emu: Emulator) -> FastAPI:
     @api.get("/job/{id}", response_model=models.JobOut, responses=_errors(400, 401, 404), tags=["Jobs"])
     async def get_job(app_: App, id: JobId) -> JSONResponse:
         """Get a job by its ID."""
-        return JSONResponse(job_of(app_, id).to_doc(emu.clock.now()))
+        return JSONResponse(job_of(app_, id).to_doc(emu.clock.now(), emu.config.workflow_shape))
 
     @api.get(
         "/job/{id}/status",
@@ -174,6 +175,7 @@ def create_app(emu: Emulator) -> FastAPI:
             batch_name=batchName,
             page=page,
             size=min(size, emu.config.max_page_size),
+            workflow_shape=emu.config.workflow_shape,
         )
         return JSONResponse(jobs if emu.config.list_shape == "array" else {"jobs": jobs})
 
@@ -195,6 +197,8 @@ def create_app(emu: Emulator) -> FastAPI:
         workflow = emu.workflows.get(body["workflow"])
         if workflow is None:
             raise WorkflowNotFound()
+        if workflow.errors is not None:
+            raise WorkflowContainsErrors(f"The workflow contains errors: {workflow.errors}")
         try:
             workflow.validate_params(body["params"])
         except ParamError as exc:
@@ -214,6 +218,7 @@ def create_app(emu: Emulator) -> FastAPI:
             batch_name=body.get("batchName"),
             metadata=body.get("metadata") or {},
             workflow=workflow.slug,
+            workflow_ref={"id": workflow.id, "name": workflow.name},
             params=body["params"],
             copy_results_to=copy_to,
         )

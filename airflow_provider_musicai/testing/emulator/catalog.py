@@ -11,6 +11,9 @@ or the ``musicai_workflows`` pytest marker) is a JSON object::
                  {"name": "bpm", "kind": "value", "type": "number"},
                  {"name": "key", "kind": "value", "type": "string", "value": "C major"}]}
 
+A declaration with ``"errors": "<what is wrong>"`` is a workflow saved with errors: it is listed, and
+``POST /job`` on it answers 422 "The workflow contains errors: <what is wrong>" (the reference's 422).
+
 Input types are ``file`` (a URL the service downloads; at least one input is a file: the first one given
 in a job's params is the job's input file), ``string``, ``number`` and ``boolean``. File outputs are derived
 from the input file: a WAV (alternately its mid and side channels) for ``extension`` ``wav`` (the default),
@@ -43,7 +46,7 @@ OUTPUT_KINDS = ("file", "value")
 VALUE_TYPES = ("string", "number")
 _INPUT_FIELDS = {"name", "type", "required", "enum", "description"}
 _OUTPUT_FIELDS = {"name", "kind", "type", "extension", "value"}
-_WORKFLOW_FIELDS = {"slug", "name", "description", "inputs", "outputs"}
+_WORKFLOW_FIELDS = {"slug", "name", "description", "inputs", "outputs", "errors"}
 
 
 class DeclarationError(ValueError):
@@ -149,6 +152,9 @@ def parse_declaration(raw: Any, now: float) -> Workflow:
             raise DeclarationError(f"{where}: duplicate {label} names")
     if not any(p.type == "file" for p in inputs):
         raise DeclarationError(f"{where}: at least one input must have type 'file'")
+    errors = spec.get("errors")
+    if errors is not None and (not isinstance(errors, str) or not errors):
+        raise DeclarationError(f"{where}: 'errors' must be a non-empty string")
     stamp = iso(now)
     return Workflow(
         id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"musicai-emulator-workflow:{slug}")),
@@ -160,6 +166,7 @@ def parse_declaration(raw: Any, now: float) -> Workflow:
         params=inputs,
         generate=_declared_generator(outputs),
         outputs=tuple(o["name"] for o in outputs),
+        errors=errors,
     )
 
 

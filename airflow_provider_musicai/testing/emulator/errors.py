@@ -93,6 +93,12 @@ class InvalidParams(EmulatorApiError):
     message = "Invalid workflow parameters."
 
 
+class WorkflowContainsErrors(InvalidParams):
+    """422: the workflow was saved with errors (a declared workflow's ``errors``)."""
+
+    message = "The workflow contains errors."
+
+
 _BY_STATUS: dict[int, type[EmulatorApiError]] = {400: BadRequest, 404: RouteNotFound, 405: MethodNotAllowed}
 
 

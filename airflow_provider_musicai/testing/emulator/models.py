@@ -47,6 +47,13 @@ class JobErrorOut(BaseModel):
     message: str
 
 
+class WorkflowRefOut(BaseModel):
+    """A job's workflow in the older reference's object form (``workflow_shape`` ``"object"``)."""
+
+    id: str
+    name: str
+
+
 class JobOut(BaseModel):
     """A job."""
 
@@ -55,7 +62,7 @@ class JobOut(BaseModel):
     name: str
     batchName: str | None
     metadata: dict[str, str | float | bool]
-    workflow: str
+    workflow: str | WorkflowRefOut = Field(description="The workflow's slug (or its {id, name} object form)")
     workflowParams: dict[str, Any]
     status: JobStatus
     result: dict[str, Any] | None

@@ -22,9 +22,11 @@ from .clock import Clock
 JOB_STATUSES = ("QUEUED", "STARTED", "SUCCEEDED", "FAILED")
 LIST_SHAPES = ("array", "object")
 VALUE_TYPES = ("native", "string")
+WORKFLOW_SHAPES = ("slug", "object")
 _CHOICES = {
     "list_shape": LIST_SHAPES,
     "result_value_types": VALUE_TYPES,
+    "workflow_shape": WORKFLOW_SHAPES,
     "copy_results_unknown_outputs": ("reject", "ignore"),
 }
 _COUNTS = {"max_concurrent_jobs": 0, "max_page_size": 1}
@@ -49,6 +51,9 @@ class EmulatorConfig:
     max_page_size: int = 100
     #: ``"native"``: value outputs keep their declared JSON type; ``"string"``: every value is a string.
     result_value_types: str = "native"
+    #: A job's ``workflow``: ``"slug"`` (today's reference) or ``"object"``, the ``{"id", "name"}`` form of
+    #: older reference pages (D12), so clients can be tested against both.
+    workflow_shape: str = "slug"
     #: ``copyResultsTo`` naming an output the workflow lacks: ``"reject"`` (422) or ``"ignore"`` (assumed).
     copy_results_unknown_outputs: str = "reject"
     #: Time stands still (jobs do not progress) except through ``POST /__emulator__/clock/advance``.
@@ -134,6 +139,8 @@ class Job:
     ready_at: float
     processing: float
     copy_results_to: dict[str, str] = field(default_factory=dict, repr=False)
+    #: The workflow's ``{"id", "name"}``, served instead of the slug when ``workflow_shape`` is ``"object"``.
+    workflow_ref: dict[str, str] = field(default_factory=dict, repr=False)
     start_at: float = math.inf
     done_at: float = math.inf
     injected_error: JobError | None = None
@@ -161,8 +168,8 @@ class Job:
             return "STARTED"
         return "FAILED" if self.error is not None else "SUCCEEDED"
 
-    def to_doc(self, now: float) -> dict[str, Any]:
-        """The job document as ``GET /job/{id}`` returns it."""
+    def to_doc(self, now: float, workflow_shape: str = "slug") -> dict[str, Any]:
+        """The job document as ``GET /job/{id}`` returns it (``workflow`` in the given shape)."""
         status = self.status(now)
         final = status in ("SUCCEEDED", "FAILED")
         completed = max(self.done_at, self.outcome_at or 0.0)
@@ -172,7 +179,7 @@ class Job:
             "name": self.name,
             "batchName": self.batch_name,
             "metadata": self.metadata,
-            "workflow": self.workflow,
+            "workflow": self.workflow if workflow_shape == "slug" else dict(self.workflow_ref),
             "workflowParams": self.params,
             "status": status,
             "result": self.result if status == "SUCCEEDED" else None,
@@ -232,6 +239,7 @@ class JobStore:
         batch_name: str | None = None,
         page: int = 0,
         size: int = 100,
+        workflow_shape: str = "slug",
     ) -> list[dict[str, Any]]:
         """One page of the app's jobs, newest first (ties: latest created first), filtered."""
         status_set, workflow_set = set(statuses), set(workflows)
@@ -246,7 +254,7 @@ class JobStore:
             and (not status_set or job.status(now) in status_set)
         )
         page_jobs = itertools.islice(selected, page * size, (page + 1) * size)
-        return [job.to_doc(now) for job in page_jobs]
+        return [job.to_doc(now, workflow_shape) for job in page_jobs]
 
     def all(self) -> list[Job]:
         """Every job of every application, newest first."""

@@ -141,6 +141,9 @@ class Workflow:
     generate: Generator = field(repr=False)
     #: Names of the outputs (the keys of ``result``).
     outputs: tuple[str, ...] = ()
+    #: Set for a workflow saved with errors: ``POST /job`` on it is refused with 422 (the reference's
+    #: "The workflow contains errors"); the text says what is wrong.
+    errors: str | None = None
 
     def to_doc(self) -> dict[str, Any]:
         """The workflow as ``GET /workflow`` lists it."""
