@@ -55,6 +55,16 @@ def validate_metadata(metadata: Mapping[str, Any] | None) -> dict[str, MetadataV
     return clean
 
 
+def workflow_slug(job: Mapping[str, Any]) -> str | None:
+    """The slug in a job document's ``workflow``, or None when it carries none.
+
+    Today's API sends the slug (``"workflow": "music-ai/stems-vocals-accompaniment"``); older
+    reference pages show ``{"id": ..., "name": ...}`` instead, which names no slug.
+    """
+    value = job.get("workflow")
+    return value if isinstance(value, str) and value else None
+
+
 def raise_if_failed(job: Mapping[str, Any]) -> None:
     """Raise :class:`MusicAIJobFailedError` with the API's code, title and message if ``job`` FAILED."""
     if job.get("status") != JobStatus.FAILED:

@@ -487,14 +487,19 @@ class MusicAIHook(BaseHook):
     ) -> AsyncIterator[list[dict[str, Any]]]:
         """Async ``GET /job`` one page (one request) at a time: for callers that count requests."""
         query = _job_filters(status, workflow, batch_name)
-        listing = _listing(_api.LIST_JOBS, query, page_size, await self.aconfig(), self._served_sizes)
-        while (request := listing.next_request()) is not None:
-            yield listing.accept(await self._acall(request))
+        async for page in self._apages(_api.LIST_JOBS, query, page_size):
+            yield page
 
     def list_workflows(self, page_size: int = MAX_PAGE_SIZE) -> Iterator[dict[str, Any]]:
         """``GET /workflow``, every page, lazily."""
         for page in self._pages(_api.LIST_WORKFLOWS, [], page_size):
             yield from page
+
+    async def alist_workflows(self, page_size: int = MAX_PAGE_SIZE) -> AsyncIterator[dict[str, Any]]:
+        """Async :meth:`list_workflows`."""
+        async for page in self._apages(_api.LIST_WORKFLOWS, [], page_size):
+            for item in page:
+                yield item
 
     def _pages(
         self, endpoint: _api.Endpoint[list[dict[str, Any]]], query: list[tuple[str, Any]], page_size: int
@@ -503,6 +508,14 @@ class MusicAIHook(BaseHook):
         listing = _listing(endpoint, query, page_size, self.config, self._served_sizes)
         while (request := listing.next_request()) is not None:
             yield listing.accept(self._call(request))
+
+    async def _apages(
+        self, endpoint: _api.Endpoint[list[dict[str, Any]]], query: list[tuple[str, Any]], page_size: int
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Async :meth:`_pages`: one request per page."""
+        listing = _listing(endpoint, query, page_size, await self.aconfig(), self._served_sizes)
+        while (request := listing.next_request()) is not None:
+            yield listing.accept(await self._acall(request))
 
     # -- waiting and results ----------------------------------------------------------------
 

@@ -214,7 +214,7 @@ class MusicAIJobSensor(BaseSensorOperator):
     def _check_before_deferral(self, context: Context) -> PokeReturnValue | dict[str, str | None]:
         """The final answer if every job is final already, else ``{job id: workflow}`` of every
         job (the trigger reports them all, so the task resumed after deferral has every document)."""
-        from airflow_provider_musicai.jobs import TERMINAL_STATUSES, raise_if_failed
+        from airflow_provider_musicai.jobs import TERMINAL_STATUSES, raise_if_failed, workflow_slug
 
         ids = [job_id_of(self.job_id)] if self._single else self._job_ids()
         if self._single:
@@ -222,8 +222,7 @@ class MusicAIJobSensor(BaseSensorOperator):
         workflows: dict[str, str | None] = {}
         for job_id in ids:
             job = self.hook.get_job(job_id)
-            workflow = job.get("workflow")
-            workflows[job_id] = workflow if isinstance(workflow, str) and workflow else None
+            workflows[job_id] = workflow_slug(job)
             if job.get("status") not in TERMINAL_STATUSES:
                 continue
             if self._single:

@@ -26,7 +26,7 @@ from airflow_provider_musicai.common import DEFAULT_POLLER_LOG_INTERVAL
 from airflow_provider_musicai.exceptions import MusicAIAuthError, MusicAIError
 from airflow_provider_musicai.hooks._transport import of_running_loop
 from airflow_provider_musicai.hooks.musicai import MusicAIHook, is_transient
-from airflow_provider_musicai.jobs import ACTIVE_STATUSES, TERMINAL_STATUSES
+from airflow_provider_musicai.jobs import ACTIVE_STATUSES, TERMINAL_STATUSES, workflow_slug
 
 log = logging.getLogger(__name__)
 
@@ -269,7 +269,7 @@ class SharedJobPoller:
             if waiter.future.done():
                 continue
             waiter.failures = 0
-            waiter.workflow = waiter.workflow or _nonempty_str(job.get("workflow"))
+            waiter.workflow = waiter.workflow or workflow_slug(job)
             self._observe(waiter, status)
             if status in TERMINAL_STATUSES:
                 waiter.future.set_result(job)
@@ -286,10 +286,6 @@ class SharedJobPoller:
         for waiter in waiters:
             if not waiter.future.done():
                 waiter.future.set_exception(error)
-
-
-def _nonempty_str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
 
 
 _POLLERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, float, int], SharedJobPoller]]

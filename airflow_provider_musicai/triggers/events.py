@@ -25,6 +25,7 @@ from typing import Any
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
 from airflow_provider_musicai.common import DEFAULT_CONN_ID
+from airflow_provider_musicai.jobs import workflow_slug
 
 WATERMARK_KEY = "musicai_job_event_watermark"
 FINISHED = ("SUCCEEDED", "FAILED")
@@ -86,6 +87,8 @@ class MusicAIJobEventTrigger(BaseEventTrigger):
         self.poll_interval = float(poll_interval)
         self.musicai_conn_id = musicai_conn_id
         self.watermark: dict[str, Any] | None = dict(watermark) if watermark else None
+        self._workflow_id: str | None = None
+        self._workflow_id_looked_up = False
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         # The watermark is runtime state, kept out of the kwargs: they identify the watcher.
@@ -108,12 +111,40 @@ class MusicAIJobEventTrigger(BaseEventTrigger):
         """Whether ``job`` is one this trigger reports (status, workflow, batch, metadata)."""
         if job.get("status") not in self.statuses:
             return False
-        if self.workflow is not None and job.get("workflow") != self.workflow:
+        if self.workflow is not None and not self._of_workflow(job):
             return False
         if self.batch_name is not None and job.get("batchName") != self.batch_name:
             return False
         metadata = job.get("metadata") or {}
         return all(metadata.get(key) == value for key, value in self.metadata.items())
+
+    def _of_workflow(self, job: Mapping[str, Any]) -> bool:
+        slug = workflow_slug(job)
+        if slug is not None:
+            return slug == self.workflow
+        # The older ``{"id", "name"}`` form names no slug: compare ids (the slug's id from GET /workflow).
+        ref = job.get("workflow")
+        known = self._workflow_id is not None
+        return known and isinstance(ref, Mapping) and ref.get("id") == self._workflow_id
+
+    async def _learn_workflow_id(self, jobs: Iterable[Mapping[str, Any]]) -> None:
+        """Look up the id of ``workflow`` once, when the API sends workflows as ``{"id", "name"}``."""
+        if self.workflow is None or self._workflow_id_looked_up:
+            return
+        if not any(isinstance(job.get("workflow"), Mapping) for job in jobs):
+            return
+        from airflow_provider_musicai.hooks.musicai import MusicAIHook
+
+        self._workflow_id_looked_up = True
+        async for workflow in MusicAIHook(musicai_conn_id=self.musicai_conn_id).alist_workflows():
+            if workflow.get("slug") == self.workflow:
+                self._workflow_id = str(workflow.get("id"))
+                return
+        self.log.warning(
+            "Music AI: the API names jobs' workflows by {id, name} and GET /workflow does not list %r: "
+            "no job can be matched to it",
+            self.workflow,
+        )
 
     def new_jobs(self, jobs: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
         """The matching jobs past the watermark, oldest first (``completedAt``, then id)."""
@@ -205,6 +236,7 @@ class MusicAIJobEventTrigger(BaseEventTrigger):
     async def _fire(self, listings: AsyncIterator[Any]) -> AsyncIterator[TriggerEvent]:
         await self._load_watermark()
         async for jobs in listings:
+            await self._learn_workflow_id(jobs)
             for job in self.new_jobs(jobs):
                 # Stored before the event leaves: a restart never fires a job twice (a crash in
                 # between loses at most that one event).

@@ -82,6 +82,19 @@ def test_each_finished_job_fires_once_and_older_ones_do_not(hook: Any, input_url
     assert "X-Signature" not in json.dumps(payloads)
 
 
+@pytest.mark.musicai_config(workflow_shape="object")
+def test_a_workflow_filter_matches_jobs_served_in_the_older_object_form(hook: Any, input_url: Any) -> None:
+    stems_job = finished_job(hook, input_url)
+    drums_job = str(hook.create_job("drums", "music-ai/isolate-drums", {"inputUrl": input_url()}))
+    drums = hook.wait_for_job(drums_job, poll_interval=0.1, timeout=60)
+    assert set(drums["workflow"]) == {"id", "name"}  # no slug to compare with
+    watcher = trigger(workflow=STEMS, since="2000-01-01T00:00:00Z")
+    payloads = asyncio.run(first_events(watcher.run(), 1))
+    assert [p["job_id"] for p in payloads] == [stems_job]
+    # The slug's id came from one GET /workflow: the other workflow's job does not match.
+    assert watcher.matches(hook.get_job(stems_job)) and not watcher.matches(drums)
+
+
 def test_since_fires_for_older_jobs(hook: Any, input_url: Any) -> None:
     old = finished_job(hook, input_url, tag="since")
     payloads = asyncio.run(
