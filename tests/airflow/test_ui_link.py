@@ -23,6 +23,7 @@ from urllib.parse import quote
 import pytest
 import requests
 
+from airflow_provider_musicai.testing.emulator.control import stop_process
 from tests.helpers.airflow import TEST_DAGS, load_dag_file, run_dag, task_states, xcom_value
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -86,11 +87,7 @@ def api_server(airflow_db: str) -> Any:
             time.sleep(0.2)
         yield base
     finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_process(process, grace=30)
 
 
 def test_the_button_appears_on_the_finished_task_and_opens_the_job(

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from airflow_provider_musicai.testing.emulator.control import stop_process
 from tests.helpers.airflow import free_port
 
 
@@ -27,16 +28,6 @@ def missing_services() -> list[str]:
     """The packages scripts/_services.sh would install."""
     missing = [] if postgres_bin() else ["postgresql"]
     return missing + ([] if shutil.which("redis-server") else ["redis-server"])
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
 
 
 def _wait_port(port: int, process: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
@@ -114,7 +105,7 @@ def postgres_server(max_connections: int = 300) -> Iterator[str]:
             connection.close()
             yield f"{url}/airflow"
         finally:
-            _stop(process)
+            stop_process(process, grace=30)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -148,6 +139,6 @@ def redis_server() -> Iterator[str]:
             _wait_port(port, process, log)
             yield f"redis://127.0.0.1:{port}/0"
         finally:
-            _stop(process)
+            stop_process(process, grace=30)
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -430,13 +430,7 @@ class EmulatorServer:
             self._thread = None
         if self._process is not None:
             process, self._process = self._process, None
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(10)
+            stop_process(process, grace=10)
         if self._tmpdir is not None:
             self._tmpdir.cleanup()
             self._tmpdir = None
@@ -448,3 +442,14 @@ class EmulatorServer:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def stop_process(process: subprocess.Popen[Any], grace: float = 10.0) -> None:
+    """Stop a child process: SIGTERM, then SIGKILL if it still runs ``grace`` seconds later."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
