@@ -135,16 +135,17 @@ class MusicAIJobEventTrigger(BaseEventTrigger):
             return
         from airflow_provider_musicai.hooks.musicai import MusicAIHook
 
-        self._workflow_id_looked_up = True
         async for workflow in MusicAIHook(musicai_conn_id=self.musicai_conn_id).alist_workflows():
             if workflow.get("slug") == self.workflow:
                 self._workflow_id = str(workflow.get("id"))
-                return
-        self.log.warning(
-            "Music AI: the API names jobs' workflows by {id, name} and GET /workflow does not list %r: "
-            "no job can be matched to it",
-            self.workflow,
-        )
+                break
+        self._workflow_id_looked_up = True  # after a whole listing: a failed one is tried again
+        if self._workflow_id is None:
+            self.log.warning(
+                "Music AI: the API names jobs' workflows by {id, name} and GET /workflow does not list "
+                "%r: no job can be matched to it",
+                self.workflow,
+            )
 
     def new_jobs(self, jobs: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
         """The matching jobs past the watermark, oldest first (``completedAt``, then id)."""
