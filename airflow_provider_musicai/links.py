@@ -3,8 +3,11 @@
 The operator (or sensor) pushes the job's URL to XCom under :data:`XCOM_KEY` as soon as the job
 exists, so the button works while the task waits (deferred or not), for each mapped task instance,
 and after the task finished. The URL comes from the connection extra ``job_url_template`` (e.g.
-``https://example.com/jobs/{job_id}``); without it no URL is pushed and Airflow shows no link.
-Music AI documents no public per-job page, so there is no default template.
+``https://example.com/jobs/{job_id}``); without it (or with no single job) the value is ``""`` and
+Airflow shows no link. Music AI documents no public per-job page, so there is no default template.
+
+The key is always pushed, ``""`` included: Airflow 3's task runner reads it whenever the task ends
+or defers, and reading a key never pushed makes Airflow log ``[error] XCom not found``.
 """
 
 from __future__ import annotations
@@ -38,10 +41,9 @@ class MusicAIJobLink(BaseOperatorLink):
         return value if isinstance(value, str) and value.startswith(("http://", "https://")) else ""
 
 
-def push_job_link(context: Context, hook: MusicAIHook, job_id: str) -> str | None:
-    """Push ``job_id``'s page URL to XCom for the "Music AI job" button; return it (None if the
-    connection has no ``job_url_template``)."""
-    url = hook.config.job_url(job_id)
-    if url is not None:
-        context["ti"].xcom_push(key=XCOM_KEY, value=url)
+def push_job_link(context: Context, hook: MusicAIHook, job_id: str | None) -> str | None:
+    """Push ``job_id``'s page URL to XCom for the "Music AI job" button, or ``""`` (no link) when
+    the connection has no ``job_url_template`` or ``job_id`` is None; return the URL or None."""
+    url = None if job_id is None else hook.config.job_url(job_id)
+    context["ti"].xcom_push(key=XCOM_KEY, value=url or "")
     return url

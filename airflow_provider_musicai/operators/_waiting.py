@@ -7,7 +7,7 @@ cheap.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -85,8 +85,11 @@ def job_ids_of(value: Any) -> list[str | None]:
     if isinstance(value, (str, Mapping)):
         return [job_id_of(value)]
     if isinstance(value, Iterable):
+        # A sequence by index: iterating Airflow 3's lazy sequence of a mapped task's outputs reads
+        # one item past the end, which makes Airflow log "[error] XCom not found".
+        items = (value[i] for i in range(len(value))) if isinstance(value, Sequence) else value
         out: list[str | None] = []
-        for item in value:
+        for item in items:
             out.extend(job_ids_of(item))
         return out
     return [job_id_of(value)]

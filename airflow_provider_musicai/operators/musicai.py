@@ -281,7 +281,11 @@ class MusicAICreateJobOperator(_MusicAIOperator):
     def _execute(self, context: Context) -> Any:
         from airflow_provider_musicai.links import push_job_link
 
-        job = self._create_or_reattach(context)
+        try:
+            job = self._create_or_reattach(context)
+        except BaseException:
+            push_job_link(context, self.hook, None)  # no job, no link (and no Airflow 3 error line)
+            raise
         job_id = self._current_job_id()
         context["ti"].xcom_push(key="job_id", value=job_id)
         push_job_link(context, self.hook, job_id)

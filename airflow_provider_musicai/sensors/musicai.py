@@ -81,7 +81,6 @@ class MusicAIJobSensor(BaseSensorOperator):
         self.deferrable = deferrable
         self._status_log: StatusLog | None = None
         self._finished: dict[str, dict[str, Any]] = {}
-        self._linked = False
 
     @cached_property
     def hook(self) -> MusicAIHook:
@@ -110,7 +109,6 @@ class MusicAIJobSensor(BaseSensorOperator):
         from airflow_provider_musicai.jobs import TERMINAL_STATUSES
 
         job_id = job_id_of(self.job_id)
-        self._link(context, job_id)
         status = self.hook.get_job_status(job_id)
         self._log_status(job_id, status)
         if status not in TERMINAL_STATUSES:
@@ -129,12 +127,12 @@ class MusicAIJobSensor(BaseSensorOperator):
             self._status_log = StatusLog(job_id, self.log)
         self._status_log.observe(status)
 
-    def _link(self, context: Context, job_id: str) -> None:
+    def _push_link(self, context: Context) -> None:
+        """The "Music AI job" button: the single job's page, or "" (no link: many jobs have no
+        single page)."""
         from airflow_provider_musicai.links import push_job_link
 
-        if not self._linked:
-            push_job_link(context, self.hook, job_id)
-            self._linked = True
+        push_job_link(context, self.hook, job_id_of(self.job_id) if self._single else None)
 
     def _job_ids(self) -> list[str]:
         """The jobs to wait on: the given ids, or the batch's jobs as listed now."""
@@ -188,6 +186,7 @@ class MusicAIJobSensor(BaseSensorOperator):
         return documents
 
     def execute(self, context: Context) -> Any:
+        self._push_link(context)  # first: Airflow 3 reads the key whenever the task ends or defers
         if not self.deferrable:
             return super().execute(context)
         from airflow_provider_musicai.exceptions import MusicAIError
@@ -217,8 +216,6 @@ class MusicAIJobSensor(BaseSensorOperator):
         from airflow_provider_musicai.jobs import TERMINAL_STATUSES, raise_if_failed, workflow_slug
 
         ids = [job_id_of(self.job_id)] if self._single else self._job_ids()
-        if self._single:
-            self._link(context, ids[0])
         workflows: dict[str, str | None] = {}
         for job_id in ids:
             job = self.hook.get_job(job_id)

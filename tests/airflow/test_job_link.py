@@ -13,7 +13,7 @@ from airflow_provider_musicai.hooks._config import ConnectionConfig
 from airflow_provider_musicai.links import XCOM_KEY, MusicAIJobLink
 from airflow_provider_musicai.operators.musicai import MusicAICreateJobOperator
 from airflow_provider_musicai.sensors.musicai import MusicAIJobSensor
-from tests.helpers.airflow import TEST_DAGS, load_dag_file, run_dag, task_states, xcom_value
+from tests.helpers.airflow import TEST_DAGS, airflow_major, load_dag_file, run_dag, task_states, xcom_value
 
 TEMPLATE = "https://jobs.example.com/app/jobs/{job_id}?tab=result"
 LINK = "Music AI job"
@@ -104,6 +104,28 @@ def test_without_a_template_no_link_is_shown(airflow_db: str, musicai: Any, inpu
     assert task_states(dag_run)["worker"] == "success"
     assert not extra_link(dag, dag_run, "worker")
     assert xcom_value(dag_run, "worker", XCOM_KEY) in (None, "")
+
+
+@pytest.mark.skipif(airflow_major() < 3, reason="Airflow 2 reads the link only when the UI asks")
+def test_without_a_template_airflow_3_logs_no_missing_link_error(
+    airflow_db: str,
+    musicai: Any,
+    input_url: Any,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Airflow 3's task runner reads the link's key whenever a task ends or defers, and logs
+    ``[error] XCom not found`` for a key never pushed: every path pushes it, "" for no link."""
+    dags = load_dag_file(TEST_DAGS / "musicai_link_dags.py")
+    dag_run = run_dag(dags.links, {"urls": [input_url(), input_url(name="b.wav")]})
+    assert set(task_states(dag_run).values()) == {"success"}
+    refused = run_dag(dags.link_no_job)
+    assert task_states(refused) == {"refused": "failed"}
+    assert xcom_value(refused, "refused", XCOM_KEY) == ""
+    captured = capfd.readouterr()
+    logs = captured.out + captured.err + caplog.text  # Airflow logs to either, by set-up order
+    assert "musicai_test_links.many" in logs  # the run's log lines were captured
+    assert "XCom not found" not in logs
 
 
 def test_the_url_is_pushed_before_the_task_defers(

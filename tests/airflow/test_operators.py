@@ -58,7 +58,8 @@ def test_create_waits_and_returns_the_final_document(musicai: Any, input_url: An
     ti = FakeTI()
     job = create_op(input_url(), metadata={"user": 7}).execute(make_context(ti))
     assert job["status"] == "SUCCEEDED" and set(job["result"]) == {"vocals", "accompaniments"}
-    assert ti.xcoms == {"job_id": job["id"], **{f"result.{k}": v for k, v in job["result"].items()}}
+    results = {f"result.{k}": v for k, v in job["result"].items()}
+    assert ti.xcoms == {"job_id": job["id"], "musicai_job_url": "", **results}  # "": no job_url_template
     # No signed URL in what goes to XCom: result references, resolved by the hook on use.
     assert job["result"]["vocals"] == f"musicai-result://{job['id']}/vocals"
     assert "X-Signature" not in json.dumps(job)

@@ -37,6 +37,12 @@ with DAG("musicai_test_links", params={"urls": []}, **ARGS) as links:
     MusicAIJobSensor(task_id="sensor", job_id=worker.output, deferrable=True, poll_interval=0.3, timeout=120)
     MusicAIJobSensor(task_id="many", job_id=mapped.output, deferrable=True, poll_interval=0.3, timeout=120)
 
+with DAG("musicai_test_link_no_job", **ARGS) as link_no_job:
+    # The create request is refused (unknown workflow): the task fails before any job exists.
+    MusicAICreateJobOperator(
+        task_id="refused", name="refused", workflow="no-such/workflow", workflow_params={"inputUrl": "x"}
+    )
+
 
 def bad_input_dag(dag_id: str, retry_on_bad_input: bool) -> DAG:
     """One job with two retries allowed; the emulator fails it with BAD_INPUT."""
