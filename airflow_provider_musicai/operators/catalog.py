@@ -10,7 +10,8 @@ triggerer's shared poller), waking to record finished tracks and top the window 
 What survives a wake-up or a retry, and where:
 
 * the manifest (JSON Lines parts, see :mod:`._catalog`): every finished track;
-* the trigger's ``carry``, handed back in its event: the cursor in the sorted catalog, the counts
+* the trigger's ``carry``, handed back in its event: the cursor in the sorted catalog (a count,
+  and the name of the last track taken, from which the next wake-up resumes the walk), the counts
   and the in-flight window (``{job id: track}``, at most ``max_in_flight`` entries) - never the
   catalog itself;
 * each job's idempotency key ``<task instance key>-t<track digest>``: a new try lists the
@@ -196,8 +197,9 @@ class MusicAICatalogOperator(_MusicAIOperator):
     def _drive(self, context: Context, manifest: Manifest, run: dict[str, Any]) -> dict[str, Any]:
         from airflow_provider_musicai.operators._catalog import TrackStream
 
-        # The catalog is streamed from the cursor: each call walks it again, never holds it.
-        tracks = TrackStream(self.sources, run["cursor"])
+        # The catalog is streamed from the cursor: each call walks it again from the last track
+        # taken (a carry without "after", from an earlier release, resumes by count), never holds it.
+        tracks = TrackStream(self.sources, run["cursor"], run.get("after"))
         while True:
             if not tracks.exhausted and len(run["window"]) < self.max_in_flight:
                 self._save(context, run, creating=True)  # a crash now means: scan on the next try
@@ -222,6 +224,7 @@ class MusicAICatalogOperator(_MusicAIOperator):
                 while not tracks.exhausted and len(batch) + len(run["window"]) < self.max_in_flight:
                     track = tracks.take()
                     run["cursor"] += 1
+                    run["after"] = track.name
                     if track.name in ahead:
                         ahead.discard(track.name)
                     else:
@@ -387,7 +390,14 @@ class MusicAICatalogOperator(_MusicAIOperator):
         from airflow_provider_musicai.operators._reattach import TaskIdentity
 
         identity = TaskIdentity.from_context(context)
-        run: dict[str, Any] = {"cursor": 0, "window": {}, "ahead": [], "succeeded": 0, "failed": 0}
+        run: dict[str, Any] = {
+            "cursor": 0,
+            "after": None,
+            "window": {},
+            "ahead": [],
+            "succeeded": 0,
+            "failed": 0,
+        }
         done = FinishedTracks(manifest.read())  # 8 bytes a track, never a dict of the catalog
         saved = self._load(context)
         if not done and identity.try_number <= 1 and saved is None:
@@ -402,6 +412,7 @@ class MusicAICatalogOperator(_MusicAIOperator):
         # One streamed pass: count the recorded tracks, reattach scanned jobs, find the cursor.
         running = set(window.values())
         cursor, ahead, total = None, [], 0
+        after: str | None = None  # the last track before the cursor: where the walk resumes
         for position, track in enumerate(iter_tracks(self.sources)):
             total = position + 1
             status = done.status(track.name)
@@ -412,9 +423,11 @@ class MusicAICatalogOperator(_MusicAIOperator):
             elif track.name not in running:
                 cursor = position if cursor is None else cursor
                 continue
-            if cursor is not None:
+            if cursor is None:
+                after = track.name
+            else:
                 ahead.append(track.name)
-        run.update(cursor=total if cursor is None else cursor, window=window, ahead=ahead)
+        run.update(cursor=total if cursor is None else cursor, after=after, window=window, ahead=ahead)
         self.log.info(
             "Resuming the Music AI catalog: %d track(s) recorded, %d job(s) reattached (found by %s)",
             len(done),

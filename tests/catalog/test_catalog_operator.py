@@ -155,6 +155,9 @@ def test_deferred_one_trigger_holds_only_the_window(
     assert all(len(json.dumps(kwargs)) < 2_000 for _, kwargs in triggers)  # the window, not the catalog
     assert "http" not in json.dumps(triggers)
     assert {kwargs["hold"] for _, kwargs in triggers} == {0.0}
+    # The next wake-up resumes the walk after the last track taken (a name, not a count).
+    ordered = sorted(str(p.relative_to(folder)) for p in folder.rglob("*.wav"))
+    assert all(kwargs["carry"]["after"] == ordered[kwargs["carry"]["cursor"] - 1] for _, kwargs in triggers)
 
 
 def test_copy_results_to_places_each_track_in_its_folder(
