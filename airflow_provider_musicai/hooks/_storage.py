@@ -193,8 +193,15 @@ class StorageClient:
 
         return run_sync(transfer_plan(what, self.config.retry), attempt)
 
-    def upload(self, source: UploadSource, content_type: str, new_urls: Callable[[], dict[str, str]]) -> str:
-        """PUT ``source`` to a fresh signed URL (a new one for every attempt); return the downloadUrl."""
+    def upload(
+        self,
+        source: UploadSource,
+        content_type: str,
+        new_urls: Callable[[], dict[str, str]],
+        log_level: int = logging.INFO,
+    ) -> str:
+        """PUT ``source`` to a fresh signed URL (a new one for every attempt); return the downloadUrl
+        (logged at ``log_level``)."""
         what = f"Upload of {source.label}"
 
         def attempt() -> str:
@@ -221,7 +228,8 @@ class StorageClient:
                     endpoint=shown,
                 )
             elapsed = max(time.monotonic() - started, 1e-9)
-            log.info(
+            log.log(
+                log_level,
                 "Uploaded %s (%.1f MB, %s) in %.1fs at %.1f MB/s",
                 source.label,
                 source.size / 1e6,

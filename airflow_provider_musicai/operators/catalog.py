@@ -21,9 +21,11 @@ What survives a wake-up or a retry, and where:
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import conf
@@ -34,6 +36,7 @@ from airflow_provider_musicai.operators.musicai import _MusicAIOperator
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
+    from airflow_provider_musicai.hooks.musicai import MusicAIHook
     from airflow_provider_musicai.operators._catalog import Manifest, Track, TrackStream
     from airflow_provider_musicai.operators._reattach import TaskIdentity
 
@@ -154,6 +157,15 @@ class MusicAICatalogOperator(_MusicAIOperator):
         if self.deferral_hold < 0:
             raise ValueError(f"deferral_hold must be >= 0 seconds, got {deferral_hold}")
 
+    @cached_property
+    def hook(self) -> MusicAIHook:
+        """The Music AI hook, its line per file and job at DEBUG: the run logs a line per batch."""
+        from airflow_provider_musicai.hooks.musicai import MusicAIHook
+
+        hook = MusicAIHook(musicai_conn_id=self.musicai_conn_id)
+        hook.item_log_level = logging.DEBUG
+        return hook
+
     # -- entry points -----------------------------------------------------------------------
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -237,6 +249,14 @@ class MusicAICatalogOperator(_MusicAIOperator):
                     else:
                         failures.append(outcome)
                 self._write(run, manifest, failures)
+                if batch:
+                    self.log.info(
+                        "Catalog: %d job(s) created (%d source(s) unusable); %d running, %d track(s) taken",
+                        len(batch) - len(failures),
+                        len(failures),
+                        len(run["window"]),
+                        run["cursor"],
+                    )
         run["ahead"] = sorted(ahead)
 
     def _submit(self, identity: TaskIdentity, track: Track) -> str | dict[str, Any]:
@@ -325,6 +345,13 @@ class MusicAICatalogOperator(_MusicAIOperator):
         for job_id, _ in items:
             run["window"].pop(job_id, None)
         self._write(run, manifest, records)
+        if records:
+            self.log.info(
+                "Catalog: %d track(s) finished and recorded; %d succeeded and %d failed so far",
+                len(records),
+                run["succeeded"],
+                run["failed"],
+            )
         if self.delete_after:
             for job_id, _ in items:
                 self._delete_quietly(job_id)

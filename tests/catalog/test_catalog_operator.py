@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,29 @@ def test_too_many_failures_fail_the_task_after_every_track(
         catalog(sources=str(make_catalog(4)), manifest=str(tmp_path / "m")).execute(make_context())
     assert (caught.value.failed, caught.value.total) == (1, 4)
     assert len(list((tmp_path / "m").glob("part-*.jsonl"))) >= 1
+
+
+@pytest.mark.musicai_config(max_concurrent_jobs=4, **QUICK)
+def test_the_log_has_a_line_per_batch_not_per_track(
+    musicai: Any,
+    make_catalog: Any,
+    make_context: Any,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Each upload and job creation logged a line at INFO: 200,000 lines for 100,000 tracks."""
+    caplog.set_level(logging.INFO)
+    folder = make_catalog(24)
+    summary = catalog(sources=str(folder), manifest=str(tmp_path / "m"), max_in_flight=4).execute(
+        make_context()
+    )
+    assert summary["succeeded"] == 24
+    captured = capfd.readouterr()
+    lines = [*(captured.out + captured.err).splitlines(), *(r.getMessage() for r in caplog.records)]
+    per_track = [line for line in lines if "Created Music AI job" in line or "Uploaded " in line]
+    assert [line for line in per_track if "debug" not in line.lower()] == []
+    assert sum("Catalog: " in line and "job(s) created" in line for line in lines) >= 6  # 24 / 4
 
 
 class Crash(BaseException):
