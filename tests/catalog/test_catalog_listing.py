@@ -44,8 +44,8 @@ def test_resuming_after_a_name_yields_every_later_track_of_a_folder_or_a_list(tm
 class _CountingFileSystem(LocalFileSystem):
     """The local file system, recording every folder it lists."""
 
-    def __init__(self) -> None:
-        super().__init__(skip_instance_cache=True)
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.listed: list[str] = []
 
     def ls(self, path: str, detail: bool = False, **kwargs: Any) -> Any:
@@ -71,7 +71,7 @@ def test_resuming_after_a_name_lists_only_its_folders_and_the_later_ones(tmp_pat
     for n in range(5):
         (root / f"0-early{n}" / "x.wav").parent.mkdir()
         (root / f"0-early{n}" / "x.wav").write_bytes(b"x")
-    folder = _Folder(_CountingFileSystem(), str(root))
+    folder = _Folder(_CountingFileSystem(skip_instance_cache=True), str(root))  # a fresh instance
     names = [t.name for t in iter_tracks(folder, after="b/a/y.wav")]
     assert names == ["b/z.wav", "c.wav"]
     relative = [str(Path(path).relative_to(root)) for path in folder.fs.listed]
