@@ -8,7 +8,7 @@ this module while parsing DAG files costs little more than ``airflow.sdk`` itsel
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -284,7 +284,8 @@ class MusicAICreateJobOperator(_MusicAIOperator):
         try:
             job = self._create_or_reattach(context)
         except BaseException:
-            push_job_link(context, self.hook, None)  # no job, no link (and no Airflow 3 error line)
+            with suppress(Exception):  # the error that matters is the one raised
+                push_job_link(context, self.hook, None)  # no job, no link (and no Airflow 3 error line)
             raise
         job_id = self._current_job_id()
         context["ti"].xcom_push(key="job_id", value=job_id)
