@@ -25,7 +25,6 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import conf
@@ -36,7 +35,6 @@ from airflow_provider_musicai.operators.musicai import _MusicAIOperator
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
-    from airflow_provider_musicai.hooks.musicai import MusicAIHook
     from airflow_provider_musicai.operators._catalog import Manifest, Track, TrackStream
     from airflow_provider_musicai.operators._reattach import TaskIdentity
 
@@ -108,6 +106,8 @@ class MusicAICatalogOperator(_MusicAIOperator):
     )
     template_fields_renderers = {"workflow_params": "json"}
     ui_color = "#c89be8"
+    #: The hook's line per upload and job at DEBUG: the run logs a line per batch instead.
+    hook_item_log_level = logging.DEBUG
 
     def __init__(
         self,
@@ -156,15 +156,6 @@ class MusicAICatalogOperator(_MusicAIOperator):
             raise ValueError(f"poll_interval must be > 0 seconds, got {poll_interval}")
         if self.deferral_hold < 0:
             raise ValueError(f"deferral_hold must be >= 0 seconds, got {deferral_hold}")
-
-    @cached_property
-    def hook(self) -> MusicAIHook:
-        """The Music AI hook, its line per file and job at DEBUG: the run logs a line per batch."""
-        from airflow_provider_musicai.hooks.musicai import MusicAIHook
-
-        hook = MusicAIHook(musicai_conn_id=self.musicai_conn_id)
-        hook.item_log_level = logging.DEBUG
-        return hook
 
     # -- entry points -----------------------------------------------------------------------
 

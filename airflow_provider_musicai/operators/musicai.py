@@ -7,6 +7,7 @@ this module while parsing DAG files costs little more than ``airflow.sdk`` itsel
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import timedelta
@@ -56,6 +57,9 @@ class _MusicAIOperator(BaseOperator):
     """Holds the connection id, builds the hook lazily, and reports OpenLineage from what
     ``execute`` recorded (``_lineage_inputs``, ``_lineage_outputs``, ``_lineage_job``)."""
 
+    #: The hook's ``item_log_level`` (see :class:`~airflow_provider_musicai.hooks.musicai.MusicAIHook`).
+    hook_item_log_level: int = logging.INFO
+
     def __init__(self, *, musicai_conn_id: str = DEFAULT_CONN_ID, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.musicai_conn_id = musicai_conn_id
@@ -86,10 +90,13 @@ class _MusicAIOperator(BaseOperator):
 
     @cached_property
     def hook(self) -> MusicAIHook:
-        """The Music AI hook for ``musicai_conn_id``."""
+        """The Music AI hook for ``musicai_conn_id``, its per-file and per-job lines at
+        ``hook_item_log_level``."""
         from airflow_provider_musicai.hooks.musicai import MusicAIHook
 
-        return MusicAIHook(musicai_conn_id=self.musicai_conn_id)
+        hook = MusicAIHook(musicai_conn_id=self.musicai_conn_id)
+        hook.item_log_level = self.hook_item_log_level
+        return hook
 
 
 class MusicAIUploadOperator(_MusicAIOperator):
