@@ -48,8 +48,9 @@ def requirements(wheel: str) -> None:
 
 
 def docs_url(pyproject: str) -> None:
-    """Print the Documentation URL of pyproject.toml (tomli on Python 3.10, a dependency of build)."""
-    toml = __import__("tomllib" if sys.version_info >= (3, 11) else "tomli")
+    """Print the Documentation URL of pyproject.toml."""
+    import tomllib as toml
+
     with open(pyproject, "rb") as file:
         print(toml.load(file)["project"]["urls"]["Documentation"])  # noqa: T201
 

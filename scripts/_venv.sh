@@ -1,37 +1,67 @@
-# Shared by scripts/test and scripts/run-example: make (or reuse) a virtualenv with Airflow and
-# this provider installed editable. Usage: source scripts/_venv.sh; ensure_venv DIR AIRFLOW_SPEC
-# (or ensure_venv_in_background DIR AIRFLOW_SPEC, then wait "$ENSURE_VENV_PID").
+# Shared by the scripts: make (or reuse) the virtualenv of one cell of the support matrix
+# (.ci/matrix.toml) from its lock file (.ci/locks/<cell>.txt), with this provider installed editable.
+# Usage: source scripts/_venv.sh; ensure_venv DIR CELL   (or ensure_venv_in_background DIR CELL,
+# then wait "$ENSURE_VENV_PID"). venv_dir CELL names a cell's usual folder.
+#
+# uv builds them (pinned below, installed into .venv-uv with pip on first use); its cache
+# (~/.cache/uv) is shared, so a second environment with the same packages costs seconds. uv never
+# downloads a Python: each cell uses this machine's interpreter (pyenv's, see scripts/_matrix.py).
 set -euo pipefail
 
 PYTHON="${PYTHON:-python3}"
+UV_VERSION=0.13.10
+export UV_PYTHON_DOWNLOADS=never UV_NO_PROGRESS=1
+
+ensure_uv() {
+  UV="$PWD/.venv-uv/bin/uv"
+  if [[ -x "$UV" && "$("$UV" --version)" == "uv $UV_VERSION"* ]]; then return 0; fi
+  echo "==> Installing uv $UV_VERSION into .venv-uv"
+  "$PYTHON" -m venv --clear .venv-uv
+  .venv-uv/bin/python -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
+}
+
+# The usual folder of a cell: .venv (the main Airflow 3 cell), .venv-airflow2 (the Airflow 2 one),
+# .venvs/<cell> for the others.
+venv_dir() {
+  case "$1" in
+    3.3.2-py3.11) echo .venv ;;
+    2.11.2-py3.11) echo .venv-airflow2 ;;
+    *) echo ".venvs/$1" ;;
+  esac
+}
 
 ensure_venv() {
-  local dir="$1" airflow_spec="$2"
-  local stamp="$dir/.musicai-installed"
-  local want
-  want="$airflow_spec $(cat pyproject.toml | sha256sum | cut -c1-16)"
+  local dir="$1" cell="$2"
+  local lock=".ci/locks/$cell.txt" stamp="$dir/.musicai-installed" want python
+  ensure_uv
+  [[ -f "$lock" ]] || { echo "error: no lock file $lock (cells: scripts/_matrix.py cells)" >&2; return 1; }
+  want="$cell $(cat "$lock" pyproject.toml | sha256sum | cut -c1-16)"
   if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
     return 0
   fi
-  echo "==> Creating $dir with $airflow_spec (one-time, about a minute)"
-  "$PYTHON" -m venv "$dir"
-  if ! "$dir/bin/python" -m pip install --quiet "$airflow_spec" -e ".[dev]" >"$dir/pip-install.log" 2>&1; then
-    grep -v "^WARNING: Location" "$dir/pip-install.log" | tail -40
-    echo "pip install failed (full log: $dir/pip-install.log)" >&2
+  python="$("$PYTHON" scripts/_matrix.py python "$("$PYTHON" scripts/_matrix.py describe "$cell" | cut -d' ' -f1)")"
+  echo "==> Creating $dir for $cell ($python)"
+  rm -rf "$dir"
+  "$UV" venv --quiet --python "$python" "$dir"
+  if ! { "$UV" pip sync --quiet --python "$dir/bin/python" "$lock" &&
+         "$UV" pip install --quiet --python "$dir/bin/python" --no-deps -e .; } >"$dir/install.log" 2>&1; then
+    tail -40 "$dir/install.log"
+    echo "uv could not install $lock (full log: $dir/install.log)" >&2
     return 1
   fi
   "$dir/bin/python" -c "import airflow, airflow_provider_musicai, fastapi" >/dev/null
   echo "$want" > "$stamp"
 }
 
-# ensure_venv in a background job (its output kept in DIR/build.log, shown if it fails): two
-# virtualenvs build at once, pip's cache is safe to share. Sets ENSURE_VENV_PID.
+# ensure_venv in a background job (its output kept in DIR.build.log, shown if it fails). Sets
+# ENSURE_VENV_PID.
 ensure_venv_in_background() {
-  local dir="$1" airflow_spec="$2"
-  mkdir -p "$dir"
+  local dir="$1" cell="$2"
+  ensure_uv
+  mkdir -p "$(dirname "$dir")"
   (
-    if ! ensure_venv "$dir" "$airflow_spec" >"$dir/build.log" 2>&1; then
-      cat "$dir/build.log" >&2
+    if ! ensure_venv "$dir" "$cell" >"$dir.build.log" 2>&1; then
+      cat "$dir.build.log" >&2
       exit 1
     fi
   ) &
