@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import sys
+import tomllib
 from pathlib import Path
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # Python 3.10: the docs extra installs tomli
-    import tomli as tomllib
 
 DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent

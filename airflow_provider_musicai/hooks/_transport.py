@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import http.client
-import importlib
 import ssl
 import time
 import weakref
@@ -292,18 +291,10 @@ def of_running_loop(registry: weakref.WeakKeyDictionary[asyncio.AbstractEventLoo
     return registry.setdefault(asyncio.get_running_loop(), {})
 
 
-def import_httpx() -> Any:
-    """httpx2 where available (Python 3.11+), else the API-compatible httpx."""
-    try:
-        module = importlib.import_module("httpx2")
-    except ImportError:  # pragma: no cover - Python 3.10 only
-        module = importlib.import_module("httpx")
-    return module
-
-
 def shared_async_client(config: ConnectionConfig) -> httpx2.AsyncClient:
     """The pooled async client of the running loop for this API, created on first use."""
-    httpx = import_httpx()
+    import httpx2 as httpx  # deferred: DAG files import the hook, only triggers need httpx2
+
     clients = of_running_loop(_ASYNC_CLIENTS)
     key = (config.base_url, config.async_pool_size, config.tls_verify)
     client = clients.get(key)
@@ -336,7 +327,8 @@ class AsyncTransport:
         self.config = config
 
     async def send(self, request: ApiRequest[Any]) -> Outcome:
-        httpx = import_httpx()
+        import httpx2 as httpx
+
         config = self.config
         client = shared_async_client(config)
         read_timeout = min(config.read_timeout, config.total_timeout)
@@ -361,11 +353,10 @@ class AsyncTransport:
                 return response.headers
 
         try:
-            # wait_for, not asyncio.timeout: the provider still supports Python 3.10.
             headers = await asyncio.wait_for(exchange(), config.total_timeout)
         except _TooLarge:
             return Refused(status, config.max_response_bytes)
-        except (_Overdue, asyncio.TimeoutError):
+        except (TimeoutError, _Overdue):
             return _overdue(config)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             tls = _tls_failure(exc, self.config)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import logging
 import time
@@ -724,13 +725,26 @@ def _likely_mistake(error: MusicAIError, config: ConnectionConfig | None) -> str
     return ""
 
 
+#: Where each Airflow defines ``mask_secret``, newest first: common-compat exports it only from
+#: 1.22, and older ones (Airflow 3.0-3.2's constraints pin them) must still mask the key.
+_MASK_SECRET_MODULES = (
+    "airflow.providers.common.compat.sdk",
+    "airflow.sdk.log",
+    "airflow.sdk.execution_time.secrets_masker",
+    "airflow.utils.log.secrets_masker",
+)
+
+
 def _mask_secret(secret: str) -> None:
     """Register the key with Airflow's secrets masker so it never shows in task logs."""
-    try:
-        from airflow.providers.common.compat.sdk import mask_secret
-    except ImportError:  # pragma: no cover - very old common-compat
+    for module_name in _MASK_SECRET_MODULES:
+        try:
+            mask_secret = importlib.import_module(module_name).mask_secret
+        except (ImportError, AttributeError):
+            continue
+        mask_secret(secret)
         return
-    mask_secret(secret)
+    raise RuntimeError("no mask_secret in this Airflow: the API key cannot be kept out of task logs")
 
 
 # Re-exported for callers that classify errors themselves (triggers, sensors).

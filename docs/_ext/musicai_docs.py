@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +19,6 @@ from docutils import nodes
 from docutils.statemachine import StringList
 from sphinx.application import Sphinx
 from sphinx.util.docutils import SphinxDirective
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # Python 3.10: the docs extra installs tomli
-    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[2]
 REPOSITORY_FILES = "https://github.com/airflow-provider-musicai/airflow-provider-musicai/blob/main/"

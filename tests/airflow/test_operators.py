@@ -6,7 +6,7 @@ import json
 import logging
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -121,7 +121,7 @@ def test_deferrable_defers_with_a_serializable_trigger(
 def test_execution_timeout_survives_deferral(musicai: Any, input_url: Any, make_context: Any) -> None:
     """Airflow 3 restarts execution_timeout on resume: the deadline keeps what is left of it."""
     ti = FakeTI()
-    ti.start_date = datetime.now(timezone.utc) - timedelta(seconds=40)
+    ti.start_date = datetime.now(UTC) - timedelta(seconds=40)
     op = create_op(input_url(), deferrable=True, execution_timeout=timedelta(seconds=100))
     with pytest.raises(task_deferred()) as caught:
         op.execute(make_context(ti))

@@ -14,7 +14,7 @@ import threading
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from .clock import Clock
@@ -111,7 +111,7 @@ def make_applications(keys: Mapping[str, str] | None) -> dict[str, Application]:
 
 def iso(ts: float) -> str:
     """ISO-8601 UTC with milliseconds and ``Z``."""
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 @dataclass(frozen=True)

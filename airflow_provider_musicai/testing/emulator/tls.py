@@ -48,7 +48,7 @@ def _san(hosts: list[str]) -> x509.SubjectAlternativeName:
 def make_tls_files(folder: Path, hosts: list[str]) -> TlsFiles:
     """Write a new CA and a server certificate for ``hosts`` (plus loopback) into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
-    now = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=5)
+    now = datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=5)
     later = now + datetime.timedelta(days=30)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = _name("Music AI emulator test CA")
