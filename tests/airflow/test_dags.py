@@ -34,6 +34,7 @@ def no_retry_delay(dag: Any) -> Any:
     return dag
 
 
+@pytest.mark.compat
 def test_example_chain(
     musicai: Any, tmp_path: Path, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -107,6 +108,7 @@ def test_example_catalog_one_failing_track_does_not_stop_the_others(musicai: Any
     assert musicai.admin.counters()["jobs_created"] == len(others) + 1
 
 
+@pytest.mark.compat
 def test_example_sensor(musicai: Any, hook: Any, input_url: Any) -> None:
     job_id = hook.create_job("made elsewhere", STEMS, {"inputUrl": input_url()})
     dag_run = run_dag(load_example("example_musicai_sensor"), {"job_id": job_id})
@@ -141,6 +143,7 @@ def test_a_retry_after_a_timeout_reattaches_to_the_same_job(
     assert xcom_value(dag_run, "job")["id"] == job["id"]
 
 
+@pytest.mark.compat
 def test_sensor_in_reschedule_mode(musicai: Any, hook: Any, input_url: Any) -> None:
     musicai.admin.configure(manual_clock=True)
     job_id = hook.create_job("resched", STEMS, {"inputUrl": input_url()})

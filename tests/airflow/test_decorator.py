@@ -62,6 +62,7 @@ def test_decorated_jobs_map_defer_and_chain(musicai: Any, input_url: Any) -> Non
     assert len(musicai.admin.jobs()) == 4
 
 
+@pytest.mark.compat
 @pytest.mark.usefixtures("airflow_db")
 def test_example_decorator(musicai: Any) -> None:
     from tests.helpers.airflow import load_example

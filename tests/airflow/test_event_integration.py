@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import signal
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ def deployment(deploy: Callable[..., Deployment]) -> Deployment:
     return deploy(
         dags=(DAG_ID,),
         dag_files=(Path(__file__).parent / "integration_dags" / "musicai_events_dag.py",),
-        env={"MUSICAI_EVENTS_SINCE": datetime.now(timezone.utc).isoformat()},
+        env={"MUSICAI_EVENTS_SINCE": datetime.now(UTC).isoformat()},
     )
 
 
@@ -42,6 +42,7 @@ def runs(deployment: Deployment) -> int:
     return int(deployment.query("SELECT COUNT(*) FROM dag_run WHERE dag_id = ?", DAG_ID)[0][0])
 
 
+@pytest.mark.compat
 def test_each_finished_job_starts_one_run_across_a_triggerer_restart(
     deployment: Deployment, hook: Any, input_url: Any
 ) -> None:

@@ -25,6 +25,7 @@ def deployment(deploy: Callable[..., Deployment]) -> Deployment:
     return deploy(dags=(DAG_ID,))
 
 
+@pytest.mark.compat
 def test_the_triggerer_resumes_the_deferred_task_and_a_kill_deletes_the_job(
     deployment: Deployment, musicai: Any, hook: Any, input_url: Any
 ) -> None:

@@ -80,6 +80,7 @@ def extra_link(dag: Any, dag_run: Any, task_id: str, map_index: int = -1) -> str
         return task.get_extra_links(ti, LINK)  # type: ignore[no-any-return]
 
 
+@pytest.mark.compat
 def test_finished_deferred_and_mapped_tasks_link_to_their_job(
     airflow_db: str, linked: Any, input_url: Any
 ) -> None:

@@ -17,6 +17,7 @@ def sensor(job_id: str, **kwargs: Any) -> MusicAIJobSensor:
     return MusicAIJobSensor(task_id="wait", job_id=job_id, poll_interval=0.2, timeout=30, **kwargs)
 
 
+@pytest.mark.compat
 def test_poke_mode_returns_the_final_document(hook: Any, input_url: Any, make_context: Any) -> None:
     job_id = hook.create_job("s", STEMS, {"inputUrl": input_url()})
     job = sensor(job_id).execute(make_context())

@@ -14,6 +14,7 @@ from airflow_provider_musicai.get_provider_info import get_provider_info
 from tests.helpers.airflow import airflow_major, load_example, run_dag, task_states, xcom_value
 
 
+@pytest.mark.compat
 def test_example_catalog_at_scale(airflow_db: str, musicai: Any, tmp_path: Path) -> None:
     conf = {"catalog": f"file://{tmp_path}/catalog", "output": f"file://{tmp_path}/results"}
     dag_run = run_dag(load_example("example_musicai_catalog_at_scale"), conf)
