@@ -3,7 +3,8 @@
 * ``.. musicai-conn-fields::`` the connection's extra fields, from ``get_provider_info.CONN_FIELDS``.
 * ``.. musicai-requirements::`` the supported Python and the runtime dependencies, from pyproject.toml.
 * Markdown files included from outside ``docs/`` (RELIABILITY.md, benchmarks/RESULTS.md, CHANGELOG.md)
-  keep their links to repository files working: those become links to the file on GitHub.
+  keep their links to repository files working: those become links to the file on GitHub, except links
+  to pages of the site (docs/*.md, docs/*.rst), which stay links to those pages.
 """
 
 from __future__ import annotations
@@ -91,15 +92,25 @@ class RequirementsDirective(_TableDirective):
 
 
 def _link_repository_files(app: Sphinx, relative_path: Path, parent_docname: str, content: list[str]) -> None:
-    """Point relative links of a Markdown file included from outside docs/ at the file on GitHub."""
-    included = (Path(app.srcdir) / relative_path).resolve()
-    if included.suffix != ".md" or Path(app.srcdir).resolve() in included.parents:
+    """Point relative links of a Markdown file included from outside docs/ at the file on GitHub.
+
+    A link to a page of the site itself (a ``.md`` or ``.rst`` file under docs/) stays a link to that page.
+    """
+    srcdir = Path(app.srcdir).resolve()
+    included = (srcdir / relative_path).resolve()
+    if included.suffix != ".md" or srcdir in included.parents:
         return
     base = included.parent.relative_to(ROOT)
+    parent_dir = (srcdir / parent_docname).parent
 
     def to_github(match: re.Match[str]) -> str:
-        target = os.path.normpath(base / match.group(2)).replace(os.sep, "/")
-        return f"{match.group(1)}({REPOSITORY_FILES}{target})"
+        path, sep, anchor = match.group(2).partition("#")
+        target = Path(os.path.normpath(included.parent / path))
+        if srcdir in target.parents and target.suffix in (".md", ".rst") and target.is_file():
+            page = os.path.relpath(target, parent_dir).replace(os.sep, "/")
+            return f"{match.group(1)}({page}{sep}{anchor})"
+        github = os.path.normpath(base / path).replace(os.sep, "/")
+        return f"{match.group(1)}({REPOSITORY_FILES}{github}{sep}{anchor})"
 
     content[0] = _RELATIVE_LINK.sub(to_github, content[0])
 

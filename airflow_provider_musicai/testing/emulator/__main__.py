@@ -43,10 +43,15 @@ def _input_file(value: str) -> tuple[str, str]:
 def _workflows(path: Path | None) -> list[Any]:
     if path is None:
         return []
-    data = json.loads(path.read_text())
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        raise ValueError(f"cannot read the workflows file {path}: {exc.strerror or exc}") from exc
+    except ValueError as exc:
+        raise ValueError(f"{path}: not valid JSON: {exc}") from exc
     data = data.get("workflows") if isinstance(data, dict) else data
     if not isinstance(data, list):
-        raise ValueError(f"{path}: expected a JSON list of workflow declarations")
+        raise ValueError(f'{path}: expected a JSON list of workflow declarations or {{"workflows": [...]}}')
     return data
 
 
@@ -87,7 +92,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=Path,
         default=None,
         metavar="FILE.json",
-        help="declare workflows: a JSON list of declarations (see the catalog module)",
+        help='declare workflows: a JSON list of declarations, or {"workflows": [...]} (see the docs)',
     )
     parser.add_argument(
         "--input-file",
