@@ -3,7 +3,7 @@
 * the default connection id and the provider's ``[musicai]`` configuration defaults;
 * redaction: signed URLs' query strings and the API key kept out of logs, errors and XCom, and
   server text made printable;
-* UTC timestamps for log lines;
+* UTC timestamps for log lines, and the clock-skew allowance a server's timestamps are checked with;
 * :class:`StatusLog`, the one way a job's status changes are logged.
 
 It imports neither requests nor httpx2, so DAG files that import the operators stay cheap to parse.
@@ -15,6 +15,7 @@ import json
 import logging
 import re
 import time
+from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
@@ -152,6 +153,22 @@ def _escape(char: str) -> str:
 
 
 # -- timestamps and status logging ------------------------------------------------------------
+
+
+#: Seconds a server's timestamp may lie ahead of this machine's clock and still be believed. Two
+#: clocks kept by NTP differ by far less; a stamp further ahead is a server bug (a far-future
+#: ``completedAt``), and must not move what decides which jobs fire, such as an event watcher's
+#: watermark: every job finishing before that stamp would never fire.
+CLOCK_SKEW_ALLOWANCE = 300.0
+
+
+def ahead_of_clock(moment: datetime, now: datetime | None = None) -> bool:
+    """Whether ``moment`` (a server's timestamp) lies beyond this machine's clock plus
+    :data:`CLOCK_SKEW_ALLOWANCE`; a naive ``moment`` is taken as UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    now = now or datetime.now(timezone.utc)
+    return moment > now + timedelta(seconds=CLOCK_SKEW_ALLOWANCE)
 
 
 def utc_stamp(epoch: float | None = None) -> str:

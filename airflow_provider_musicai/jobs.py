@@ -65,6 +65,33 @@ def workflow_slug(job: Mapping[str, Any]) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def is_active(job: Mapping[str, Any]) -> bool:
+    """Whether ``job``'s own status is QUEUED or STARTED.
+
+    A listing asked for the active jobs is not trusted to hold only active ones (a cache, a proxy
+    or a server bug may ignore the filter): a listed job that is finished is confirmed and reported
+    as finished, never kept waiting on.
+    """
+    return job.get("status") in ACTIVE_STATUSES
+
+
+def listed_as_asked(
+    job: Mapping[str, Any], *, workflow: str | None = None, batch_name: str | None = None
+) -> bool:
+    """Whether a listed ``job``'s own fields match the ``workflow`` / ``batch_name`` filters the
+    listing was asked with (None: not asked).
+
+    The job's own ``batchName`` and workflow slug decide, not the query: a listing that ignores a
+    filter must not hand a caller another batch's or workflow's job. A document that names its
+    workflow by the older ``{"id", "name"}`` form carries no slug to compare, so the filter is all
+    there is and it is kept.
+    """
+    if batch_name is not None and job.get("batchName") != batch_name:
+        return False
+    slug = workflow_slug(job)
+    return workflow is None or slug is None or slug == workflow
+
+
 def raise_if_failed(job: Mapping[str, Any]) -> None:
     """Raise :class:`MusicAIJobFailedError` with the API's code, title and message if ``job`` FAILED."""
     if job.get("status") != JobStatus.FAILED:

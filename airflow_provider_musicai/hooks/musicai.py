@@ -67,6 +67,7 @@ from airflow_provider_musicai.jobs import (
     KNOWN_STATUSES,
     TERMINAL_STATUSES,
     JobStatus,
+    listed_as_asked,
     raise_if_failed,
     validate_metadata,
 )
@@ -428,8 +429,11 @@ class MusicAIHook(BaseHook):
         return references.resolve_references(value, self.config.api_key, self.get_job)
 
     def find_job_by_idempotency_key(self, key: str, workflow: str | None = None) -> dict[str, Any] | None:
-        """The job whose metadata carries ``key`` (see :meth:`create_job`), or None."""
+        """The job of ``workflow`` whose metadata carries ``key`` (see :meth:`create_job`), or None
+        (the job's own workflow decides, not the listing's filter)."""
         for job in self.list_jobs(workflow=workflow):
+            if not listed_as_asked(job, workflow=workflow):
+                continue
             metadata = job.get("metadata")
             if isinstance(metadata, Mapping) and metadata.get(IDEMPOTENCY_METADATA_KEY) == key:
                 return job

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_musicai.exceptions import MusicAINotFoundError
-from airflow_provider_musicai.jobs import IDEMPOTENCY_METADATA_KEY, JobStatus
+from airflow_provider_musicai.jobs import IDEMPOTENCY_METADATA_KEY, JobStatus, listed_as_asked
 
 if TYPE_CHECKING:
     from airflow_provider_musicai.common import SupportsLog
@@ -199,7 +199,7 @@ class JobLedger:
         found: dict[int, dict[str, Any]] = {}
         for job in self.hook.list_jobs(workflow=self.workflow):
             metadata = job.get("metadata")
-            if not isinstance(metadata, Mapping):
+            if not isinstance(metadata, Mapping) or not listed_as_asked(job, workflow=self.workflow):
                 continue
             generation = generation_of(self.base, metadata.get(IDEMPOTENCY_METADATA_KEY))
             if generation is None:

@@ -298,14 +298,15 @@ class MusicAICatalogOperator(_MusicAIOperator):
     def _wait_here(self, window: Mapping[str, str]) -> dict[str, dict[str, Any]]:
         """Poll on the worker as the shared poller does: list the active jobs, fetch the others."""
         from airflow_provider_musicai.exceptions import MusicAINotFoundError
-        from airflow_provider_musicai.jobs import ACTIVE_STATUSES
+        from airflow_provider_musicai.jobs import ACTIVE_STATUSES, is_active
         from airflow_provider_musicai.triggers.catalog import gone_outcome, track_outcome
 
         while True:
             time.sleep(self.poll_interval)
-            active = {
+            active = {  # by each job's own status: the listing's filter is not trusted
                 str(job.get("id"))
                 for job in self.hook.list_jobs(status=sorted(ACTIVE_STATUSES), workflow=self.workflow)
+                if is_active(job)
             }
             finished: dict[str, dict[str, Any]] = {}
             for job_id in window:
@@ -457,11 +458,13 @@ class MusicAICatalogOperator(_MusicAIOperator):
 
     def _scan(self, identity: TaskIdentity) -> dict[str, str]:
         """``{track digest: job id}`` of this task instance's jobs: one listing."""
-        from airflow_provider_musicai.jobs import IDEMPOTENCY_METADATA_KEY
+        from airflow_provider_musicai.jobs import IDEMPOTENCY_METADATA_KEY, listed_as_asked
 
         prefix = identity.base_key + "-t"
         found: dict[str, str] = {}
         for job in self.hook.list_jobs(workflow=self.workflow):
+            if not listed_as_asked(job, workflow=self.workflow):
+                continue
             metadata = job.get("metadata")
             key = metadata.get(IDEMPOTENCY_METADATA_KEY) if isinstance(metadata, Mapping) else None
             if isinstance(key, str) and key.startswith(prefix):

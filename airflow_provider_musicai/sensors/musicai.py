@@ -137,11 +137,17 @@ class MusicAIJobSensor(BaseSensorOperator):
     def _job_ids(self) -> list[str]:
         """The jobs to wait on: the given ids, or the batch's jobs as listed now."""
         from airflow_provider_musicai.exceptions import MusicAIConfigurationError
+        from airflow_provider_musicai.jobs import listed_as_asked
 
         if self.batch_name is None:
             ids = [job_id for job_id in job_ids_of(self.job_id) if job_id is not None]
         else:
-            ids = [str(job["id"]) for job in self.hook.list_jobs(batch_name=self.batch_name)]
+            # Each job's own batchName decides: a listing that ignores the filter adds no stranger.
+            ids = [
+                str(job["id"])
+                for job in self.hook.list_jobs(batch_name=self.batch_name)
+                if listed_as_asked(job, batch_name=self.batch_name)
+            ]
         if not ids:
             what = f"batch {self.batch_name!r}" if self.batch_name is not None else "job_id"
             raise MusicAIConfigurationError(f"MusicAIJobSensor: {what} names no Music AI job to wait for")

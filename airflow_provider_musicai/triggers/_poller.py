@@ -6,9 +6,10 @@ request per 100 jobs, filtered by the workflows being waited on) and fetches a j
 once it has left that set, to confirm its final status and hand its trigger the final document.
 
 It stays correct when pages shift between requests (a job missing from the active listing is
-confirmed individually before anything is reported), when a trigger is cancelled (its waiter is
-removed; the poller stops when none is left) and when the triggerer restarts (triggers register
-again with a fresh poller).
+confirmed individually before anything is reported), when the listing ignores its status filter (a
+listed job counts as active by its own status, so a finished one is confirmed too), when a trigger
+is cancelled (its waiter is removed; the poller stops when none is left) and when the triggerer
+restarts (triggers register again with a fresh poller).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from airflow_provider_musicai.common import DEFAULT_POLLER_LOG_INTERVAL
 from airflow_provider_musicai.exceptions import MusicAIAuthError, MusicAIError
 from airflow_provider_musicai.hooks._transport import of_running_loop
 from airflow_provider_musicai.hooks.musicai import MusicAIHook, is_transient
-from airflow_provider_musicai.jobs import ACTIVE_STATUSES, TERMINAL_STATUSES, workflow_slug
+from airflow_provider_musicai.jobs import ACTIVE_STATUSES, TERMINAL_STATUSES, is_active, workflow_slug
 
 log = logging.getLogger(__name__)
 
@@ -231,14 +232,19 @@ class SharedJobPoller:
         return [waiter for group in self._waiters.values() for waiter in group]
 
     async def _active_jobs(self, workflows: list[str]) -> dict[str, str]:
-        """``{job id: status}`` of the QUEUED or STARTED jobs of these workflows."""
+        """``{job id: status}`` of the QUEUED or STARTED jobs of these workflows.
+
+        Each job's own status decides: a listing that ignores the status filter and lists a
+        finished job leaves it out of this set, so it is confirmed and handed over like any other.
+        """
         active: dict[str, str] = {}
         async for page in self.hook.alist_job_pages(
             status=sorted(ACTIVE_STATUSES), workflow=workflows, page_size=self.page_size
         ):
             self.stats.list_requests += 1
             for job in page:
-                active[str(job.get("id"))] = str(job.get("status"))
+                if is_active(job):
+                    active[str(job.get("id"))] = str(job.get("status"))
         return active
 
     async def _confirm(self, job_ids: set[str]) -> None:

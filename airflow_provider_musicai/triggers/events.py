@@ -11,6 +11,13 @@ watcher. On first start a watcher fires only for jobs that finish from then on, 
 (an ISO timestamp) asks for older ones. Jobs that finish while no triggerer runs fire when it is
 back, as long as the API still lists them (until they are deleted).
 
+A listing is trusted for nothing it was asked: each job's own status, workflow, batch and metadata
+decide whether it matches, and its ``completedAt`` moves the watermark only if it is not ahead of
+this machine's clock by more than :data:`~airflow_provider_musicai.common.CLOCK_SKEW_ALLOWANCE`. A
+job stamped further ahead (a server bug: ``2099-...``) still fires, once: its id is kept under the
+watermark's ``ahead`` until the watermark passes its stamp, instead of the watermark jumping there
+and silencing every job that finishes before it.
+
 On Airflow 3.3+, watchers of one connection and poll interval share one poll through the
 triggerer's shared streams (``shared_stream_key``); each filters the shared listing itself.
 """
@@ -24,7 +31,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
-from airflow_provider_musicai.common import DEFAULT_CONN_ID
+from airflow_provider_musicai.common import DEFAULT_CONN_ID, ahead_of_clock, printable
 from airflow_provider_musicai.jobs import workflow_slug
 
 WATERMARK_KEY = "musicai_job_event_watermark"
@@ -39,9 +46,11 @@ def _instant(stamp: Any) -> datetime | None:
     if not isinstance(stamp, str) or not stamp:
         return None
     try:
-        return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
     except ValueError:
         return None
+    # A stamp without an offset is UTC (the API's are): a naive one would not compare with the rest.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
 
 
 class MusicAIJobEventTrigger(BaseEventTrigger):
@@ -148,15 +157,17 @@ class MusicAIJobEventTrigger(BaseEventTrigger):
             )
 
     def new_jobs(self, jobs: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-        """The matching jobs past the watermark, oldest first (``completedAt``, then id)."""
+        """The matching jobs past the watermark and not fired ahead of it, oldest first
+        (``completedAt``, then id)."""
         assert self.watermark is not None
         mark = _instant(self.watermark.get("completed_at"))
         seen = set(self.watermark.get("ids") or ())
+        ahead = self.watermark.get("ahead") or {}
         fresh: list[tuple[datetime, str, Mapping[str, Any]]] = []
         for job in jobs:
             done = _instant(job.get("completedAt"))
             job_id = str(job.get("id"))
-            if done is None or not self.matches(job):
+            if done is None or job_id in ahead or not self.matches(job):
                 continue
             if mark is not None and (done < mark or (done == mark and job_id in seen)):
                 continue
@@ -165,15 +176,32 @@ class MusicAIJobEventTrigger(BaseEventTrigger):
         return [job for _, _, job in fresh]
 
     def advance(self, job: Mapping[str, Any]) -> None:
-        """Move the watermark past ``job`` (one of :meth:`new_jobs`, taken in order)."""
+        """Record ``job`` (one of :meth:`new_jobs`, taken in order) as fired: move the watermark
+        to its ``completedAt``, or, for a stamp ahead of the clock plus the skew allowance, keep
+        its id under ``ahead`` and leave the watermark where it is."""
         assert self.watermark is not None
         done = _instant(job.get("completedAt"))
         assert done is not None
-        mark = _instant(self.watermark.get("completed_at"))
-        ids = list(self.watermark.get("ids") or ()) if mark == done else []
+        job_id = str(job.get("id"))
         # The API's own stamp, kept as sent: re-formatting could round it below the job's instant.
         stamp = str(job.get("completedAt"))
-        self.watermark = {"completed_at": stamp, "ids": sorted({*ids, str(job.get("id"))})}
+        ahead = dict(self.watermark.get("ahead") or {})
+        if ahead_of_clock(done):
+            self.log.warning(
+                "Music AI job %s says it completed at %s, ahead of this machine's clock by more than "
+                "the allowed skew: it fires, but does not move the watermark",
+                printable(job_id),
+                printable(stamp),
+            )
+            self.watermark = {**self.watermark, "ahead": {**ahead, job_id: stamp}}
+            return
+        mark = _instant(self.watermark.get("completed_at"))
+        ids = list(self.watermark.get("ids") or ()) if mark == done else []
+        self.watermark = {"completed_at": stamp, "ids": sorted({*ids, job_id})}
+        # An id fired ahead is needed only until the watermark passes its stamp.
+        kept = {key: value for key, value in ahead.items() if (_instant(value) or done) >= done}
+        if kept:
+            self.watermark["ahead"] = kept
 
     @staticmethod
     def event_of(job: Mapping[str, Any]) -> TriggerEvent:
@@ -201,11 +229,27 @@ class MusicAIJobEventTrigger(BaseEventTrigger):
             return
         stored = await self._store_call("aget", WATERMARK_KEY)
         if isinstance(stored, Mapping) and stored.get("completed_at"):
-            self.watermark = dict(stored)
+            self.watermark = self._checked(stored)
+            if self.watermark != dict(stored):
+                await self._save_watermark()
             return
         start = self.since or _utc_stamp(datetime.now(timezone.utc))
         self.watermark = {"completed_at": start, "ids": []}
         await self._store_call("aset", WATERMARK_KEY, self.watermark)
+
+    def _checked(self, stored: Mapping[str, Any]) -> dict[str, Any]:
+        """``stored``, or, if a server's far-future stamp moved it there (before this check
+        existed), a watermark back at now that keeps the ids fired at that stamp under ``ahead``."""
+        mark = _instant(stored.get("completed_at"))
+        if mark is None or not ahead_of_clock(mark):
+            return dict(stored)
+        stamp = str(stored.get("completed_at"))
+        self.log.warning(
+            "Music AI: the stored watermark %s is ahead of this machine's clock; moving it back to now",
+            printable(stamp),
+        )
+        ahead = {**dict(stored.get("ahead") or {}), **dict.fromkeys(stored.get("ids") or (), stamp)}
+        return {"completed_at": _utc_stamp(datetime.now(timezone.utc)), "ids": [], "ahead": ahead}
 
     async def _save_watermark(self) -> None:
         await self._store_call("aset", WATERMARK_KEY, self.watermark)

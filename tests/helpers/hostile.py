@@ -191,3 +191,44 @@ def paged(items: Iterable[Any], request: Request, *, served_size: int | None = N
     if served_size is not None:
         size = min(size, served_size)
     return everything[page * size : (page + 1) * size]
+
+
+class JobListingAPI:
+    """A Music AI API whose ``GET /job`` ignores its filters: a cache, a proxy or a server bug.
+
+    ``jobs`` (documents by id, set by the test) answer ``GET /job/:id``; ``GET /job`` lists them all
+    whatever the ``workflow`` and ``batchName`` asked, and whatever the ``status`` unless
+    ``honour_status``. Listings beyond ``max_listings`` answer 401, so that a client which keeps
+    polling a job it should have let go fails fast instead of hanging the test.
+    """
+
+    def __init__(self, *, honour_status: bool = False, max_listings: int | None = None) -> None:
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.honour_status = honour_status
+        self.max_listings = max_listings
+        self.listings = 0
+        self.lock = threading.Lock()
+
+    def put(self, job_id: str, **fields: Any) -> None:
+        """Add or update job ``job_id`` (``status`` defaults to QUEUED, ``workflow`` to ``wf``)."""
+        with self.lock:
+            job = self.jobs.setdefault(job_id, {"id": job_id, "status": "QUEUED", "workflow": "wf"})
+            job.update(fields)
+
+    def __call__(self, request: Request) -> Reply:
+        with self.lock:
+            if request.path.endswith("/workflow"):
+                return Reply(200, json_body={"workflows": []})
+            if not request.path.endswith("/job"):
+                job = self.jobs.get(request.path.rsplit("/", 1)[-1])
+                return Reply(200, json_body=dict(job)) if job else Reply(404, json_body={"message": "no job"})
+            self.listings += 1
+            if self.max_listings is not None and self.listings > self.max_listings:
+                return Reply(401, json_body={"message": f"test budget of {self.max_listings} listings spent"})
+            wanted = set(request.query.get("status", []))
+            listed = [
+                dict(job)
+                for job in self.jobs.values()
+                if not (self.honour_status and wanted) or job.get("status") in wanted
+            ]
+        return Reply(200, json_body={"jobs": paged(listed, request)})

@@ -11,7 +11,7 @@ import pytest
 
 from airflow_provider_musicai.exceptions import MusicAIError
 from airflow_provider_musicai.triggers._poller import SharedJobPoller
-from tests.helpers.hostile import HostileServer, Reply, Request, paged
+from tests.helpers.hostile import HostileServer, JobListingAPI, Reply, Request, paged
 from tests.helpers.hostile_hook import arun, hook_on_url
 from tests.helpers.reliability import wait_until_async
 
@@ -102,3 +102,28 @@ def test_one_unreadable_answer_fails_no_waiter(monkeypatch: pytest.MonkeyPatch) 
         jobs = arun(scenario())
     assert [job["status"] for job in jobs] == ["SUCCEEDED"] * 3
     assert poller.stats.failures >= 1  # the HTML listing was seen, and counted, not fatal
+
+
+def test_a_listing_that_ignores_the_status_filter_does_not_keep_finished_jobs_waiting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each listed job's own status decides: a SUCCEEDED or FAILED job in the "active" listing is
+    confirmed and handed over within a cycle or two, not waited on until a timeout."""
+    api = JobListingAPI(honour_status=False, max_listings=50)
+    for n in range(3):
+        api.put(f"job-{n:02d}")
+    with HostileServer(api) as server:
+        poller = SharedJobPoller(hook_on_url(monkeypatch, server, max_retries=2), 0.02)
+
+        async def scenario() -> tuple[list[dict[str, Any]], int]:
+            waits = asyncio.gather(*(poller.wait(f"job-{n:02d}", "wf") for n in range(3)))
+            await wait_until_async("two poll cycles", lambda: poller.stats.cycles >= 2)
+            finished_at = poller.stats.cycles
+            api.put("job-00", status="SUCCEEDED")
+            api.put("job-01", status="FAILED", error={"code": "X"})
+            api.put("job-02", status="SUCCEEDED")
+            return list(await asyncio.wait_for(waits, 60)), finished_at
+
+        jobs, finished_at = arun(scenario())
+    assert [job["status"] for job in jobs] == ["SUCCEEDED", "FAILED", "SUCCEEDED"]
+    assert poller.stats.cycles <= finished_at + 2
