@@ -15,7 +15,7 @@ import json
 import logging
 import re
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
@@ -166,8 +166,8 @@ def ahead_of_clock(moment: datetime, now: datetime | None = None) -> bool:
     """Whether ``moment`` (a server's timestamp) lies beyond this machine's clock plus
     :data:`CLOCK_SKEW_ALLOWANCE`; a naive ``moment`` is taken as UTC."""
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    now = now or datetime.now(timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
+    now = now or datetime.now(UTC)
     return moment > now + timedelta(seconds=CLOCK_SKEW_ALLOWANCE)
 
 

@@ -34,7 +34,7 @@ def wheel_contents(wheel: str) -> None:
         assert not name.endswith((".pyc", ".pyo")), f"compiled file in the wheel: {name}"
     for required in ("airflow_provider_musicai/py.typed", "airflow_provider_musicai/get_provider_info.py"):
         assert required in names, f"{required} is missing from the wheel"
-    print(f"{len(names)} files, {Path(wheel).stat().st_size / 1024:.0f} KiB")  # noqa: T201
+    print(f"{len(names)} files, {Path(wheel).stat().st_size / 1024:.0f} KiB")
 
 
 def requirements(wheel: str) -> None:
@@ -44,7 +44,7 @@ def requirements(wheel: str) -> None:
         lines = archive.read(metadata).decode().splitlines()
     for line in lines:
         if line.startswith("Requires-Dist:") and "extra ==" not in line:
-            print(line)  # noqa: T201
+            print(line)
 
 
 def docs_url(pyproject: str) -> None:
@@ -52,7 +52,7 @@ def docs_url(pyproject: str) -> None:
     import tomllib as toml
 
     with open(pyproject, "rb") as file:
-        print(toml.load(file)["project"]["urls"]["Documentation"])  # noqa: T201
+        print(toml.load(file)["project"]["urls"]["Documentation"])
 
 
 def airflow(*args: str) -> str:
@@ -115,7 +115,7 @@ def installed(docs_url: str, dags_dir: str) -> None:
     files_with_dags = sorted({Path(bag.dags[dag_id].fileloc).stem for dag_id in found})
     expected = sorted(path.stem for path in Path(dags_dir).glob("example_musicai_*.py"))
     assert files_with_dags == expected, f"example files with DAGs: {files_with_dags}, expected {expected}"
-    print(  # noqa: T201
+    print(
         f"Airflow {airflow_module.__version__}: provider {version} listed, hook and {len(widgets)} form"
         f" fields loaded, documentation link {documentation_url}, {len(found)} example DAGs parsed"
     )

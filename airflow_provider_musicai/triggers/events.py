@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Hashable, Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
@@ -39,7 +39,7 @@ FINISHED = ("SUCCEEDED", "FAILED")
 
 
 def _utc_stamp(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def _instant(stamp: Any) -> datetime | None:
@@ -50,7 +50,7 @@ def _instant(stamp: Any) -> datetime | None:
     except ValueError:
         return None
     # A stamp without an offset is UTC (the API's are): a naive one would not compare with the rest.
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 class MusicAIJobEventTrigger(BaseEventTrigger):
@@ -233,7 +233,7 @@ class MusicAIJobEventTrigger(BaseEventTrigger):
             if self.watermark != dict(stored):
                 await self._save_watermark()
             return
-        start = self.since or _utc_stamp(datetime.now(timezone.utc))
+        start = self.since or _utc_stamp(datetime.now(UTC))
         self.watermark = {"completed_at": start, "ids": []}
         await self._store_call("aset", WATERMARK_KEY, self.watermark)
 
@@ -249,7 +249,7 @@ class MusicAIJobEventTrigger(BaseEventTrigger):
             printable(stamp),
         )
         ahead = {**dict(stored.get("ahead") or {}), **dict.fromkeys(stored.get("ids") or (), stamp)}
-        return {"completed_at": _utc_stamp(datetime.now(timezone.utc)), "ids": [], "ahead": ahead}
+        return {"completed_at": _utc_stamp(datetime.now(UTC)), "ids": [], "ahead": ahead}
 
     async def _save_watermark(self) -> None:
         await self._store_call("aset", WATERMARK_KEY, self.watermark)

@@ -168,7 +168,7 @@ class MusicAIJobTrigger(BaseTrigger):
             job = await asyncio.wait_for(
                 poller.wait(self.job_id, self.workflow, on_status), timeout=remaining
             )
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return self._timeout_event(last_status)
         except Exception as exc:
             return self._event(

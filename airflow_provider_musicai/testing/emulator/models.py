@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 
-class JobStatus(str, Enum):
+class JobStatus(str, Enum):  # noqa: UP042 - StrEnum would change str() of a member
     """A job status."""
 
     QUEUED = "QUEUED"
