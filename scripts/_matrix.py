@@ -231,11 +231,11 @@ def stale() -> list[str]:
     for name in [*(c.name for c in cells()), *TOOL_LOCKS]:
         path = LOCKS / f"{name}.txt"
         if not path.exists():
-            problems.append(f"{path.relative_to(ROOT)} is missing")
+            problems.append(f".ci/locks/{path.name} is missing")
             continue
         match = re.search(r"^# inputs: (\w+)$", path.read_text(), re.MULTILINE)
         if not match or match.group(1) != _inputs_hash(name):
-            problems.append(f"{path.relative_to(ROOT)} was resolved from other requirements")
+            problems.append(f".ci/locks/{path.name} was resolved from other requirements")
     return problems
 
 
@@ -255,7 +255,7 @@ def policy() -> str:
         for python in pythons:
             found = [c for c in all_cells if c.airflow == airflow["version"] and c.python == python]
             kind = found[0].kind if found else ""
-            row.append({"full": "whole suite", "compat": "compat suite", "preview": "tried", "": "-"}[kind])
+            row.append({"full": "whole suite", "compat": "compat suite", "preview": "tried", "": "n/a"}[kind])
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 

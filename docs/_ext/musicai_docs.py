@@ -2,6 +2,8 @@
 
 * ``.. musicai-conn-fields::`` the connection's extra fields, from ``get_provider_info.CONN_FIELDS``.
 * ``.. musicai-requirements::`` the supported Python and the runtime dependencies, from pyproject.toml.
+* ``.. musicai-support-matrix::`` the support policy: what CI runs on each Airflow x Python, from
+  .ci/matrix.toml (through scripts/_matrix.py, the table the README carries too).
 * Markdown files included from outside ``docs/`` (RELIABILITY.md, benchmarks/RESULTS.md, CHANGELOG.md)
   keep their links to repository files working: those become links to the file on GitHub, except links
   to pages of the site (docs/*.md, docs/*.rst), which stay links to those pages.
@@ -91,6 +93,28 @@ class RequirementsDirective(_TableDirective):
         return rows
 
 
+class SupportMatrixDirective(_TableDirective):
+    """The support policy table of .ci/matrix.toml, as ``scripts/_matrix.py policy`` prints it."""
+
+    def run(self) -> list[nodes.Node]:
+        import importlib.util
+        import sys
+
+        self.env.note_dependency(str(ROOT / ".ci" / "matrix.toml"))
+        spec = importlib.util.spec_from_file_location("_matrix", ROOT / "scripts" / "_matrix.py")
+        assert spec is not None and spec.loader is not None
+        matrix = importlib.util.module_from_spec(spec)
+        sys.modules["_matrix"] = matrix  # dataclasses look their module up by name
+        spec.loader.exec_module(matrix)
+        lines = [line.strip("|").split("|") for line in matrix.policy().splitlines()]
+        self.header = tuple(cell.strip() for cell in lines[0])
+        self._rows = [tuple(cell.strip() for cell in line) for line in lines[2:]]
+        return super().run()
+
+    def rows(self) -> list[tuple[str, ...]]:
+        return self._rows
+
+
 def _link_repository_files(app: Sphinx, relative_path: Path, parent_docname: str, content: list[str]) -> None:
     """Point relative links of a Markdown file included from outside docs/ at the file on GitHub.
 
@@ -119,4 +143,5 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("include-read", _link_repository_files)
     app.add_directive("musicai-conn-fields", ConnFieldsDirective)
     app.add_directive("musicai-requirements", RequirementsDirective)
+    app.add_directive("musicai-support-matrix", SupportMatrixDirective)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
