@@ -258,12 +258,25 @@ class MusicAIJobEventTrigger(BaseEventTrigger):
         """The watched asset's state store (Airflow 3.3+), or nothing when there is none."""
         store = getattr(self, "asset_state_store", None)
         if store is None:
+            self._say_in_memory_once("this Airflow has no asset state store, which came with Airflow 3.3")
             return None
         try:
             return await getattr(store, method)(*args)
         except Exception as exc:  # several assets, no store API, or the store unreachable
-            self.log.warning("Music AI: watermark kept in memory only (%s: %s)", type(exc).__name__, exc)
+            self._say_in_memory_once(f"{type(exc).__name__}: {exc}")
             return None
+
+    def _say_in_memory_once(self, why: str) -> None:
+        """Tell the triggerer log, once per watcher, that a restart will not remember what fired."""
+        if getattr(self, "_said_in_memory", False):
+            return
+        self._said_in_memory = True
+        self.log.warning(
+            "Music AI: the watcher's watermark is kept in memory only (%s): after a triggerer restart "
+            "it starts again from `since` (or from now), so jobs may fire again or, without `since`, "
+            "not at all if they finished while no triggerer ran",
+            why,
+        )
 
     # -- polling: alone (run) or shared (Airflow 3.3 shared streams) ------------------------------
 

@@ -165,3 +165,27 @@ def test_serialized_kwargs_name_the_watcher_not_its_state() -> None:
         MusicAIJobEventTrigger(statuses=("QUEUED",))
     with pytest.raises(ValueError, match="since"):
         MusicAIJobEventTrigger(since="yesterday")
+
+
+@pytest.mark.compat
+def test_without_an_asset_state_store_the_triggerer_log_says_once_that_the_watermark_is_in_memory(
+    hook: Any, input_url: Any, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # Airflow before 3.3 has no asset state store: the watcher still fires, and says once what a
+    # restart will forget (the trigger's attribute is None there, as trigger() sets it here).
+    async def scenario() -> list[Any]:
+        watcher = trigger(None, workflow=STEMS)
+        events = watcher.run()
+        await watcher._load_watermark()
+        new = [finished_job(hook, input_url) for _ in range(2)]
+        payloads = await first_events(events, 2)
+        await events.aclose()
+        assert [p["job_id"] for p in payloads] == new
+        return payloads
+
+    with caplog.at_level("WARNING"):
+        asyncio.run(scenario())
+    # In the output (structlog's trigger logger) or in the log records (stdlib logging), whichever
+    # the logger wrote to.
+    said = "watermark is kept in memory only (this Airflow has no asset state store, which came with"
+    assert max("".join(capfd.readouterr()).count(said), caplog.text.count(said)) == 1
