@@ -4,6 +4,7 @@ module that Airflow (or its common-compat) defines ``mask_secret`` in."""
 from __future__ import annotations
 
 import importlib
+
 import pytest
 
 #: Where each Airflow keeps the masker's ``redact``, newest first.
