@@ -102,8 +102,8 @@ def _tls_failure(exc: BaseException, config: ConnectionConfig) -> TransportFailu
         if isinstance(cause, ssl.SSLCertVerificationError):
             why = (cause.verify_message or "untrusted certificate").rstrip(".")
             return TransportFailure(
-                f"TLS certificate verification failed for {host}:{port} ({why}). If the server uses "
-                'a private CA, set the connection extra "ca_bundle" to a PEM file of that CA',
+                'If the server uses a private CA, set the connection extra "ca_bundle" to a PEM file '
+                f"of that CA: TLS certificate verification failed for {host}:{port} ({why})",
                 maybe_sent=False,
                 permanent=True,
             )
