@@ -1,31 +1,25 @@
 """An Airflow 3.3 retry policy for the provider's typed errors.
 
-Airflow 3.3 lets a task take ``retry_policy=``: a :class:`~airflow.sdk.RetryPolicy` that sees the
+Airflow 3.3 lets a task take ``retry_policy=``: a ``airflow.sdk.RetryPolicy`` that sees the
 exception a try failed with and decides whether the task is retried, and after how long.
 :func:`musicai_retry_policy` is the mapping users would otherwise write themselves::
 
     MusicAICreateJobOperator(..., retries=3, retry_policy=musicai_retry_policy())
 
-=================================================  =========================================
-Error                                              Decision
-=================================================  =========================================
-bad input or setup: 400/422                        fail now: the same request fails again
-(:class:`MusicAIInvalidRequestError`), 401/403,
-a refused redirect or oversized answer, a
-:class:`MusicAIConfigurationError` (bad local
-input, connection), a TLS failure
-429 (:class:`MusicAIRateLimitError`)               retry after its ``Retry-After`` (capped)
-5xx, no answer (:class:`MusicAITransportError`),   retry (after ``transient_delay``, or the
-an unreadable 2xx (a proxy's page)                 task's ``retry_delay``)
-anything else (a FAILED job, a timeout...)         Airflow's default: the task's ``retries``
-=================================================  =========================================
+* bad input or setup (400/422 ``MusicAIInvalidRequestError``, 401/403, a refused redirect or
+  oversized answer, a ``MusicAIConfigurationError``, a TLS failure): fail now, the same request
+  would fail again;
+* 429 (``MusicAIRateLimitError``): retry after its ``Retry-After`` (capped);
+* 5xx, no answer (``MusicAITransportError``), an unreadable 2xx (a proxy's page): retry, after
+  ``transient_delay`` or the task's ``retry_delay``;
+* anything else (a FAILED job, a timeout...): Airflow's default, the task's ``retries``.
 
-A job that FAILED with ``BAD_INPUT`` is never retried either way (:class:`MusicAIBadInputError` is an
+A job that FAILED with ``BAD_INPUT`` is never retried either way (``MusicAIBadInputError`` is an
 ``AirflowFailException``, which Airflow does not ask a policy about). A retry still counts against
 the task's ``retries``: the policy fails a task earlier, never retries it more often.
 
 The module imports on every supported Airflow; on one without retry policies (before 3.3),
-creating the policy raises :class:`MusicAIConfigurationError` saying so.
+creating the policy raises ``MusicAIConfigurationError`` saying so.
 """
 
 from __future__ import annotations
@@ -147,7 +141,7 @@ def musicai_retry_policy(
     """The retry policy for tasks that call Music AI (Airflow 3.3+): bad input fails at once, a 429
     waits its ``Retry-After``, transient errors retry, the rest follows the task's ``retries``.
 
-    Raises :class:`~airflow_provider_musicai.exceptions.MusicAIConfigurationError` on Airflow
+    Raises ``MusicAIConfigurationError`` on Airflow
     before 3.3, which has no retry policies.
     """
     return MusicAIRetryPolicy(transient_delay=transient_delay, max_rate_limit_delay=max_rate_limit_delay)
