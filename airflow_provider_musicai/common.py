@@ -3,6 +3,7 @@
 * the default connection id and the provider's ``[musicai]`` configuration defaults;
 * redaction: signed URLs' query strings and the API key kept out of logs, errors and XCom, and
   server text made printable;
+* quiet HTTP logs: httpx2's per-request INFO line demoted to DEBUG for the provider's own requests;
 * UTC timestamps for log lines, and the clock-skew allowance a server's timestamps are checked with;
 * :class:`StatusLog`, the one way a job's status changes are logged.
 
@@ -11,10 +12,13 @@ It imports neither requests nor httpx2, so DAG files that import the operators s
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
 import time
+from collections.abc import Iterator
+from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
@@ -77,11 +81,54 @@ _LOGGERS_THAT_PRINT_URLS = ("urllib3.connectionpool", "httpx2", "httpx", "httpco
 
 
 def install_log_redaction() -> None:
-    """Attach :class:`RedactQueryStrings` to the HTTP libraries' loggers (once)."""
+    """Attach :class:`RedactQueryStrings` to the HTTP libraries' loggers, and
+    :class:`DemoteOwnRequestLines` to httpx2's (once each)."""
     for name in _LOGGERS_THAT_PRINT_URLS:
-        logger = logging.getLogger(name)
-        if not any(isinstance(existing, RedactQueryStrings) for existing in logger.filters):
-            logger.addFilter(RedactQueryStrings())
+        _add_filter_once(logging.getLogger(name), RedactQueryStrings)
+    _add_filter_once(logging.getLogger(_REQUEST_LINE_LOGGER), DemoteOwnRequestLines)
+
+
+def _add_filter_once(logger: logging.Logger, kind: type[logging.Filter]) -> None:
+    if not any(isinstance(existing, kind) for existing in logger.filters):
+        logger.addFilter(kind())
+
+
+#: The logger httpx2 writes its ``HTTP Request: GET ... "HTTP/1.1 200 OK"`` INFO line to.
+_REQUEST_LINE_LOGGER = "httpx2"
+
+#: True while the provider's own client sends a request (in that asyncio task or thread only).
+_OWN_REQUEST: ContextVar[bool] = ContextVar("musicai_own_request", default=False)
+
+
+@contextlib.contextmanager
+def own_http_requests() -> Iterator[None]:
+    """Mark the HTTP requests sent inside this block as the provider's (:class:`DemoteOwnRequestLines`)."""
+    token = _OWN_REQUEST.set(True)
+    try:
+        yield
+    finally:
+        _OWN_REQUEST.reset(token)
+
+
+class DemoteOwnRequestLines(logging.Filter):
+    """Logs httpx2's per-request INFO line at DEBUG, for the provider's own requests only.
+
+    httpx2 logs every request at INFO: a dozen lines in a short DAG's task logs, and one per
+    listing page per poll in a triggerer's log. Raising the ``httpx2`` logger's level would also
+    silence the user's own httpx2 clients in the same process, and event hooks cannot suppress
+    the line; so the provider's client sends inside :func:`own_http_requests` (a context variable:
+    per asyncio task and thread), and this filter, on the ``httpx2`` logger, demotes only the
+    records made there. A demoted record is kept, as DEBUG, only if that logger is enabled for
+    DEBUG, exactly as if httpx2 had logged it at DEBUG.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO or not _OWN_REQUEST.get():
+            return True
+        if not logging.getLogger(record.name).isEnabledFor(logging.DEBUG):
+            return False
+        record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
+        return True
 
 
 #: What replaces the API key wherever a server echoed it back.

@@ -26,24 +26,38 @@ class MusicAIInputError(MusicAIConfigurationError):
 
 
 class MusicAITransportError(MusicAIError):
-    """The request did not get an HTTP answer (DNS, refused, reset, timeout), retries exhausted."""
+    """The request did not get an HTTP answer (DNS, refused, reset, timeout), retries exhausted.
 
-    def __init__(self, message: str, *, endpoint: str) -> None:
+    ``permanent`` is True for a failure that retrying cannot fix (a TLS certificate or handshake
+    problem), which was therefore not retried.
+    """
+
+    def __init__(self, message: str, *, endpoint: str, permanent: bool = False) -> None:
         super().__init__(message)
         self.endpoint = endpoint
+        self.permanent = permanent
 
     def __reduce__(self) -> Any:
-        return (_rebuild, (type(self), (str(self),), {"endpoint": self.endpoint}))
+        kwargs = {"endpoint": self.endpoint, "permanent": self.permanent}
+        return (_rebuild, (type(self), (str(self),), kwargs))
 
 
 class MusicAIAPIError(MusicAIError):
     """The API answered with an error status or with a body that cannot be understood."""
 
     def __init__(
-        self, message: str, *, status_code: int | None, endpoint: str, api_message: str | None = None
+        self,
+        message: str,
+        *,
+        status_code: int | None,
+        endpoint: str,
+        api_message: str | None = None,
+        retry_after: float | None = None,
     ):
         self.status_code = status_code  # type: ignore[assignment]  # AirflowException's is an HTTPStatus
         self.endpoint = endpoint
+        #: Seconds the last answer's ``Retry-After`` header asked to wait (a 429 or 503), if any.
+        self.retry_after = retry_after
         # Server text: a line break in it must not forge a log line (the key is already scrubbed).
         api_message = None if api_message is None else printable(api_message)
         self.api_message = api_message
@@ -53,7 +67,12 @@ class MusicAIAPIError(MusicAIError):
         self._message = message
 
     def __reduce__(self) -> Any:
-        kwargs = {"status_code": self.status_code, "endpoint": self.endpoint, "api_message": self.api_message}
+        kwargs = {
+            "status_code": self.status_code,
+            "endpoint": self.endpoint,
+            "api_message": self.api_message,
+            "retry_after": self.retry_after,
+        }
         return (_rebuild, (type(self), (self._message,), kwargs))
 
 
@@ -90,7 +109,7 @@ class MusicAIInvalidRequestError(MusicAIAPIError):
 
 
 class MusicAIRateLimitError(MusicAIAPIError):
-    """429 that outlasted every retry."""
+    """429 that outlasted every retry; ``retry_after`` holds the last answer's ``Retry-After``."""
 
 
 class MusicAIServerError(MusicAIAPIError):

@@ -231,8 +231,11 @@ _HINTS: dict[int, str] = {
 }
 
 
-def error_for_status(label: str, status: int, body: bytes, content_type: str | None) -> MusicAIAPIError:
-    """The typed error for an HTTP error answer, carrying the API's own message when it has one."""
+def error_for_status(
+    label: str, status: int, body: bytes, content_type: str | None, retry_after: float | None = None
+) -> MusicAIAPIError:
+    """The typed error for an HTTP error answer, carrying the API's own message when it has one
+    (and the answer's ``Retry-After`` seconds)."""
     if 300 <= status < 400:
         return MusicAIRedirectError(
             f"The API answered with a redirect. {label.split(' ')[0]} calls that change state (or a "
@@ -245,7 +248,7 @@ def error_for_status(label: str, status: int, body: bytes, content_type: str | N
     hint = _HINTS.get(status, "")
     if api_message is None and body:
         hint = f"{hint} The response body is not a JSON error ({_describe(body, content_type)}).".strip()
-    return cls(hint, status_code=status, endpoint=label, api_message=api_message)
+    return cls(hint, status_code=status, endpoint=label, api_message=api_message, retry_after=retry_after)
 
 
 def api_message_of(body: bytes) -> str | None:

@@ -168,7 +168,9 @@ def call_plan(
             if outcome.status == 404 and maybe_processed and request.endpoint is DELETE_JOB:
                 # An earlier attempt whose answer was lost deleted the job: that is success.
                 return request.endpoint.parse({"id": unquote(request.path.rsplit("/", 1)[-1])})
-            error = error_for_status(label, outcome.status, outcome.body, outcome.content_type)
+            error = error_for_status(
+                label, outcome.status, outcome.body, outcome.content_type, outcome.retry_after
+            )
             transient = outcome.status == 429 or outcome.status >= 500
             ambiguous = outcome.status >= 500
             retry_after = outcome.retry_after
@@ -181,7 +183,9 @@ def call_plan(
                 endpoint=label,
             )
         elif isinstance(outcome, TransportFailure):
-            error = MusicAITransportError(f"Music AI {label} failed: {outcome.description}", endpoint=label)
+            error = MusicAITransportError(
+                f"Music AI {label} failed: {outcome.description}", endpoint=label, permanent=outcome.permanent
+            )
             transient, ambiguous, retry_after = not outcome.permanent, outcome.maybe_sent, None
         else:  # pragma: no cover - a driver bug, not a runtime condition
             raise TypeError(f"call_plan was sent {outcome!r}")

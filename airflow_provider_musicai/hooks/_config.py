@@ -127,9 +127,9 @@ class ConnectionConfig:
         scheme, host, _ = self.api_origin
         if scheme == "http" and not self.allow_plain_http and not is_loopback_host(host):
             raise MusicAIConfigurationError(
-                f"Refusing to send the Music AI API key over plain HTTP to {host}: it would travel "
-                "unencrypted. Use an https:// host, or set the connection extra "
-                '"allow_plain_http": true if the network to that host is trusted.'
+                'Use an https:// host, or set the connection extra "allow_plain_http": true if the '
+                "network to it is trusted: refusing to send the Music AI API key over plain HTTP to "
+                f"{host} (it would travel unencrypted)."
             )
 
     @classmethod

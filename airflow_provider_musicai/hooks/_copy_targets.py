@@ -163,8 +163,9 @@ def with_destinations(job: Mapping[str, Any], targets: Mapping[str, CopyTarget])
 def _missing_extra(scheme: str, exc: ImportError) -> MusicAIConfigurationError:
     extra = _EXTRAS[scheme]
     return MusicAIConfigurationError(
-        f"copy_results_to with {scheme}:// destinations needs the {extra.capitalize()} provider: "
-        f"pip install 'airflow-provider-musicai[{extra}]' ({exc})"
+        # The command first: Airflow 3's log view does not wrap, and cut it off at the right edge.
+        f"pip install 'airflow-provider-musicai[{extra}]': copy_results_to with {scheme}:// destinations "
+        f"needs the {extra.capitalize()} provider ({exc})"
     )
 
 

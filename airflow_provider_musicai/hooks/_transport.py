@@ -25,7 +25,7 @@ from urllib3 import exceptions as urllib3_exceptions
 from urllib3.exceptions import NameResolutionError, NewConnectionError
 
 from airflow_provider_musicai import __version__
-from airflow_provider_musicai.common import scrub_body, scrub_text
+from airflow_provider_musicai.common import install_log_redaction, own_http_requests, scrub_body, scrub_text
 from airflow_provider_musicai.hooks._api import ApiRequest
 from airflow_provider_musicai.hooks._calls import (
     HttpAnswer,
@@ -102,8 +102,8 @@ def _tls_failure(exc: BaseException, config: ConnectionConfig) -> TransportFailu
         if isinstance(cause, ssl.SSLCertVerificationError):
             why = (cause.verify_message or "untrusted certificate").rstrip(".")
             return TransportFailure(
-                f"TLS certificate verification failed for {host}:{port} ({why}). If the server uses "
-                'a private CA, set the connection extra "ca_bundle" to a PEM file of that CA',
+                'If the server uses a private CA, set the connection extra "ca_bundle" to a PEM file '
+                f"of that CA: TLS certificate verification failed for {host}:{port} ({why})",
                 maybe_sent=False,
                 permanent=True,
             )
@@ -299,6 +299,7 @@ def shared_async_client(config: ConnectionConfig) -> httpx2.AsyncClient:
     key = (config.base_url, config.async_pool_size, config.tls_verify)
     client = clients.get(key)
     if client is None or client.is_closed:
+        install_log_redaction()  # also what logs its requests' lines at DEBUG (done once)
         client = httpx.AsyncClient(
             verify=config.ssl_context(),
             follow_redirects=True,
@@ -353,7 +354,8 @@ class AsyncTransport:
                 return response.headers
 
         try:
-            headers = await asyncio.wait_for(exchange(), config.total_timeout)
+            with own_http_requests():  # httpx2's INFO line per request: DEBUG for ours only
+                headers = await asyncio.wait_for(exchange(), config.total_timeout)
         except _TooLarge:
             return Refused(status, config.max_response_bytes)
         except (TimeoutError, _Overdue):

@@ -20,6 +20,7 @@ from airflow_provider_musicai.exceptions import (
     MusicAIInvalidRequestError,
     MusicAIJobFailedError,
     MusicAINotFoundError,
+    MusicAIRateLimitError,
     MusicAIServerError,
     MusicAITransportError,
 )
@@ -340,6 +341,11 @@ class TestSmallHelpers:
         )
         copy = pickle.loads(pickle.dumps(error))
         assert type(copy) is MusicAINotFoundError and copy.status_code == 404 and str(copy) == str(error)
+        # What the retry policy reads: the 429's Retry-After, a transport failure's permanence.
+        limited = MusicAIRateLimitError("hint", status_code=429, endpoint="GET /job", retry_after=7.0)
+        assert pickle.loads(pickle.dumps(limited)).retry_after == 7.0
+        tls = MusicAITransportError("no", endpoint="GET /application", permanent=True)
+        assert pickle.loads(pickle.dumps(tls)).permanent is True
 
 
 def test_http_library_log_records_lose_query_strings() -> None:
