@@ -24,8 +24,7 @@ for everything since its watermark only when :attr:`Poll.complete` is true.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncIterator
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from logging import Logger

@@ -307,14 +307,18 @@ class MusicAIJobEventTrigger(BaseEventTrigger):
         async for event in self._fire(self._polls(self.musicai_conn_id, self.poll_interval)):
             yield event
 
+    @staticmethod
+    def _stream_key(conn_id: str, poll_interval: float) -> Hashable:
+        return ("musicai-job-events", conn_id, float(poll_interval))
+
     def shared_stream_key(self) -> Hashable | None:
-        return ("musicai-job-events", self.musicai_conn_id, self.poll_interval)
+        return self._stream_key(self.musicai_conn_id, self.poll_interval)
 
     @classmethod
     async def open_shared_stream(cls, kwargs: dict[str, Any]) -> AsyncIterator[Any]:
         # One feed of every finished job serves every watcher of the group, whatever its filters.
-        key = ("musicai-job-events", kwargs["musicai_conn_id"], float(kwargs["poll_interval"]))
-        async for poll in cls._polls(kwargs["musicai_conn_id"], float(kwargs["poll_interval"]), key):
+        conn_id, poll_interval = kwargs["musicai_conn_id"], float(kwargs["poll_interval"])
+        async for poll in cls._polls(conn_id, poll_interval, cls._stream_key(conn_id, poll_interval)):
             yield poll
 
     async def filter_shared_stream(self, shared_stream: AsyncIterator[Any]) -> AsyncIterator[TriggerEvent]:
