@@ -3,13 +3,16 @@
     Asset("musicai-batch", watchers=[AssetWatcher(name="batch", trigger=MusicAIJobEventTrigger(
         workflow="music-ai/stems-vocals-accompaniment", batch_name="nightly"))])
 
-Each poll lists the finished jobs (``GET /job?status=...``, every page); each trigger keeps the jobs
-that match its filters and fires one event per job past its *watermark*: the latest ``completedAt``
-it has fired plus the ids fired at that instant. The watermark is kept in the watched asset's state
+Each poll reads the jobs that finished since the previous polls at a few requests, whatever the
+account keeps (the active jobs, the jobs that left them, and the newest page of finished jobs: see
+:mod:`~airflow_provider_musicai.triggers._job_feed`); each trigger keeps the jobs that match its
+filters and fires one event per job past its *watermark*: the latest ``completedAt`` it has fired
+plus the ids fired at that instant. The watermark is kept in the watched asset's state
 store (Airflow 3.3+, so it survives triggerer restarts) and in memory, so a job fires once per
 watcher. On first start a watcher fires only for jobs that finish from then on, unless ``since``
 (an ISO timestamp) asks for older ones. Jobs that finish while no triggerer runs fire when it is
-back, as long as the API still lists them (until they are deleted).
+back, as long as the API still lists them (until they are deleted): the first polls after a start
+read the whole finished listing.
 
 A listing is trusted for nothing it was asked: each job's own status, workflow, batch and metadata
 decide whether it matches, and its ``completedAt`` moves the watermark only if it is not ahead of
@@ -25,14 +28,17 @@ triggerer's shared streams (``shared_stream_key``); each filters the shared list
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Hashable, Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
 from airflow_provider_musicai.common import DEFAULT_CONN_ID, ahead_of_clock, printable
 from airflow_provider_musicai.jobs import workflow_slug
+from airflow_provider_musicai.triggers._job_feed import FinishedJobFeed
+from airflow_provider_musicai.triggers._job_feed import instant as _instant
 
 WATERMARK_KEY = "musicai_job_event_watermark"
 FINISHED = ("SUCCEEDED", "FAILED")
@@ -40,17 +46,6 @@ FINISHED = ("SUCCEEDED", "FAILED")
 
 def _utc_stamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def _instant(stamp: Any) -> datetime | None:
-    if not isinstance(stamp, str) or not stamp:
-        return None
-    try:
-        moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    # A stamp without an offset is UTC (the API's are): a naive one would not compare with the rest.
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 class MusicAIJobEventTrigger(BaseEventTrigger):
@@ -280,22 +275,40 @@ class MusicAIJobEventTrigger(BaseEventTrigger):
 
     # -- polling: alone (run) or shared (Airflow 3.3 shared streams) ------------------------------
 
+    #: Shared-stream keys whose next poll must read the whole finished listing (a watcher joined).
+    _full_listing_wanted: ClassVar[set[Hashable]] = set()
+
     @classmethod
-    async def _listings(
-        cls, conn_id: str, statuses: Iterable[str], poll_interval: float
+    async def _polls(
+        cls, conn_id: str, poll_interval: float, key: Hashable | None = None
     ) -> AsyncIterator[Any]:
+        """One :class:`~._job_feed.Poll` per interval: the finished jobs new since the previous
+        polls, or every finished job (``complete``) on the first polls and when a watcher asks."""
         from airflow_provider_musicai.hooks.musicai import MusicAIHook
 
-        hook = MusicAIHook(musicai_conn_id=conn_id)
+        feed = FinishedJobFeed(MusicAIHook(musicai_conn_id=conn_id), cls._class_log())
         while True:
-            yield [job async for job in hook.alist_jobs(status=list(statuses))]
+            if key is not None and key in cls._full_listing_wanted:
+                cls._full_listing_wanted.discard(key)
+                feed.request_full()
+            yield await feed.poll()
             await asyncio.sleep(poll_interval)
 
-    async def _fire(self, listings: AsyncIterator[Any]) -> AsyncIterator[TriggerEvent]:
+    @classmethod
+    def _class_log(cls) -> logging.Logger:
+        return logging.getLogger(f"{cls.__module__}.{cls.__qualname__}")
+
+    async def _fire(self, polls: AsyncIterator[Any]) -> AsyncIterator[TriggerEvent]:
         await self._load_watermark()
-        async for jobs in listings:
-            await self._learn_workflow_id(jobs)
-            for job in self.new_jobs(jobs):
+        caught_up = False
+        async for poll in polls:
+            # Until a poll has read every finished job, one may be missing: the watermark must not
+            # pass it. (A shared stream a watcher joins late is already past its first polls.)
+            caught_up = caught_up or poll.complete
+            if not caught_up:
+                continue
+            await self._learn_workflow_id(poll.jobs)
+            for job in self.new_jobs(poll.jobs):
                 # Stored before the event leaves: a restart never fires a job twice (a crash in
                 # between loses at most that one event).
                 self.advance(job)
@@ -304,20 +317,27 @@ class MusicAIJobEventTrigger(BaseEventTrigger):
                 yield self.event_of(job)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        async for event in self._fire(
-            self._listings(self.musicai_conn_id, self.statuses, self.poll_interval)
-        ):
+        async for event in self._fire(self._polls(self.musicai_conn_id, self.poll_interval)):
             yield event
 
+    @staticmethod
+    def _stream_key(conn_id: str, poll_interval: float) -> Hashable:
+        return ("musicai-job-events", conn_id, float(poll_interval))
+
     def shared_stream_key(self) -> Hashable | None:
-        return ("musicai-job-events", self.musicai_conn_id, self.poll_interval)
+        return self._stream_key(self.musicai_conn_id, self.poll_interval)
 
     @classmethod
     async def open_shared_stream(cls, kwargs: dict[str, Any]) -> AsyncIterator[Any]:
-        # One listing of every finished job serves every watcher of the group, whatever its filters.
-        async for jobs in cls._listings(kwargs["musicai_conn_id"], FINISHED, float(kwargs["poll_interval"])):
-            yield jobs
+        # One feed of every finished job serves every watcher of the group, whatever its filters.
+        conn_id, poll_interval = kwargs["musicai_conn_id"], float(kwargs["poll_interval"])
+        async for poll in cls._polls(conn_id, poll_interval, cls._stream_key(conn_id, poll_interval)):
+            yield poll
 
     async def filter_shared_stream(self, shared_stream: AsyncIterator[Any]) -> AsyncIterator[TriggerEvent]:
+        # A watcher joining a running stream needs one whole listing to catch up from its watermark.
+        key = self.shared_stream_key()
+        if key is not None:
+            type(self)._full_listing_wanted.add(key)
         async for event in self._fire(shared_stream):
             yield event

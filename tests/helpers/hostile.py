@@ -200,13 +200,27 @@ class JobListingAPI:
     whatever the ``workflow`` and ``batchName`` asked, and whatever the ``status`` unless
     ``honour_status``. Listings beyond ``max_listings`` answer 401, so that a client which keeps
     polling a job it should have let go fails fast instead of hanging the test.
+
+    ``newest_first`` lists by ``createdAt``, newest first (else in the order the jobs were put);
+    ``before_listing(request)`` runs before each ``GET /job`` is answered (to change the jobs
+    between two pages); ``gets`` counts the ``GET /job/:id``.
     """
 
-    def __init__(self, *, honour_status: bool = False, max_listings: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        honour_status: bool = False,
+        max_listings: int | None = None,
+        newest_first: bool = False,
+        before_listing: Callable[[Request], None] | None = None,
+    ) -> None:
         self.jobs: dict[str, dict[str, Any]] = {}
         self.honour_status = honour_status
         self.max_listings = max_listings
+        self.newest_first = newest_first
+        self.before_listing = before_listing
         self.listings = 0
+        self.gets = 0
         self.lock = threading.Lock()
 
     def put(self, job_id: str, **fields: Any) -> None:
@@ -216,10 +230,13 @@ class JobListingAPI:
             job.update(fields)
 
     def __call__(self, request: Request) -> Reply:
+        if self.before_listing is not None and request.path.endswith("/job"):
+            self.before_listing(request)
         with self.lock:
             if request.path.endswith("/workflow"):
                 return Reply(200, json_body={"workflows": []})
             if not request.path.endswith("/job"):
+                self.gets += 1
                 job = self.jobs.get(request.path.rsplit("/", 1)[-1])
                 return Reply(200, json_body=dict(job)) if job else Reply(404, json_body={"message": "no job"})
             self.listings += 1
@@ -231,4 +248,6 @@ class JobListingAPI:
                 for job in self.jobs.values()
                 if not (self.honour_status and wanted) or job.get("status") in wanted
             ]
+            if self.newest_first:
+                listed.sort(key=lambda job: str(job.get("createdAt") or ""), reverse=True)
         return Reply(200, json_body={"jobs": paged(listed, request)})

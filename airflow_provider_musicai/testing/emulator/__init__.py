@@ -16,7 +16,8 @@ Listeners (separate origins; all HTTPS with a generated CA when started with ``h
 * API, ``http://<host>:<port>/v1``: the endpoints of the API reference, authenticated by the raw key in
   ``Authorization``. Default keys: ``test-api-key`` ("Default Application") and ``other-api-key``
   ("Other Application"). Errors are ``{"statusCode": 404, "error": "Not Found", "message": "Job not found"}``.
-  ``GET /job`` is newest first and a bare array unless ``list_shape`` is ``"object"`` (``{"jobs": [...]}``).
+  ``GET /job`` is newest first (``oldest_first`` if ``job_list_order`` says so) and a bare array
+  unless ``list_shape`` is ``"object"`` (``{"jobs": [...]}``).
   ``/api/...`` is an alias of ``/v1/...`` (the legacy prefix).
   The OpenAPI schema of the public API is at ``/openapi.json``.
 * Storage, ``http://<host>:<storage-port>/storage/<key>?X-Expires=<unix>&X-Signature=<hex>``: signed
@@ -31,11 +32,14 @@ Admin API on the API listener (no auth, not in the schema), all JSON:
   and restore the startup config if ``config``).
 * ``GET|POST /__emulator__/config``: ``queued_seconds``, ``processing_seconds``, ``list_shape``,
   ``upload_url_ttl_seconds``, ``download_url_ttl_seconds``, ``result_url_ttl_seconds``,
-  ``input_timeout_seconds``, ``max_concurrent_jobs``, ``max_page_size``, ``result_value_types``,
+  ``input_timeout_seconds``, ``job_list_order``, ``max_concurrent_jobs``, ``max_page_size``,
+  ``result_value_types``,
   ``copy_results_unknown_outputs``, ``workflow_shape`` (``"slug"``, or ``"object"`` for the older
   ``{"id", "name"}`` form of a job's ``workflow``), ``manual_clock``.
 * ``GET /__emulator__/clock``, ``POST /__emulator__/clock/advance`` ``{"seconds": 30}``: emulated time;
-  ``POST /__emulator__/jobs/<id>/complete``: a job skips the rest of its QUEUED/STARTED time.
+  ``POST /__emulator__/jobs/<id>/complete``: a job skips the rest of its QUEUED/STARTED time;
+  ``POST /__emulator__/jobs/history`` ``{"count": 100000}``: keep that many finished jobs (older than
+  every job), without processing them.
 * ``GET|POST /__emulator__/workflows``, ``DELETE /__emulator__/workflows/<slug>``: declared workflows
   (see the emulator's ``catalog.py``).
 * ``GET|POST /__emulator__/input-files`` ``{"files": {url: path}}``: external inputs served offline.

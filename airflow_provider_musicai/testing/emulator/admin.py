@@ -117,6 +117,40 @@ def admin_router(emu: Emulator) -> APIRouter:
         emu.runner.complete_now(job)
         return {"id": job.id, "status": job.status(emu.clock.now())}
 
+    @router.post("/jobs/history")
+    async def add_history(request: Request) -> Any:
+        body = await _json_object(request)
+        if isinstance(body, JSONResponse):
+            return body
+        count, spacing = body.get("count"), body.get("spacing_seconds", 0.001)
+        if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= 1_000_000:
+            return _bad("'count' must be an integer from 0 to 1000000")
+        if isinstance(spacing, bool) or not isinstance(spacing, (int, float)) or not spacing > 0:
+            return _bad("'spacing_seconds' must be a positive number")
+        status = body.get("status", "SUCCEEDED")
+        if status not in ("SUCCEEDED", "FAILED"):
+            return _bad("'status' must be SUCCEEDED or FAILED")
+        app_ = emu.apps.get(body.get("api_key") or next(iter(emu.apps)))
+        workflow = emu.workflows.get(body.get("workflow") or "music-ai/stems-vocals-accompaniment")
+        if app_ is None or workflow is None:
+            return _bad("unknown 'api_key' or 'workflow'")
+        metadata = body.get("metadata") or {}
+        if not isinstance(metadata, dict):
+            return _bad("'metadata' must be an object")
+        jobs = emu.jobs.add_history(
+            app_,
+            count=count,
+            status=status,
+            spacing=float(spacing),
+            name="history",
+            batch_name=body.get("batchName"),
+            metadata=metadata,
+            workflow=workflow.slug,
+            workflow_ref={"id": workflow.id, "name": workflow.name},
+            params={},
+        )
+        return {"added": len(jobs)}
+
     @router.get("/workflows")
     async def list_workflows() -> dict[str, Any]:
         return {"workflows": [w.to_doc() for w in emu.workflows.all()]}

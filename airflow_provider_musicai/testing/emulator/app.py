@@ -167,7 +167,8 @@ def create_app(emu: Emulator) -> FastAPI:
         page: Page = 0,
         size: Size = 100,
     ) -> JSONResponse:
-        """List jobs, newest first (a bare array by default; ``{"jobs": [...]}`` when so configured)."""
+        """List jobs, newest first unless ``job_list_order`` says otherwise (a bare array by default;
+        ``{"jobs": [...]}`` when so configured)."""
         jobs = emu.jobs.query(
             app_,
             statuses=[s.value for s in status or ()],
@@ -176,6 +177,7 @@ def create_app(emu: Emulator) -> FastAPI:
             page=page,
             size=min(size, emu.config.max_page_size),
             workflow_shape=emu.config.workflow_shape,
+            newest_first=emu.config.job_list_order == "newest_first",
         )
         return JSONResponse(jobs if emu.config.list_shape == "array" else {"jobs": jobs})
 

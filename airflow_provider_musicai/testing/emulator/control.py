@@ -93,6 +93,12 @@ class EmulatorAdmin:
         """Stop (or with ``frozen=False`` resume) time-driven progress: the ``manual_clock`` config."""
         return self.configure(manual_clock=frozen)
 
+    def add_history(self, count: int, **fields: Any) -> int:
+        """Keep ``count`` jobs already finished on the account, older than every job it has (no
+        processing runs for them). ``fields``: ``status`` (SUCCEEDED or FAILED), ``workflow``,
+        ``batchName``, ``metadata``, ``api_key``, ``spacing_seconds`` (between creations)."""
+        return int(self._call("POST", "/jobs/history", {"count": count, **fields})["added"])
+
     def workflows(self) -> list[dict[str, Any]]:
         """Every workflow (declared and built-in), newest first, as ``GET /workflow`` lists them."""
         return list(self._call("GET", "/workflows")["workflows"])

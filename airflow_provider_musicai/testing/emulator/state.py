@@ -23,7 +23,9 @@ JOB_STATUSES = ("QUEUED", "STARTED", "SUCCEEDED", "FAILED")
 LIST_SHAPES = ("array", "object")
 VALUE_TYPES = ("native", "string")
 WORKFLOW_SHAPES = ("slug", "object")
+JOB_LIST_ORDERS = ("newest_first", "oldest_first")
 _CHOICES = {
+    "job_list_order": JOB_LIST_ORDERS,
     "list_shape": LIST_SHAPES,
     "result_value_types": VALUE_TYPES,
     "workflow_shape": WORKFLOW_SHAPES,
@@ -56,6 +58,9 @@ class EmulatorConfig:
     workflow_shape: str = "slug"
     #: ``copyResultsTo`` naming an output the workflow lacks: ``"reject"`` (422) or ``"ignore"`` (assumed).
     copy_results_unknown_outputs: str = "reject"
+    #: ``GET /job`` order: ``"newest_first"`` (assumed: the reference says only "sorted by creation
+    #: date", D15) or ``"oldest_first"``, so clients can be tested against both.
+    job_list_order: str = "newest_first"
     #: Time stands still (jobs do not progress) except through ``POST /__emulator__/clock/advance``.
     manual_clock: bool = False
 
@@ -240,21 +245,52 @@ class JobStore:
         page: int = 0,
         size: int = 100,
         workflow_shape: str = "slug",
+        newest_first: bool = True,
     ) -> list[dict[str, Any]]:
-        """One page of the app's jobs, newest first (ties: latest created first), filtered."""
+        """One page of the app's jobs, newest first (ties: latest created first) unless
+        ``newest_first`` is false, filtered."""
         status_set, workflow_set = set(statuses), set(workflows)
         now = self.clock.now()
         with self._lock:
             jobs = list(self._by_app.get(app.id, {}).values())
         selected = (
             job
-            for job in reversed(jobs)
+            for job in (reversed(jobs) if newest_first else jobs)
             if (not workflow_set or job.workflow in workflow_set)
             and (batch_name is None or job.batch_name == batch_name)
             and (not status_set or job.status(now) in status_set)
         )
         page_jobs = itertools.islice(selected, page * size, (page + 1) * size)
         return [job.to_doc(now, workflow_shape) for job in page_jobs]
+
+    def add_history(
+        self, app: Application, *, count: int, status: str, spacing: float, **kwargs: Any
+    ) -> list[Job]:
+        """Store ``count`` jobs already finished with ``status`` (a kept history), older than every
+        job of ``app``: created ``spacing`` seconds apart, each finished ``spacing`` after its
+        creation, the newest finished by now. No processing runs for them."""
+        error = JobError("INTERNAL_ERROR", "Internal error", "Kept history.") if status == "FAILED" else None
+        with self._lock:
+            existing = self._by_app.get(app.id, {})
+            end = min([self.clock.now(), *(job.created_at for job in existing.values())])
+            jobs = []
+            for index in range(count):
+                created = end - (count - index + 1) * spacing
+                job = Job(
+                    id=str(uuid.uuid4()),
+                    app=app,
+                    seq=next(self._seq),
+                    created_at=created,
+                    ready_at=created,
+                    processing=spacing,
+                    **kwargs,
+                )
+                job.admit(created)
+                job.finish(created + spacing, result=None if error else {}, error=error)
+                jobs.append(job)
+            # Listings follow insertion order: the history goes before (older than) every job.
+            self._by_app[app.id] = {**{job.id: job for job in jobs}, **existing}
+        return jobs
 
     def all(self) -> list[Job]:
         """Every job of every application, newest first."""
