@@ -21,7 +21,9 @@ gone) end the wait at once.
 Killing the task deletes the job when ``delete_on_kill`` is set: through ``on_kill`` on Airflow
 3.3+, which the triggerer calls only on a user action (mark failed/success, clear), and on
 Airflow 2 by checking, when the trigger is cancelled, that the task instance left the DEFERRED
-state for a reason other than a timeout. A triggerer restart never deletes the job.
+state for a reason other than a timeout. Airflow 3.0 to 3.2 offer neither (no ``on_kill``, and a
+trigger there cannot read its task's row): the job is kept and the triggerer log says so. A
+triggerer restart never deletes the job.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+from airflow import __version__ as airflow_version
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_musicai.common import DEFAULT_CONN_ID, StatusLog, printable, utc_stamp
@@ -41,6 +44,9 @@ if TYPE_CHECKING:
 
 #: Airflow 3.3+ calls ``BaseTrigger.on_kill`` on user actions; older versions only ``cleanup``.
 TRIGGER_HAS_ON_KILL = "on_kill" in vars(BaseTrigger)
+#: Airflow 3.0-3.2: no ``on_kill``, and triggers run where the metadata database is out of reach, so
+#: a cancelled trigger cannot tell a user's kill from a triggerer restart.
+KILL_UNDETECTABLE = not TRIGGER_HAS_ON_KILL and airflow_version.split(".")[0] != "2"
 
 
 #: The job document without credentials: URL results become ``musicai-result://`` references
@@ -219,7 +225,16 @@ class MusicAIJobTrigger(BaseTrigger):
             self.log.info("Deleted Music AI job %s because %s", self.job_id, reason)
 
     async def _legacy_delete_if_killed(self) -> None:
-        """Airflow < 3.3: tell a user kill from a triggerer restart or timeout by the TI's state."""
+        """Airflow 2: tell a user kill from a triggerer restart or timeout by the TI's state."""
+        if KILL_UNDETECTABLE:
+            self.log.info(
+                "Music AI job %s kept: on Airflow %s a cancelled trigger cannot tell a killed task from "
+                "a triggerer restart (Airflow 3.3 tells it); delete the job yourself if its task was "
+                "killed",
+                self.job_id,
+                airflow_version,
+            )
+            return
         ti = self.task_instance
         if ti is None:
             return

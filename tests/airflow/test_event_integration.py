@@ -1,5 +1,6 @@
 """Jobs created straight on the emulator start DAG runs through Airflow 3's real triggerer and
-scheduler, one per job, and a triggerer restart fires no job twice."""
+scheduler, one per job, and a triggerer restart fires no job twice (on Airflow 3.3+, which keeps the
+watcher's watermark; before it the restarted watcher starts again from ``since``)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers.airflow import Deployment, airflow_major
+from tests.helpers.airflow import Deployment, airflow_major, airflow_minor
 
 pytestmark = [
     pytest.mark.integration,
@@ -60,6 +61,11 @@ def test_each_finished_job_starts_one_run_across_a_triggerer_restart(
     # Events fire oldest job first: once the later job's event exists, a repeat of the first two
     # (older) jobs would already be there too.
     deployment.wait_for("the later job's event", lambda: later in fired_job_ids(deployment), timeout=300)
-    assert sorted(fired_job_ids(deployment)) == sorted([*first, later]), deployment.logs()[-6000:]
-    deployment.wait_for("a run for the later job", lambda: runs(deployment) >= 3)
-    assert runs(deployment) == 3
+    if airflow_minor() >= (3, 3):  # the watermark lives in the asset state store
+        assert sorted(fired_job_ids(deployment)) == sorted([*first, later]), deployment.logs()[-6000:]
+        deployment.wait_for("a run for the later job", lambda: runs(deployment) >= 3)
+        assert runs(deployment) == 3
+    else:
+        # No asset state store: the restarted watcher starts again from `since`, as its log said.
+        assert sorted(fired_job_ids(deployment)) == sorted([*first, *first, later]), deployment.logs()[-6000:]
+        assert "watermark is kept in memory only (this Airflow has no asset state store" in deployment.logs()
