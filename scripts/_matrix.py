@@ -76,7 +76,7 @@ def _project() -> dict:
 def airflow_floor() -> str:
     """The lowest apache-airflow that pyproject.toml declares (``apache-airflow>=X``)."""
     for requirement in _project()["dependencies"]:
-        match = re.fullmatch(r"apache-airflow>=([\w.]+)", requirement.replace(" ", ""))
+        match = re.fullmatch(r"apache-airflow>=([\w.]+)(,.*)?", requirement.replace(" ", ""))
         if match:
             return match.group(1)
     raise MatrixError("pyproject.toml declares no apache-airflow>=X floor")

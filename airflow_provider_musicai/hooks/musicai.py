@@ -730,7 +730,7 @@ def _likely_mistake(error: MusicAIError, config: ConnectionConfig | None) -> str
 
 
 #: Where each Airflow defines ``mask_secret``, newest first: common-compat exports it only from
-#: 1.22, and older ones (Airflow 3.0-3.2's constraints pin them) must still mask the key.
+#: 1.22, and older ones (Airflow 3.1 and 3.2's constraints pin them) must still mask the key.
 _MASK_SECRET_MODULES = (
     "airflow.providers.common.compat.sdk",
     "airflow.sdk.log",

@@ -16,7 +16,6 @@ from airflow_provider_musicai.sensors.musicai import MusicAIJobSensor
 from tests.helpers.airflow import (
     TEST_DAGS,
     airflow_major,
-    airflow_minor,
     load_dag_file,
     run_dag,
     task_states,
@@ -81,12 +80,9 @@ def extra_link(dag: Any, dag_run: Any, task_id: str, map_index: int = -1) -> str
             task = SerializedDAG.deserialize_dag(SerializedDAG.serialize_dag(dag)).get_task(task_id)
         else:
             from airflow.models.serialized_dag import SerializedDagModel
-            from airflow.serialization.serialized_objects import SerializedDAG
 
             serialized = SerializedDagModel.get_dag(dag.dag_id, session=session)
-            if serialized is None:  # Airflow 3.0's dag.test() stores no serialized DAG: make the same one
-                assert airflow_minor() == (3, 0), "dag.test() stored no serialized DAG"
-                serialized = SerializedDAG.deserialize_dag(SerializedDAG.serialize_dag(dag))
+            assert serialized is not None
             task = serialized.get_task(task_id)
         return task.get_extra_links(ti, LINK)  # type: ignore[no-any-return]
 

@@ -49,19 +49,6 @@ def airflow_minor() -> tuple[int, int]:
     return int(major), int(minor)
 
 
-def without_airflow_30_secret_comms(logs: str) -> str:
-    """``logs`` less Airflow 3.0's own DEBUG lines that carry each masked secret in clear.
-
-    Airflow 3.0's in-process supervisor (``dag.test()``) logs every message of its task runner at
-    DEBUG, ``Sending request msg=MaskSecret(value='...')`` included: the value of every secret that
-    Airflow masks, a connection's password first (it does so whether or not this provider also
-    masks the key). Airflow 3.1 no longer prints it. Only those lines are left out, only on 3.0.
-    """
-    if airflow_minor() != (3, 0):
-        return logs
-    return "\n".join(line for line in logs.splitlines() if "msg=MaskSecret(" not in line)
-
-
 class FakeTI:
     """The parts of a task instance the operators use, for calling ``execute()`` directly."""
 
