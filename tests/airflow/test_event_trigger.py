@@ -59,22 +59,23 @@ def finished_job(hook: Any, input_url: Any, **metadata: Any) -> str:
     return job_id
 
 
+async def two_new_jobs_fire(watcher: Any, hook: Any, input_url: Any) -> list[Any]:
+    """The payloads of two jobs that finish after the watcher's first poll, oldest first."""
+    events = watcher.run()
+    # The first poll sets the watermark (now); jobs finishing afterwards fire, oldest first.
+    await watcher._load_watermark()
+    new = [finished_job(hook, input_url) for _ in range(2)]
+    payloads = await first_events(events, 2)
+    await events.aclose()
+    assert [p["job_id"] for p in payloads] == new
+    return payloads
+
+
 def test_each_finished_job_fires_once_and_older_ones_do_not(hook: Any, input_url: Any) -> None:
     old = finished_job(hook, input_url)
     store = MemoryStore()
 
-    async def scenario() -> list[Any]:
-        watcher = trigger(store, workflow=STEMS)
-        events = watcher.run()
-        # The first poll sets the watermark (now); jobs finishing afterwards fire, oldest first.
-        await watcher._load_watermark()
-        new = [finished_job(hook, input_url) for _ in range(2)]
-        payloads = await first_events(events, 2)
-        await events.aclose()
-        assert [p["job_id"] for p in payloads] == new
-        return payloads
-
-    payloads = asyncio.run(scenario())
+    payloads = asyncio.run(two_new_jobs_fire(trigger(store, workflow=STEMS), hook, input_url))
     assert old not in {p["job_id"] for p in payloads}
     for payload in payloads:
         assert payload["status"] == "SUCCEEDED" and payload["workflow"] == STEMS
@@ -173,18 +174,8 @@ def test_without_an_asset_state_store_the_triggerer_log_says_once_that_the_water
 ) -> None:
     # Airflow before 3.3 has no asset state store: the watcher still fires, and says once what a
     # restart will forget (the trigger's attribute is None there, as trigger() sets it here).
-    async def scenario() -> list[Any]:
-        watcher = trigger(None, workflow=STEMS)
-        events = watcher.run()
-        await watcher._load_watermark()
-        new = [finished_job(hook, input_url) for _ in range(2)]
-        payloads = await first_events(events, 2)
-        await events.aclose()
-        assert [p["job_id"] for p in payloads] == new
-        return payloads
-
     with caplog.at_level("WARNING"):
-        asyncio.run(scenario())
+        asyncio.run(two_new_jobs_fire(trigger(None, workflow=STEMS), hook, input_url))
     # In the output (structlog's trigger logger) or in the log records (stdlib logging), whichever
     # the logger wrote to.
     said = "watermark is kept in memory only (this Airflow has no asset state store, which came with"
