@@ -33,7 +33,18 @@ from collections.abc import AsyncIterator, Hashable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from airflow.triggers.base import BaseEventTrigger, TriggerEvent
+from airflow.triggers.base import TriggerEvent
+
+try:
+    from airflow.triggers.base import BaseEventTrigger
+except ImportError as error:  # Airflow 2: no asset watchers
+    from airflow import __version__ as _airflow_version
+
+    raise ImportError(
+        "MusicAIJobEventTrigger needs Airflow 3.1 or later (it runs in an asset watcher, which Airflow 2 "
+        f"does not have); this is Airflow {_airflow_version}. On Airflow 2, wait on known jobs with "
+        "MusicAIJobSensor or deferrable MusicAICreateJobOperator instead."
+    ) from error
 
 from airflow_provider_musicai.common import DEFAULT_CONN_ID, ahead_of_clock, printable
 from airflow_provider_musicai.jobs import workflow_slug
