@@ -55,6 +55,24 @@ WATERMARK_KEY = "musicai_job_event_watermark"
 FINISHED = ("SUCCEEDED", "FAILED")
 
 
+#: The envelope of Airflow's serialization ({"__var": value, "__type": "dict"}), as Airflow 3.2 hands
+#: an asset watcher's nested kwargs to the trigger still wrapped, and with its keys written as the
+#: ``Encoding`` enum's names ("Encoding.VAR", "Encoding.TYPE").
+_ENVELOPES = (("__var", "__type"), ("Encoding.VAR", "Encoding.TYPE"))
+
+
+def airflow_decoded(value: Any) -> Any:
+    """``value`` without the serialization envelopes that Airflow 3.2 leaves on an asset watcher's
+    dict kwargs (a metadata filter arrived as ``{"Encoding.VAR": {...}, "Encoding.TYPE": "dict"}``
+    and matched no job); plain values pass unchanged."""
+    if isinstance(value, Mapping):
+        for var, kind in _ENVELOPES:
+            if set(value) == {var, kind} and value[kind] == "dict":
+                return airflow_decoded(value[var])
+        return {key: airflow_decoded(item) for key, item in value.items()}
+    return value
+
+
 def _utc_stamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
@@ -91,7 +109,7 @@ class MusicAIJobEventTrigger(BaseEventTrigger):
         super().__init__()  # type: ignore[no-untyped-call]
         self.workflow = workflow
         self.batch_name = batch_name
-        self.metadata = dict(metadata or {})
+        self.metadata = dict(airflow_decoded(metadata) or {})
         self.statuses = tuple(sorted({str(status).upper() for status in statuses}))
         unknown = set(self.statuses) - set(FINISHED)
         if not self.statuses or unknown:
@@ -101,7 +119,7 @@ class MusicAIJobEventTrigger(BaseEventTrigger):
         self.since = since
         self.poll_interval = float(poll_interval)
         self.musicai_conn_id = musicai_conn_id
-        self.watermark: dict[str, Any] | None = dict(watermark) if watermark else None
+        self.watermark: dict[str, Any] | None = dict(airflow_decoded(watermark)) if watermark else None
         self._workflow_id: str | None = None
         self._workflow_id_looked_up = False
 

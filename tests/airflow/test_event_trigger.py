@@ -180,3 +180,27 @@ def test_without_an_asset_state_store_the_triggerer_log_says_once_that_the_water
     # the logger wrote to.
     said = "watermark is kept in memory only (this Airflow has no asset state store, which came with"
     assert max("".join(capfd.readouterr()).count(said), caplog.text.count(said)) == 1
+
+
+def test_a_metadata_filter_still_wrapped_by_airflows_serialization_matches(hook: Any, input_url: Any) -> None:
+    # Airflow 3.2 hands an asset watcher's dict kwargs to the trigger still in their serialization
+    # envelope, keys spelled as the Encoding enum's names: the filter matched no job there.
+    wrapped = {"Encoding.VAR": {"origin": "wrapped"}, "Encoding.TYPE": "dict"}
+    watcher = trigger(MemoryStore(), metadata=wrapped)
+    assert watcher.metadata == {"origin": "wrapped"}
+    assert (
+        trigger(None, metadata={"__var": {"origin": "wrapped"}, "__type": "dict"}).metadata
+        == watcher.metadata
+    )
+
+    async def scenario() -> list[Any]:
+        events = watcher.run()
+        await watcher._load_watermark()
+        job_id = str(hook.create_job("wrapped", STEMS, {"inputUrl": input_url()}, {"origin": "wrapped"}))
+        hook.wait_for_job(job_id, poll_interval=0.1, timeout=60)
+        payloads = await first_events(events, 1)
+        await events.aclose()
+        assert [p["job_id"] for p in payloads] == [job_id]
+        return payloads
+
+    asyncio.run(scenario())
