@@ -23,21 +23,6 @@ def airflow_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Com
     )
 
 
-def json_rows(stdout: str) -> list[dict[str, Any]]:
-    """The JSON table an ``airflow ... -o json`` command printed (Airflow 3.0's CLI prints its INFO log
-    lines to stdout before it)."""
-    decoder = json.JSONDecoder()
-    for line_start in [0, *(i + 1 for i, char in enumerate(stdout) if char == "\n")]:
-        if stdout.startswith("[", line_start):
-            try:
-                rows, _ = decoder.raw_decode(stdout, line_start)
-            except ValueError:
-                continue
-            if isinstance(rows, list) and all(isinstance(row, dict) for row in rows):
-                return rows
-    raise AssertionError(f"no JSON table in the output: {stdout[-2000:]}")
-
-
 def test_provider_info_matches_airflows_schema() -> None:
     import importlib.resources
 
@@ -67,10 +52,10 @@ def test_ui_field_behaviour_relabels_host_and_password() -> None:
 def test_airflow_lists_the_provider_and_its_hook() -> None:
     providers = airflow_cli("providers", "list", "-o", "json")
     assert providers.returncode == 0, providers.stderr
-    assert PACKAGE in {row["package_name"] for row in json_rows(providers.stdout)}
+    assert PACKAGE in {row["package_name"] for row in json.loads(providers.stdout)}
     hooks = airflow_cli("providers", "hooks", "-o", "json")
     assert hooks.returncode == 0, hooks.stderr
-    rows = {row["connection_type"]: row for row in json_rows(hooks.stdout)}
+    rows = {row["connection_type"]: row for row in json.loads(hooks.stdout)}
     assert rows["musicai"]["class"] == "airflow_provider_musicai.hooks.musicai.MusicAIHook"
 
 
