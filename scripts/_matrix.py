@@ -200,8 +200,9 @@ def lock(name: str) -> None:
     providers = _matrix()["constrained_providers"]
     python = ["--python-version", target.python]
     path.unlink(missing_ok=True)
-    _uv_args = [*python, "--exclude-newer", target.constraints_date, "-o", str(path)]
-    _write(path, [airflow, *providers], "", *_uv_args)
+    _write(
+        path, [airflow, *providers], "", *python, "--exclude-newer", target.constraints_date, "-o", str(path)
+    )
     # 2. This package and its test tools on top; the stand-in's pins are preferences (uv keeps an
     #    output file's versions unless a requirement forces another), as pip keeps what is installed.
     requirements = [airflow, f"-e {ROOT}[dev]"]

@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -49,10 +50,8 @@ def requirements(wheel: str) -> None:
 
 def docs_url(pyproject: str) -> None:
     """Print the Documentation URL of pyproject.toml."""
-    import tomllib as toml
-
     with open(pyproject, "rb") as file:
-        print(toml.load(file)["project"]["urls"]["Documentation"])
+        print(tomllib.load(file)["project"]["urls"]["Documentation"])
 
 
 def airflow(*args: str) -> str:

@@ -30,27 +30,41 @@ venv_dir() {
   esac
 }
 
-ensure_venv() {
-  local dir="$1" cell="$2"
-  local lock=".ci/locks/$cell.txt" stamp="$dir/.musicai-installed" want python
+# ensure_locked_venv DIR LOCK PYTHON_VERSION [--editable]: DIR holds exactly LOCK's packages on that
+# Python (and, with --editable, this provider installed editable); rebuilt only when the lock (or,
+# for an editable one, pyproject.toml) changed.
+ensure_locked_venv() {
+  local dir="$1" lock="$2" version="$3" editable="${4:-}"
+  local stamp="$dir/.musicai-installed" want python
   ensure_uv
   [[ -f "$lock" ]] || { echo "error: no lock file $lock (cells: scripts/_matrix.py cells)" >&2; return 1; }
-  want="$cell $(cat "$lock" pyproject.toml | sha256sum | cut -c1-16)"
+  want="$lock $version $editable $(cat "$lock" ${editable:+pyproject.toml} | sha256sum | cut -c1-16)"
   if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
     return 0
   fi
-  python="$("$PYTHON" scripts/_matrix.py python "$("$PYTHON" scripts/_matrix.py describe "$cell" | cut -d' ' -f1)")"
-  echo "==> Creating $dir for $cell ($python)"
+  python="$("$PYTHON" scripts/_matrix.py python "$version")"
+  echo "==> Creating $dir from $lock ($python)"
   rm -rf "$dir"
   "$UV" venv --quiet --python "$python" "$dir"
   if ! { "$UV" pip sync --quiet --python "$dir/bin/python" "$lock" &&
-         "$UV" pip install --quiet --python "$dir/bin/python" --no-deps -e .; } >"$dir/install.log" 2>&1; then
+         if [[ -n "$editable" ]]; then "$UV" pip install --quiet --python "$dir/bin/python" --no-deps -e .; fi
+       } >"$dir/install.log" 2>&1; then
     tail -40 "$dir/install.log"
     echo "uv could not install $lock (full log: $dir/install.log)" >&2
     return 1
   fi
-  "$dir/bin/python" -c "import airflow, airflow_provider_musicai, fastapi" >/dev/null
+  if [[ -n "$editable" ]]; then
+    "$dir/bin/python" -c "import airflow, airflow_provider_musicai, fastapi" >/dev/null
+  fi
   echo "$want" > "$stamp"
+}
+
+# ensure_venv DIR CELL: the virtualenv of a matrix cell, with this provider installed editable.
+ensure_venv() {
+  local dir="$1" cell="$2"
+  local python_version
+  python_version="$("$PYTHON" scripts/_matrix.py describe "$cell" | cut -d' ' -f1)"
+  ensure_locked_venv "$dir" ".ci/locks/$cell.txt" "$python_version" --editable
 }
 
 # ensure_venv in a background job (its output kept in DIR.build.log, shown if it fails). Sets
