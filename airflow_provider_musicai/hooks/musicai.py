@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from airflow.providers.common.compat.sdk import BaseHook
 
-from airflow_provider_musicai import references
+from airflow_provider_musicai import metrics, references
 from airflow_provider_musicai.common import (
     DEFAULT_CONN_ID,
     StatusLog,
@@ -395,6 +395,7 @@ class MusicAIHook(BaseHook):
                 api_message=unusable.api_message,
             ) from None
         self._log_item("Created Music AI job %s (%s, workflow %s)", job_id, name, workflow)
+        metrics.job_created()
         return job_id
 
     @staticmethod
@@ -564,6 +565,7 @@ class MusicAIHook(BaseHook):
                 if status in TERMINAL_STATUSES:
                     job = self.get_job(job_id)
                     if job.get("status") in TERMINAL_STATUSES:
+                        metrics.job_finished(job)
                         raise_if_failed(job)
                         return job
                     # The status endpoint and the document disagree (a lagging replica or cache):

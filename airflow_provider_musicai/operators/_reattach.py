@@ -33,6 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_musicai import metrics
 from airflow_provider_musicai.exceptions import MusicAINotFoundError
 from airflow_provider_musicai.jobs import IDEMPOTENCY_METADATA_KEY, JobStatus, listed_as_asked
 
@@ -175,6 +176,7 @@ class JobLedger:
                 reason=f"job {job_id} of an earlier try FAILED ({code or 'UNKNOWN'})",
                 superseded=str(job_id),
             )
+        metrics.job_reattached()
         if status == JobStatus.SUCCEEDED:
             reason = f"job {job_id} of an earlier try ({how}) already SUCCEEDED; reusing its result"
         else:

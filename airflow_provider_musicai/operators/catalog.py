@@ -192,8 +192,11 @@ class MusicAICatalogOperator(_MusicAIOperator):
     def on_kill(self) -> None:
         """Delete the jobs still running when the task is killed on a worker."""
         if self.delete_on_kill:
+            from airflow_provider_musicai import metrics
+
             for job_id in list(self.window):
-                self._delete_quietly(job_id)
+                if self._delete_quietly(job_id):
+                    metrics.job_deleted("kill")
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -514,15 +517,18 @@ class MusicAICatalogOperator(_MusicAIOperator):
         except Exception as exc:
             self.log.warning("Could not write the task state store (%s); a retry will scan instead", exc)
 
-    def _delete_quietly(self, job_id: str) -> None:
+    def _delete_quietly(self, job_id: str) -> bool:
+        """Delete the job; whether this call deleted it."""
         from airflow_provider_musicai.exceptions import MusicAIError, MusicAINotFoundError
 
         try:
             self.hook.delete_job(job_id)
         except MusicAINotFoundError:
-            pass
+            return False
         except MusicAIError as exc:
             self.log.warning("Could not delete Music AI job %s: %s", job_id, exc)
+            return False
+        return True
 
 
 def track_key(identity: TaskIdentity, track: Track) -> str:

@@ -426,10 +426,13 @@ class MusicAICreateJobOperator(_MusicAIOperator):
 
     def on_kill(self) -> None:
         """Delete the job when the task is killed while it waits on a worker."""
-        if self.delete_on_kill and self.job_id:
-            self._delete_quietly(self.job_id, "the task was killed")
+        if self.delete_on_kill and self.job_id and self._delete_quietly(self.job_id, "the task was killed"):
+            from airflow_provider_musicai import metrics
 
-    def _delete_quietly(self, job_id: str, reason: str) -> None:
+            metrics.job_deleted("kill")
+
+    def _delete_quietly(self, job_id: str, reason: str) -> bool:
+        """Delete the job; whether this call deleted it."""
         from airflow_provider_musicai.exceptions import MusicAIError, MusicAINotFoundError
 
         try:
@@ -440,6 +443,8 @@ class MusicAICreateJobOperator(_MusicAIOperator):
             self.log.warning("Could not delete Music AI job %s (%s): %s", job_id, reason, exc)
         else:
             self.log.info("Deleted Music AI job %s because %s", job_id, reason)
+            return True
+        return False
 
 
 def _reject_missing_workflow_params(params: Any) -> NoReturn:

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_provider_musicai import metrics
 from airflow_provider_musicai.common import DEFAULT_POLLER_LOG_INTERVAL
 from airflow_provider_musicai.exceptions import MusicAIAuthError, MusicAIError
 from airflow_provider_musicai.hooks._transport import of_running_loop
@@ -225,6 +226,7 @@ class SharedJobPoller:
         requests = self.stats.list_requests + self.stats.job_requests - requests_before
         self.stats.cycles += 1
         self.stats.requests_per_cycle.append(requests)
+        metrics.poller_cycle(requests, len(self._waiters))
         if self._window is not None:
             self._window.busiest_cycle = max(self._window.busiest_cycle, requests)
 
@@ -271,9 +273,10 @@ class SharedJobPoller:
 
     def _resolve(self, job_id: str, job: dict[str, Any]) -> None:
         status = str(job.get("status"))
-        for waiter in list(self._waiters.get(job_id, [])):
-            if waiter.future.done():
-                continue
+        waiters = [waiter for waiter in self._waiters.get(job_id, []) if not waiter.future.done()]
+        if waiters and status in TERMINAL_STATUSES:
+            metrics.job_finished(job)
+        for waiter in waiters:
             waiter.failures = 0
             waiter.workflow = waiter.workflow or workflow_slug(job)
             self._observe(waiter, status)

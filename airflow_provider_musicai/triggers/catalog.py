@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_musicai import metrics
 from airflow_provider_musicai.common import DEFAULT_CONN_ID, DEFAULT_DEFERRAL_HOLD, printable
 
 if TYPE_CHECKING:
@@ -201,3 +202,5 @@ class MusicAICatalogTrigger(BaseTrigger):
                 await hook.adelete_job(job_id)
             except Exception as exc:
                 self.log.warning("Could not delete Music AI job %s: %s", job_id, exc)
+            else:
+                metrics.job_deleted("kill")

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from airflow import __version__ as airflow_version
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_musicai import metrics
 from airflow_provider_musicai.common import DEFAULT_CONN_ID, StatusLog, printable, utc_stamp
 from airflow_provider_musicai.references import public_job_document
 
@@ -223,6 +224,7 @@ class MusicAIJobTrigger(BaseTrigger):
             self.log.warning("Could not delete Music AI job %s (%s): %s", self.job_id, reason, exc)
         else:
             self.log.info("Deleted Music AI job %s because %s", self.job_id, reason)
+            metrics.job_deleted("kill")
 
     async def _legacy_delete_if_killed(self) -> None:
         """Airflow 2: tell a user kill from a triggerer restart or timeout by the TI's state."""
