@@ -16,7 +16,7 @@ import pytest
 from airflow_provider_musicai.exceptions import MusicAIJobFailedError
 from airflow_provider_musicai.hooks.musicai import MusicAIHook
 from airflow_provider_musicai.triggers._poller import SharedJobPoller
-from tests.helpers.airflow import airflow_major, load_example, run_dag, task_states
+from tests.helpers.airflow import FakeTI, airflow_major, load_example, run_dag, task_states
 
 # Airflow's StatsD backend is its ``statsd`` extra: without the client there is nothing to listen to.
 pytest.importorskip("statsd", reason="Airflow's StatsD backend needs apache-airflow[statsd]")
@@ -132,3 +132,38 @@ def test_the_shared_poller_reports_its_cycles_and_the_jobs_it_saw_end(
     assert names["airflow.musicai.poller.waits"] == names["airflow.musicai.poller.requests"], names
     assert names["airflow.musicai.job.succeeded"] == 1, names
     assert names["airflow.musicai.job.failed.BAD_INPUT"] == 1, names
+
+
+def test_a_retry_that_reattaches_and_a_kill_that_deletes(
+    musicai: Any,
+    input_url: Callable[..., str],
+    make_context: Callable[..., dict[str, Any]],
+    statsd: StatsdListener,
+) -> None:
+    from airflow_provider_musicai.operators.musicai import MusicAICreateJobOperator
+
+    musicai.admin.configure(queued_seconds=60)
+    url = input_url()
+
+    def attempt(try_number: int) -> MusicAICreateJobOperator:
+        op = MusicAICreateJobOperator(
+            task_id="stems",
+            name="stems",
+            workflow=STEMS,
+            workflow_params={"inputUrl": url},
+            wait_for_completion=False,
+            deferrable=False,
+        )
+        ti = FakeTI()
+        ti.try_number = try_number
+        op.execute(make_context(ti))
+        return op
+
+    first, retry = attempt(1), attempt(2)
+    assert retry.job_id == first.job_id
+    retry.on_kill()
+    assert musicai.admin.jobs() == []
+    names = statsd.wait_for("airflow.musicai.job.reattached", "airflow.musicai.job.deleted.kill")
+    assert names["airflow.musicai.job.created"] == 1, names
+    assert names["airflow.musicai.job.reattached"] == 1, names
+    assert names["airflow.musicai.job.deleted.kill"] == 1, names
