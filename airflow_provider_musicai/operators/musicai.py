@@ -18,6 +18,7 @@ from airflow.providers.common.compat.sdk import BaseOperator, conf
 
 from airflow_provider_musicai.common import DEFAULT_CONN_ID
 from airflow_provider_musicai.links import MusicAIJobLink
+from airflow_provider_musicai.operators._on_timeout import decide, is_trigger_timeout, validate_on_timeout
 from airflow_provider_musicai.operators._waiting import (
     as_seconds,
     defer_timeout,
@@ -162,7 +163,12 @@ class MusicAICreateJobOperator(_MusicAIOperator):
         ``[operators] default_deferrable``.
     :param poll_interval: seconds between two status requests.
     :param timeout: seconds (or a timedelta) to wait for the job; None waits as long as the task's
-        ``execution_timeout`` allows. On timeout the job is left alone so a retry can reattach.
+        ``execution_timeout`` allows. What happens to the job on timeout is ``on_timeout``'s call.
+    :param on_timeout: the job of a wait that timed out (``timeout``, ``execution_timeout``, or
+        Airflow's trigger timeout; deferred or not): ``"auto"`` (default) keeps it when Airflow will
+        retry the task, so the retry reattaches, and deletes it on the last try, when nobody would
+        wait for it; ``"keep"`` always keeps it; ``"delete"`` always deletes it. The task log says
+        which and why (see :mod:`airflow_provider_musicai.operators._on_timeout`).
     :param delete_on_kill: delete the job when the task is killed (marked failed or success,
         cleared, or timed out by ``execution_timeout`` while waiting on a worker).
     :param reattach: look for the job of an earlier try before creating one (see above).
@@ -212,6 +218,7 @@ class MusicAICreateJobOperator(_MusicAIOperator):
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poll_interval: float = 10.0,
         timeout: float | timedelta | None = None,
+        on_timeout: str = "auto",
         delete_on_kill: bool = True,
         reattach: bool = True,
         retry_on_bad_input: bool = False,
@@ -238,6 +245,8 @@ class MusicAICreateJobOperator(_MusicAIOperator):
         self.deferrable = deferrable
         self.poll_interval = poll_interval
         self.timeout = timeout
+        self.on_timeout = validate_on_timeout(on_timeout, f"{type(self).__name__} {self.task_id}")
+        self._timeout_settled = False
         self.delete_on_kill = delete_on_kill
         self.reattach = reattach
         self.retry_on_bad_input = retry_on_bad_input
@@ -262,7 +271,14 @@ class MusicAICreateJobOperator(_MusicAIOperator):
         return musicai_result(self, key)
 
     def execute(self, context: Context) -> Any:
-        with self._no_paid_retry_of_bad_input():
+        from airflow.providers.common.compat.sdk import AirflowTaskTimeout
+
+        from airflow_provider_musicai.exceptions import MusicAITimeoutError
+
+        with (
+            self._no_paid_retry_of_bad_input(),
+            self._settle_on_timeout(context, MusicAITimeoutError, AirflowTaskTimeout),
+        ):
             outcome = self._execute(context)
         return self._finish(context, outcome)
 
@@ -402,13 +418,56 @@ class MusicAICreateJobOperator(_MusicAIOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger fired: return the final job document or raise its error."""
+        from airflow_provider_musicai.exceptions import MusicAITimeoutError
+
         if isinstance(event, Mapping) and event.get("job_id"):
             self.job_id = str(event["job_id"])
-        with self._no_paid_retry_of_bad_input():
+        with self._no_paid_retry_of_bad_input(), self._settle_on_timeout(context, MusicAITimeoutError):
             job = job_from_event(event)
         log_final_job(self.log, job)
         finished: dict[str, Any] = self._finish(context, job)
         return finished
+
+    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
+        """Airflow's own trigger timeout (no triggerer reported ours in time) fails the task here,
+        before ``execute_complete``: settle the job (``on_timeout``) as any other timeout."""
+        if not is_trigger_timeout(next_method, next_kwargs):
+            return super().resume_execution(next_method, next_kwargs, context)
+        if self.job_id is None:
+            ti = context["ti"]
+            pulled = ti.xcom_pull(task_ids=ti.task_id, key="job_id", map_indexes=getattr(ti, "map_index", -1))
+            self.job_id = pulled if isinstance(pulled, str) and pulled else None
+        with self._settle_on_timeout(context, Exception):
+            return super().resume_execution(next_method, next_kwargs, context)
+
+    @contextmanager
+    def _settle_on_timeout(self, context: Context, *timeouts: type[BaseException]) -> Iterator[None]:
+        """On a timeout (one of ``timeouts``), keep or delete the job as ``on_timeout`` says."""
+        try:
+            yield
+        except timeouts:
+            if self.job_id is not None and not self._timeout_settled:
+                self._timeout_settled = True  # on_kill, which Airflow calls next, leaves the job alone
+                self._settle_timed_out_job(context, self.job_id)
+            raise
+
+    def _settle_timed_out_job(self, context: Context, job_id: str) -> None:
+        from airflow_provider_musicai import metrics
+        from airflow_provider_musicai.exceptions import MusicAIError, MusicAINotFoundError
+
+        decision = decide(self.on_timeout, context["ti"], reattach=self.reattach)
+        if not decision.delete:
+            self.log.info("Music AI job %s kept: %s", job_id, decision.reason)
+            return
+        try:
+            self.hook.delete_job(job_id)
+        except MusicAINotFoundError:
+            self.log.info("Music AI job %s was already gone (%s)", job_id, decision.reason)
+        except MusicAIError as exc:
+            self.log.warning("Music AI job %s could not be deleted (%s): %s", job_id, decision.reason, exc)
+        else:
+            self.log.info("Music AI job %s deleted: %s", job_id, decision.reason)
+            metrics.job_deleted("timeout")
 
     @contextmanager
     def _no_paid_retry_of_bad_input(self) -> Iterator[None]:
@@ -425,7 +484,10 @@ class MusicAICreateJobOperator(_MusicAIOperator):
             raise MusicAIBadInputError(exc.job_id, exc.code, exc.title, exc.error_message) from exc
 
     def on_kill(self) -> None:
-        """Delete the job when the task is killed while it waits on a worker."""
+        """Delete the job when the task is killed while it waits on a worker (after an
+        ``execution_timeout``, ``on_timeout`` has decided already)."""
+        if self._timeout_settled:
+            return
         if self.delete_on_kill and self.job_id and self._delete_quietly(self.job_id, "the task was killed"):
             from airflow_provider_musicai import metrics
 

@@ -50,3 +50,38 @@ with DAG("musicai_test_reschedule", params={"job_id": ""}, **ARGS) as reschedule
     MusicAIJobSensor(
         task_id="wait", job_id="{{ params.job_id }}", mode="reschedule", poll_interval=0.5, timeout=60
     )
+
+
+def timeout_dag(
+    dag_id: str, *, deferrable: bool, retries: int, on_timeout: str = "auto", **waiting: Any
+) -> DAG:
+    """Every try times out waiting for a job that never finishes in time (``timeout`` 0.5 s unless
+    ``waiting`` says otherwise); ``on_timeout`` decides what becomes of the job."""
+    with DAG(dag_id, params={"url": ""}, **ARGS) as dag:
+        MusicAICreateJobOperator(
+            task_id="job",
+            name="never in time",
+            workflow=STEMS,
+            workflow_params={"inputUrl": "{{ params.url }}"},
+            deferrable=deferrable,
+            poll_interval=0.2,
+            on_timeout=on_timeout,
+            retries=retries,
+            retry_delay=timedelta(0),
+            **({"timeout": 0.5} | waiting),
+        )
+    return dag
+
+
+timeout_auto_worker = timeout_dag("musicai_test_timeout_auto_worker", deferrable=False, retries=1)
+timeout_auto_deferred = timeout_dag("musicai_test_timeout_auto_deferred", deferrable=True, retries=1)
+timeout_keep = timeout_dag("musicai_test_timeout_keep", deferrable=True, retries=0, on_timeout="keep")
+timeout_delete = timeout_dag("musicai_test_timeout_delete", deferrable=False, retries=1, on_timeout="delete")
+#: ``execution_timeout`` (2 s) cuts a job read the emulator holds: AirflowTaskTimeout inside execute.
+execution_timeout = timeout_dag(
+    "musicai_test_execution_timeout",
+    deferrable=False,
+    retries=0,
+    timeout=None,
+    execution_timeout=timedelta(seconds=2),
+)
