@@ -92,7 +92,8 @@ def job_finished(job: Mapping[str, Any]) -> None:
 
 
 def job_deleted(reason: str) -> None:
-    """``musicai.job.deleted.<reason>``: a job deleted because its task was killed (``kill``)."""
+    """``musicai.job.deleted.<reason>``: a job deleted because its task was killed (``kill``) or its
+    wait timed out and ``on_timeout`` said so (``timeout``)."""
     _emit("incr", "job.deleted." + name_part(reason))
 
 

@@ -40,22 +40,23 @@ class TimeoutDecision:
     reason: str
 
 
-def tries_of(ti: Any) -> tuple[int, int]:
-    """``(this try, the last try Airflow allows)`` of a task instance (``max_tries + 1``)."""
+def tries_of(ti: Any, retries: int) -> tuple[int, int]:
+    """``(this try, the last try Airflow allows)`` of a task instance: ``max_tries + 1`` (which a
+    clear raises), or the task's ``retries + 1`` for a task instance that does not say."""
     try_number = int(getattr(ti, "try_number", 1) or 1)
     max_tries = getattr(ti, "max_tries", None)
-    if max_tries is None:  # a task instance without it: the task's own retries
-        max_tries = int(getattr(getattr(ti, "task", None), "retries", 0) or 0)
-    return try_number, max(int(max_tries) + 1, try_number)
+    if not isinstance(max_tries, int):
+        max_tries = int(retries or 0)
+    return try_number, max(max_tries + 1, try_number)
 
 
-def decide(on_timeout: str, ti: Any, *, reattach: bool) -> TimeoutDecision:
+def decide(on_timeout: str, ti: Any, *, retries: int, reattach: bool) -> TimeoutDecision:
     """Keep or delete a job whose task timed out on this try of ``ti``."""
     if on_timeout == "keep":
         return TimeoutDecision(False, "on_timeout='keep'")
     if on_timeout == "delete":
         return TimeoutDecision(True, "timed out, on_timeout='delete'")
-    try_number, last = tries_of(ti)
+    try_number, last = tries_of(ti, retries)
     if try_number >= last:
         return TimeoutDecision(True, f"timed out on the last try ({try_number} of {last})")
     if not reattach:

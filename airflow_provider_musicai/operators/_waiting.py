@@ -21,8 +21,8 @@ public_job = public_job_document
 
 
 #: Seconds kept between our own deadline and the task's ``execution_timeout``, so the wait ends
-#: with a clear MusicAITimeoutError (and the job is left for a retry to reattach) rather than
-#: with Airflow killing the task.
+#: with a clear MusicAITimeoutError (and ``on_timeout`` settles the job) rather than with Airflow
+#: killing the task.
 EXECUTION_TIMEOUT_MARGIN = 5.0
 
 #: Extra seconds given to Airflow's own trigger timeout beyond our deadline: the trigger

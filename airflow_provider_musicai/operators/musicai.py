@@ -170,7 +170,7 @@ class MusicAICreateJobOperator(_MusicAIOperator):
         wait for it; ``"keep"`` always keeps it; ``"delete"`` always deletes it. The task log says
         which and why (see :mod:`airflow_provider_musicai.operators._on_timeout`).
     :param delete_on_kill: delete the job when the task is killed (marked failed or success,
-        cleared, or timed out by ``execution_timeout`` while waiting on a worker).
+        cleared); a timeout is ``on_timeout``'s call.
     :param reattach: look for the job of an earlier try before creating one (see above).
     :param retry_on_bad_input: a job that FAILED with ``BAD_INPUT`` would fail again on the same
         input, so by default the task fails *without retries* (``MusicAIBadInputError``, an
@@ -455,7 +455,7 @@ class MusicAICreateJobOperator(_MusicAIOperator):
         from airflow_provider_musicai import metrics
         from airflow_provider_musicai.exceptions import MusicAIError, MusicAINotFoundError
 
-        decision = decide(self.on_timeout, context["ti"], reattach=self.reattach)
+        decision = decide(self.on_timeout, context["ti"], retries=self.retries, reattach=self.reattach)
         if not decision.delete:
             self.log.info("Music AI job %s kept: %s", job_id, decision.reason)
             return

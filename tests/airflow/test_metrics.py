@@ -167,3 +167,31 @@ def test_a_retry_that_reattaches_and_a_kill_that_deletes(
     assert names["airflow.musicai.job.created"] == 1, names
     assert names["airflow.musicai.job.reattached"] == 1, names
     assert names["airflow.musicai.job.deleted.kill"] == 1, names
+
+
+def test_a_job_deleted_on_timeout_is_counted(
+    musicai: Any,
+    input_url: Callable[..., str],
+    make_context: Callable[..., dict[str, Any]],
+    statsd: StatsdListener,
+) -> None:
+    from airflow_provider_musicai.exceptions import MusicAITimeoutError
+    from airflow_provider_musicai.operators.musicai import MusicAICreateJobOperator
+
+    musicai.admin.configure(queued_seconds=60)
+    op = MusicAICreateJobOperator(
+        task_id="stems",
+        name="stems",
+        workflow=STEMS,
+        workflow_params={"inputUrl": input_url()},
+        deferrable=False,
+        poll_interval=0.2,
+        timeout=0.5,
+        retries=0,
+    )
+    with pytest.raises(MusicAITimeoutError):
+        op.execute(make_context())
+    assert musicai.admin.jobs() == []
+    names = statsd.wait_for("airflow.musicai.job.deleted.timeout")
+    assert names["airflow.musicai.job.deleted.timeout"] == 1, names
+    assert names["airflow.musicai.job.deleted.kill"] == 0, names

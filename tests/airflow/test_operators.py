@@ -95,7 +95,7 @@ def test_bad_input_fails_the_job_with_bad_input(musicai: Any, input_url: Any, ma
 def test_wait_timeout_leaves_the_job_for_a_retry(musicai: Any, input_url: Any, make_context: Any) -> None:
     musicai.admin.configure(queued_seconds=60)
     with pytest.raises(MusicAITimeoutError) as caught:
-        create_op(input_url(), timeout=0.5).execute(make_context())
+        create_op(input_url(), timeout=0.5, retries=1).execute(make_context())
     assert caught.value.last_status == "QUEUED"
     assert len(musicai.admin.jobs()) == 1
 
