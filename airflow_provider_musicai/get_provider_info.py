@@ -7,6 +7,9 @@ from typing import Any
 from airflow_provider_musicai import __version__
 from airflow_provider_musicai.common import DEFAULT_POLLER_LOG_INTERVAL
 
+#: The connection extras: label, description and JSON schema, ``default`` included. The parser
+#: (``hooks/_config.py``) and the docs read the defaults here; the connection forms get
+#: :func:`form_fields`, which leaves them out.
 CONN_FIELDS: dict[str, dict[str, Any]] = {
     "timeout": {
         "label": "Read timeout (seconds)",
@@ -89,6 +92,41 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         "schema": {"type": ["integer", "null"], "default": 10000, "minimum": 1},
     },
 }
+
+
+def default_text(name: str) -> str | None:
+    """``"60"``, ``"false"``...: extra ``name``'s default as a user would type it, or None."""
+    schema = CONN_FIELDS[name]["schema"]
+    if "default" not in schema:
+        return None
+    default = schema["default"]
+    return (
+        str(default).lower()
+        if isinstance(default, bool)
+        else f"{default:g}"
+        if isinstance(default, float)
+        else str(default)
+    )
+
+
+def form_fields() -> dict[str, dict[str, Any]]:
+    """``CONN_FIELDS`` as the connection forms get them: a field the user leaves empty is saved empty
+    (``null``, or not at all on Airflow 2.11), which the provider reads as "the default of the
+    release that reads it", instead of freezing this release's default into the connection. The
+    default is shown in the description instead. On/off fields keep theirs: a switch has no empty
+    state, and one shown off would mean the opposite of ``verify``'s default."""
+    fields: dict[str, dict[str, Any]] = {}
+    for name, spec in CONN_FIELDS.items():
+        schema = dict(spec["schema"])
+        field = {**spec, "schema": schema}
+        text = default_text(name)
+        if text is not None and "boolean" not in schema["type"]:
+            del schema["default"]
+            description = spec.get("description", "")
+            field["description"] = f"{description} Default: {text}.".strip()
+        fields[name] = field
+    return fields
+
 
 UI_FIELD_BEHAVIOUR: dict[str, Any] = {
     "hidden_fields": ["schema", "port", "login"],
@@ -173,7 +211,7 @@ def get_provider_info() -> dict[str, Any]:
                     "relabeling": UI_FIELD_BEHAVIOUR["relabeling"],
                     "placeholders": UI_FIELD_BEHAVIOUR["placeholders"],
                 },
-                "conn-fields": CONN_FIELDS,
+                "conn-fields": form_fields(),
             }
         ],
     }

@@ -94,5 +94,6 @@ def test_connection_form_widgets_are_ones_airflow_supports() -> None:
     )
     supported = (IntegerField, PasswordField, StringField, BooleanField)
     assert all(issubclass(field.field_class, supported) for field in widgets.values())
-    assert widgets["ca_bundle"].kwargs["default"] is None  # an empty path, not the text "None"
-    assert widgets["verify"].kwargs["default"] is True
+    assert "default" not in widgets["timeout"].kwargs  # empty: only what the user types is saved
+    assert widgets["timeout"].kwargs["render_kw"] == {"placeholder": "60"}
+    assert widgets["verify"].kwargs["default"] is True  # a checkbox has no empty state

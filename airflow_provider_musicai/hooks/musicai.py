@@ -159,28 +159,35 @@ class MusicAIHook(BaseHook):
             from wtforms.validators import NumberRange, Optional
         except ImportError:
             return {}
-        from airflow_provider_musicai.get_provider_info import CONN_FIELDS
+        from airflow_provider_musicai.get_provider_info import default_text, form_fields
 
         # Airflow's form supports only Integer/String/Password/Boolean fields: seconds are strings,
-        # parsed (and validated with a clear error) by ConnectionConfig.
+        # parsed (and validated with a clear error) by ConnectionConfig. Fields start empty, their
+        # default as placeholder: an empty field is not saved, so a later release's default applies.
         widgets: dict[str, Any] = {}
-        for name, spec in CONN_FIELDS.items():
+        for name, spec in form_fields().items():
             schema = spec["schema"]
-            if "boolean" in schema["type"]:
-                widgets[name] = BooleanField(lazy_gettext(spec["label"]), default=schema.get("default"))
-            elif "integer" in schema["type"]:
+            description = lazy_gettext(spec.get("description", ""))
+            if "boolean" in schema["type"]:  # a checkbox has no empty state: it keeps its default
+                widgets[name] = BooleanField(
+                    lazy_gettext(spec["label"]), default=schema.get("default"), description=description
+                )
+                continue
+            placeholder = {"placeholder": default_text(name) or ""}
+            if "integer" in schema["type"]:
                 widgets[name] = IntegerField(
                     lazy_gettext(spec["label"]),
                     widget=BS3TextFieldWidget(),
                     validators=[Optional(), NumberRange(min=schema.get("minimum", 0))],
-                    default=schema.get("default"),
+                    description=description,
+                    render_kw=placeholder,
                 )
             else:
-                default = schema.get("default")
                 widgets[name] = StringField(
                     lazy_gettext(spec["label"]),
                     widget=BS3TextFieldWidget(),
-                    default=None if default is None else str(default),  # not the text "None"
+                    description=description,
+                    render_kw=placeholder,
                 )
         return widgets
 
