@@ -455,7 +455,7 @@ class MusicAICreateJobOperator(_MusicAIOperator):
         from airflow_provider_musicai import metrics
         from airflow_provider_musicai.exceptions import MusicAIError, MusicAINotFoundError
 
-        decision = decide(self.on_timeout, context["ti"], retries=self.retries, reattach=self.reattach)
+        decision = decide(self.on_timeout, context["ti"], retries=self.retries or 0, reattach=self.reattach)
         if not decision.delete:
             self.log.info("Music AI job %s kept: %s", job_id, decision.reason)
             return
