@@ -9,6 +9,10 @@ waits for it any more. ``on_timeout`` chooses:
 * ``"keep"``: always keep it (e.g. something else collects it);
 * ``"delete"``: always delete it.
 
+``MusicAIJobSensor`` takes the same setting with ``"keep"`` as its default (it waits on jobs that
+others created); its ``"auto"`` deletes the jobs still running when its own ``timeout`` fires, which
+Airflow never retries.
+
 The decision is made in the worker, where every timeout surfaces on Airflow 2.11 and 3.x alike:
 our own deadline (waiting on a worker, or the trigger's ``timeout`` event handed to
 ``execute_complete``), ``execution_timeout`` (``AirflowTaskTimeout`` raised inside ``execute``),
@@ -50,13 +54,18 @@ def tries_of(ti: Any, retries: int) -> tuple[int, int]:
     return try_number, max(max_tries + 1, try_number)
 
 
-def decide(on_timeout: str, ti: Any, *, retries: int, reattach: bool) -> TimeoutDecision:
-    """Keep or delete a job whose task timed out on this try of ``ti``."""
+def decide(on_timeout: str, ti: Any, *, retries: int, reattach: bool, final: bool = False) -> TimeoutDecision:
+    """Keep or delete a job whose task timed out on this try of ``ti``; ``final``: Airflow retries
+    no timeout of this kind (a sensor's ``AirflowSensorTimeout``)."""
     if on_timeout == "keep":
         return TimeoutDecision(False, "on_timeout='keep'")
     if on_timeout == "delete":
         return TimeoutDecision(True, "timed out, on_timeout='delete'")
     try_number, last = tries_of(ti, retries)
+    if final:
+        return TimeoutDecision(
+            True, f"timed out on try {try_number} of {last}, and a sensor timeout is not retried"
+        )
     if try_number >= last:
         return TimeoutDecision(True, f"timed out on the last try ({try_number} of {last})")
     if not reattach:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +50,10 @@ class MusicAIJobSensor(BaseSensorOperator):
     :param deferrable: wait in the triggerer; defaults to ``[operators] default_deferrable``.
     :param poll_interval: seconds between two status requests (sets ``poke_interval``).
     :param timeout: the sensor's usual ``timeout`` in seconds, counted from its first poke.
+    :param on_timeout: the jobs still running when the wait times out (the sensor's ``timeout``,
+        ``execution_timeout`` or Airflow's trigger timeout): ``"keep"`` (default: the sensor did not
+        create them), ``"delete"``, or ``"auto"``, which deletes them unless Airflow will retry the
+        task (a sensor's own ``timeout`` is never retried). The task log says which and why.
     :param musicai_conn_id: Airflow connection of type ``musicai``.
 
     With one job, the "Music AI job" button opens its page when the connection has a
@@ -68,10 +73,15 @@ class MusicAIJobSensor(BaseSensorOperator):
         musicai_conn_id: str = DEFAULT_CONN_ID,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poll_interval: float = 30.0,
+        on_timeout: str = "keep",
         **kwargs: Any,
     ) -> None:
+        from airflow_provider_musicai.operators._on_timeout import validate_on_timeout
+
         kwargs.setdefault("poke_interval", poll_interval)
         super().__init__(**kwargs)
+        self.on_timeout = validate_on_timeout(on_timeout, f"MusicAIJobSensor {self.task_id}")
+        self._timeout_settled = False
         if (job_id is None) == (batch_name is None):
             raise ValueError("MusicAIJobSensor takes exactly one of job_id and batch_name")
         self.job_id = job_id
@@ -191,10 +201,67 @@ class MusicAIJobSensor(BaseSensorOperator):
         self.log.info("All %d Music AI job(s) SUCCEEDED", len(documents))
         return documents
 
+    @contextmanager
+    def _settle_on_timeout(self, context: Context, *timeouts: type[BaseException]) -> Iterator[None]:
+        """On a timeout (one of ``timeouts``), keep or delete the unfinished jobs as ``on_timeout`` says."""
+        from airflow.providers.common.compat.sdk import AirflowSensorTimeout
+
+        try:
+            yield
+        except timeouts as exc:
+            if self.on_timeout != "keep" and not self._timeout_settled:
+                self._timeout_settled = True
+                self._settle_timed_out_jobs(context, final=isinstance(exc, AirflowSensorTimeout))
+            raise
+
+    def _settle_timed_out_jobs(self, context: Context, *, final: bool) -> None:
+        from airflow_provider_musicai import metrics
+        from airflow_provider_musicai.exceptions import MusicAIError, MusicAINotFoundError
+        from airflow_provider_musicai.jobs import TERMINAL_STATUSES
+        from airflow_provider_musicai.operators._on_timeout import decide
+
+        decision = decide(
+            self.on_timeout, context["ti"], retries=self.retries or 0, reattach=True, final=final
+        )
+        try:
+            ids = [job_id_of(self.job_id)] if self._single else self._job_ids()
+        except MusicAIError as exc:
+            self.log.warning("Music AI jobs of a timed-out wait could not be listed: %s", exc)
+            return
+        for job_id in ids:
+            try:
+                if self.hook.get_job_status(job_id) in TERMINAL_STATUSES:
+                    continue  # finished: its results are someone's, never deleted here
+                if not decision.delete:
+                    self.log.info("Music AI job %s kept: %s", job_id, decision.reason)
+                    continue
+                self.hook.delete_job(job_id)
+            except MusicAINotFoundError:
+                continue
+            except MusicAIError as exc:
+                self.log.warning(
+                    "Music AI job %s could not be settled (%s): %s", job_id, decision.reason, exc
+                )
+                continue
+            self.log.info("Music AI job %s deleted: %s", job_id, decision.reason)
+            metrics.job_deleted("timeout")
+
+    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
+        """Airflow's own trigger timeout fails the task here: settle the jobs as any other timeout."""
+        from airflow_provider_musicai.operators._on_timeout import is_trigger_timeout
+
+        if not is_trigger_timeout(next_method, next_kwargs):
+            return super().resume_execution(next_method, next_kwargs, context)
+        with self._settle_on_timeout(context, Exception):
+            return super().resume_execution(next_method, next_kwargs, context)
+
     def execute(self, context: Context) -> Any:
+        from airflow.providers.common.compat.sdk import AirflowSensorTimeout, AirflowTaskTimeout
+
         self._push_link(context)  # first: Airflow 3 reads the key whenever the task ends or defers
         if not self.deferrable:
-            return super().execute(context)
+            with self._settle_on_timeout(context, AirflowSensorTimeout, AirflowTaskTimeout):
+                return super().execute(context)
         from airflow_provider_musicai.exceptions import MusicAIError
         from airflow_provider_musicai.hooks.musicai import is_transient
 
@@ -278,12 +345,13 @@ class MusicAIJobSensor(BaseSensorOperator):
 
         from airflow_provider_musicai.exceptions import MusicAITimeoutError
 
-        if isinstance(event, Mapping) and "job_ids" in event:
-            return self._complete_many(context, event)
-        try:
-            job = job_from_event(event)
-        except MusicAITimeoutError as exc:
-            raise AirflowSensorTimeout(str(exc)) from exc
+        with self._settle_on_timeout(context, AirflowSensorTimeout):
+            if isinstance(event, Mapping) and "job_ids" in event:
+                return self._complete_many(context, event)
+            try:
+                job = job_from_event(event)
+            except MusicAITimeoutError as exc:
+                raise AirflowSensorTimeout(str(exc)) from exc
         log_final_job(self.log, job)
         return job
 

@@ -128,3 +128,28 @@ def test_on_timeout_is_validated() -> None:
         MusicAICreateJobOperator(
             task_id="job", name="n", workflow=STEMS, workflow_params={"inputUrl": "x"}, on_timeout="kill"
         )
+
+
+def test_a_sensor_keeps_the_jobs_it_waited_on_by_default(musicai: Any, hook: Any, input_url: Any) -> None:
+    musicai.admin.configure(queued_seconds=600)
+    job_id = hook.create_job("elsewhere", STEMS, {"inputUrl": input_url()})
+    dag_run = run_dag(load_test_dag("sensor_timeout_default"), {"job_id": job_id})
+    assert task_states(dag_run) == {"wait": "failed"}
+    assert [job["id"] for job in musicai.admin.jobs()] == [job_id]
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["poke", "deferred"])
+def test_a_sensor_with_auto_deletes_the_running_job_its_timeout_gave_up_on(
+    musicai: Any, hook: Any, input_url: Any, logs: Any, deferrable: bool
+) -> None:
+    """A sensor's own timeout is never retried (its retries do not count): the job is deleted."""
+    musicai.admin.configure(queued_seconds=600)
+    job_id = hook.create_job("elsewhere", STEMS, {"inputUrl": input_url()})
+    dag = load_test_dag("sensor_timeout_auto_deferred" if deferrable else "sensor_timeout_auto_poke")
+    dag_run = run_dag(dag, {"job_id": job_id})
+    assert task_states(dag_run) == {"wait": "failed"}
+    assert musicai.admin.jobs() == []
+    assert (
+        f"Music AI job {job_id} deleted: timed out on try 1 of 3, and a sensor timeout is not retried"
+        in logs()
+    )

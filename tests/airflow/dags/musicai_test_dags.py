@@ -85,3 +85,28 @@ execution_timeout = timeout_dag(
     timeout=None,
     execution_timeout=timedelta(seconds=2),
 )
+
+
+def sensor_timeout_dag(dag_id: str, *, deferrable: bool, **on_timeout: str) -> DAG:
+    """A sensor whose ``timeout`` (1 s) runs out before the job of ``params.job_id`` finishes."""
+    with DAG(dag_id, params={"job_id": ""}, **ARGS) as dag:
+        MusicAIJobSensor(
+            task_id="wait",
+            job_id="{{ params.job_id }}",
+            deferrable=deferrable,
+            poll_interval=0.2,
+            timeout=1,
+            retries=2,
+            retry_delay=timedelta(0),
+            **on_timeout,
+        )
+    return dag
+
+
+sensor_timeout_default = sensor_timeout_dag("musicai_test_sensor_timeout_default", deferrable=True)
+sensor_timeout_auto_poke = sensor_timeout_dag(
+    "musicai_test_sensor_timeout_auto_poke", deferrable=False, on_timeout="auto"
+)
+sensor_timeout_auto_deferred = sensor_timeout_dag(
+    "musicai_test_sensor_timeout_auto_deferred", deferrable=True, on_timeout="auto"
+)
