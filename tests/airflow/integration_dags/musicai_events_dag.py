@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from airflow.sdk import Asset, AssetWatcher, dag, task
 
@@ -24,8 +25,9 @@ finished = Asset(
 @dag(dag_id="musicai_events_it", schedule=[finished])
 def musicai_events_it() -> None:
     @task
-    def handle() -> None:
-        pass
+    def handle(triggering_asset_events: Any = None) -> list[str]:
+        """Every job this run carries (one run may carry several): their ids."""
+        return [event.extra["payload"]["job_id"] for event in triggering_asset_events[finished]]
 
     handle()
 
