@@ -16,7 +16,10 @@ What survives a wake-up or a retry, and where:
   catalog itself;
 * each job's idempotency key ``<task instance key>-t<track digest>``: a new try lists the
   workflow's jobs once, reattaches to the running ones and records the finished ones, so no track
-  ever gets a second job; on Airflow 3.3 the task state store says whether that scan is needed.
+  ever gets a second job; on Airflow 3.3 the task state store says whether that scan is needed;
+* with ``incremental=True``, the processed-state across runs (:mod:`._state`, fingerprints from
+  :mod:`._fingerprint`): the carry keeps only the byte offset of the walk in it and the
+  fingerprints of the in-flight tracks.
 """
 
 from __future__ import annotations
@@ -65,10 +68,12 @@ def place(template: Any, url: str) -> Any:
 class MusicAICatalogOperator(_MusicAIOperator):
     """Run ``workflow`` on every track of a catalog, one job per track, in one task instance.
 
-    Returns (XCom ``return_value``) a summary: ``{"total", "succeeded", "failed", "manifest"}``;
-    the per-track outcome is in the manifest, one JSON line per track:
-    ``{"source", "job_id", "status", "outputs", "error"}`` (outputs are downloaded paths, the
-    ``copy_results_to`` folder, or ``musicai-result://`` references - never a signed URL).
+    Returns (XCom ``return_value``) a summary: ``{"total", "processed", "succeeded", "failed",
+    "skipped", "removed", "manifest"}`` (skipped and removed: incremental runs); the per-track
+    outcome is in the manifest, one JSON line per track:
+    ``{"source", "job_id", "status", "outputs", "error"}`` (status SKIPPED or REMOVED too; outputs
+    are downloaded paths, the ``copy_results_to`` folder, or ``musicai-result://`` references -
+    never a signed URL).
 
     :param sources: a list of files (paths, fsspec URLs, ``ObjectStoragePath``), or a folder/prefix
         whose files (recursively, in sorted order; names starting with ``.`` or ``_`` skipped) are
