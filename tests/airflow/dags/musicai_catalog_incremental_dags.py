@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from airflow.providers.common.compat.sdk import DAG, Param
 
@@ -23,6 +23,7 @@ for dag_id, deferrable in (
         start_date=datetime(2025, 1, 1),
         catchup=False,
         max_active_runs=1,
+        default_args={"retries": 2, "retry_delay": timedelta(seconds=1)},
         params={"force": Param(False, type=["boolean", "string", "array"])},
     ) as dag:
         MusicAICatalogOperator(
