@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -185,6 +185,7 @@ class MusicAICatalogOperator(_MusicAIOperator):
         self.window: dict[str, str] = {}
         self._store: CatalogState | None = None
         self._holder_id = ""
+        self._unchecked = False  # warned once that recorded outputs cannot be checked
         if self.max_in_flight < 1 or self.upload_concurrency < 1:
             raise ValueError("max_in_flight and upload_concurrency must be >= 1")
         if not 0.0 <= self.max_failed_fraction <= 1.0:
@@ -265,7 +266,7 @@ class MusicAICatalogOperator(_MusicAIOperator):
                 self._save(context, run)
                 if not run["window"]:
                     if previous is not None:
-                        self._removed(context, run, manifest, list(previous.rest()))
+                        self._removed(run, manifest, previous.rest())
                     return self._finish(context, run["cursor"], manifest, run)  # cursor = total
                 if self.deferrable:
                     self._defer(run)
@@ -290,6 +291,7 @@ class MusicAICatalogOperator(_MusicAIOperator):
         ahead = set(run["ahead"])
         skipped: list[dict[str, Any]] = []
         refreshed: list[dict[str, Any]] = []
+        gone: list[dict[str, Any]] = []  # state lines of tracks no longer in the catalog
         with ThreadPoolExecutor(self.upload_concurrency, thread_name_prefix="musicai-catalog") as pool:
             while not tracks.exhausted and len(run["window"]) < self.max_in_flight:
                 batch: list[Track] = []
@@ -297,20 +299,22 @@ class MusicAICatalogOperator(_MusicAIOperator):
                     track = tracks.take()
                     run["cursor"] += 1
                     run["after"] = track.name
-                    line, gone = previous.lookup(track.name) if previous is not None else (None, [])
-                    if gone:
-                        self._removed(context, run, manifest, gone)
+                    line = None
+                    if previous is not None:
+                        line, passed = previous.lookup(track.name)
+                        gone += passed
                     if track.name in ahead:
                         ahead.discard(track.name)
                     elif previous is None:
                         batch.append(track)
                     elif self._unchanged(track, line, run, skipped, refreshed):
-                        if len(skipped) >= SKIPPED_PER_PART:
-                            self._flush_skipped(run, manifest, skipped, refreshed, previous)
+                        pass
                     else:
                         batch.append(track)
+                    if previous is not None and len(skipped) + len(gone) >= SKIPPED_PER_PART:
+                        self._flush_skipped(run, manifest, (skipped, refreshed, gone), previous)
                 if previous is not None:
-                    self._flush_skipped(run, manifest, skipped, refreshed, previous)
+                    self._flush_skipped(run, manifest, (skipped, refreshed, gone), previous)
                 failures: list[dict[str, Any]] = []
                 outcomes = pool.map(lambda t: self._submit(identity, t), batch)
                 for track, outcome in zip(batch, outcomes, strict=True):
@@ -674,16 +678,18 @@ class MusicAICatalogOperator(_MusicAIOperator):
         self,
         run: dict[str, Any],
         manifest: Manifest,
-        skipped: list[dict[str, Any]],
-        refreshed: list[dict[str, Any]],
+        pending: tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]],
         previous: StateReader,
     ) -> None:
+        """Record the skipped tracks, refreshed state lines and removed tracks gathered so far."""
+        skipped, refreshed, gone = pending
         self._state_store(None).write(refreshed)
         manifest.write(skipped)
         for record in skipped:
             tally(run, record["status"])
-        skipped.clear()
-        refreshed.clear()
+        self._removed(run, manifest, gone)
+        for gathered in pending:
+            gathered.clear()
         run["state"]["offset"] = previous.offset
 
     def _state_line(self, run: dict[str, Any], record: Mapping[str, Any]) -> dict[str, Any]:
@@ -725,30 +731,26 @@ class MusicAICatalogOperator(_MusicAIOperator):
                 if not fs.exists(where):
                     return False
         except Exception as exc:  # e.g. no fsspec filesystem for the store here
-            self.log.warning("Cannot check the outputs %s (%s): taken as present", paths[0], exc)
+            if not self._unchecked:
+                self.log.warning("Cannot check the outputs %s (%s): outputs taken as present", paths[0], exc)
+            self._unchecked = True
         return True
 
-    def _removed(
-        self, context: Context, run: dict[str, Any], manifest: Manifest, lines: list[dict[str, Any]]
-    ) -> None:
-        """Report tracks gone from the catalog (and delete their outputs if ``prune_removed``)."""
-        records = []
+    def _removed(self, run: dict[str, Any], manifest: Manifest, lines: Iterable[Mapping[str, Any]]) -> None:
+        """Report tracks gone from the catalog (and delete their outputs if ``prune_removed``),
+        ``SKIPPED_PER_PART`` records at a time."""
+        records: list[dict[str, Any]] = []
         for line in lines:
             outputs = line.get("outputs")
             if self.prune_removed and outputs:
                 self._prune(outputs)
                 outputs = None
-            records.append(
-                {
-                    "source": line["source"],
-                    "job_id": line.get("job_id"),
-                    "status": "REMOVED",
-                    "outputs": outputs,
-                    "error": None,
-                }
-            )
-        for start in range(0, len(records), SKIPPED_PER_PART):
-            self._write(run, manifest, records[start : start + SKIPPED_PER_PART])
+            record = {"source": line["source"], "job_id": line.get("job_id"), "status": "REMOVED"}
+            records.append({**record, "outputs": outputs, "error": None})
+            if len(records) >= SKIPPED_PER_PART:
+                self._write(run, manifest, records)
+                records = []
+        self._write(run, manifest, records)
 
     def _prune(self, outputs: Mapping[str, Any]) -> None:
         from airflow_provider_musicai.operators._fingerprint import _fs_and_path
