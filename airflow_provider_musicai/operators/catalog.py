@@ -186,6 +186,8 @@ class MusicAICatalogOperator(_MusicAIOperator):
         self._store: CatalogState | None = None
         self._holder_id = ""
         self._unchecked = False  # warned once that recorded outputs cannot be checked
+        self._request_digest: str | None = None
+        self._forced: bool | list[str] = False  # ``force``, parsed once rendered
         if self.max_in_flight < 1 or self.upload_concurrency < 1:
             raise ValueError("max_in_flight and upload_concurrency must be >= 1")
         if not 0.0 <= self.max_failed_fraction <= 1.0:
@@ -203,7 +205,7 @@ class MusicAICatalogOperator(_MusicAIOperator):
         manifest = Manifest(self._manifest_folder(context))
         snapshot = None
         if self.incremental:
-            force_patterns(self.force)  # a malformed value fails before anything is done
+            self._forced = force_patterns(self.force)  # a malformed value fails before anything is done
             store = self._state_store(context)
             store.acquire(self._holder(context), self.lease_timeout)
             snapshot = store.compact()  # what earlier runs and tries recorded, merged and sorted
@@ -229,6 +231,7 @@ class MusicAICatalogOperator(_MusicAIOperator):
         run = dict(state)
         manifest = Manifest(self._manifest_folder(context))
         if self.incremental:  # renews the lease (or raises if another run took it over)
+            self._forced = force_patterns(self.force)
             self._state_store(context).acquire(self._holder(context), self.lease_timeout)
         finished = event.get("finished") if isinstance(event.get("finished"), Mapping) else {}
         self._record(run, manifest, dict(finished or {}))
@@ -617,11 +620,14 @@ class MusicAICatalogOperator(_MusicAIOperator):
         return reader
 
     def _request(self) -> str:
+        """The request digest (of the rendered fields; computed once per worker call)."""
         from airflow_provider_musicai.operators._fingerprint import request_digest
 
-        return request_digest(
-            self.workflow, self.workflow_params, self.destination, self.copy_results_to, self.copy_outputs
-        )
+        if self._request_digest is None:
+            self._request_digest = request_digest(
+                self.workflow, self.workflow_params, self.destination, self.copy_results_to, self.copy_outputs
+            )
+        return self._request_digest
 
     def _fingerprint(self, track: Track, line: Mapping[str, Any] | None) -> dict[str, Any]:
         from airflow_provider_musicai.operators._fingerprint import content_identity
@@ -656,7 +662,7 @@ class MusicAICatalogOperator(_MusicAIOperator):
             and line.get("status") == "SUCCEEDED"
             and line.get("request") == self._request()
             and line.get("content") == fingerprint["content"]
-            and not forced(self.force, track.name)
+            and not forced(self._forced, track.name)
             and self._outputs_exist(line.get("outputs"))
         ):
             skipped.append(
