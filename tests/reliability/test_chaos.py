@@ -221,7 +221,8 @@ def test_incremental_catalog_pays_once_per_changed_track_under_faults(
     summary = xcom_value(dag_run, "catalog")
     assert (summary["processed"], summary["skipped"]) == (2, TRACKS - 1), (summary, cost)
     assert cost["jobs_created"] == 2, cost  # one job per changed track: no duplicate, none lost
-    again, _, cost = run_under_faults(emulator, spy, dag, conf, True)
+    assert cost["faults_injected"] > 0 and cost["credential_leaks"] == 0, cost
+    again, _, rerun = run_under_faults(emulator, spy, dag, conf, True)
     assert xcom_value(again, "catalog")["skipped"] == TRACKS + 1
-    assert (cost["jobs_created"], cost["requests"]) == (0, 0), cost
+    assert (rerun["jobs_created"], rerun["requests"]) == (0, 0), rerun
     record("chaos", "incremental_catalog", cost)
