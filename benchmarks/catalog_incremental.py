@@ -71,7 +71,7 @@ def main() -> None:
         else:
             run(args, folder, home, "seed", emu)
         result["seed_seconds"] = round(time.perf_counter() - started, 1)
-        for path in paths[:: max(1, args.tracks // args.changed)][: args.changed]:
+        for path in paths[:: max(1, args.tracks // max(1, args.changed))][: args.changed]:
             path.write_bytes(path.read_bytes() + b"\0\0")
         result["listing_seconds"] = time_listing(folder)
         baseline = rss_bytes()
