@@ -193,3 +193,18 @@ class MusicAICatalogFailedError(MusicAIError, AirflowFailException):
 
     def __reduce__(self) -> Any:
         return (type(self), (self.failed, self.total, self.allowed, self.manifest))
+
+
+class MusicAICatalogBusyError(MusicAIError):
+    """Another run of an incremental catalog holds its state (two runs at once would both pay for
+    the same changed tracks). Retried: the other run ends, or its lease expires."""
+
+    def __init__(self, holder: str, state: str) -> None:
+        self.holder, self.state = holder, state
+        super().__init__(
+            f"Another run ({holder}) is processing this incremental catalog (lease in {state}); "
+            "set max_active_runs=1 on the DAG, or delete the lease file if that run is gone"
+        )
+
+    def __reduce__(self) -> Any:
+        return (type(self), (self.holder, self.state))

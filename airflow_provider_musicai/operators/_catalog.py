@@ -24,7 +24,7 @@ import posixpath
 import time
 from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 #: Files under a catalog folder that are never tracks: hidden files and ``_``-prefixed folders
@@ -38,6 +38,8 @@ class Track:
 
     name: str
     source: Any
+    #: What the listing said of the file (size, mtime, ETag...), for incremental runs; None for a list.
+    info: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
 
     @property
     def digest(self) -> str:
@@ -82,15 +84,20 @@ def iter_tracks(sources: Any, start: int = 0, after: str | None = None) -> Itera
     root = root.rstrip("/")
     if not fs.isdir(root):
         return  # as a listing of a missing folder: no track
-    paths = _walk_sorted(fs, root, after)
-    for path in paths if after is not None else itertools.islice(paths, start, None):
+    entries = _walk_sorted(fs, root, after)
+    for path, info in entries if after is not None else itertools.islice(entries, start, None):
         relative = path[len(root) :].lstrip("/")
         source = base / relative if not isinstance(base, str) else f"{base.rstrip('/')}/{relative}"
-        yield Track(name=relative, source=source)
+        yield Track(name=relative, source=source, info=info)
 
 
-def _walk_sorted(fs: Any, folder: str, after: str | None = None) -> Iterator[str]:
-    """The files under ``folder`` in sorted path order, skipping ``.``/``_`` names (and their trees).
+#: The listing's fields a track keeps (what fingerprints a file without reading it).
+_INFO_FIELDS = ("size", "mtime", "ETag", "md5Hash", "crc32c", "generation")
+
+
+def _walk_sorted(fs: Any, folder: str, after: str | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(path, listing info)`` of the files under ``folder`` in sorted path order, skipping
+    ``.``/``_`` names (and their trees).
 
     ``after`` (a path relative to ``folder``): only files sorting after it; a sub-folder wholly
     before it is not listed.
@@ -102,11 +109,12 @@ def _walk_sorted(fs: Any, folder: str, after: str | None = None) -> Iterator[str
         if path == folder or not name or name.startswith(_SKIPPED_PREFIXES):
             continue
         is_dir = info.get("type") == "directory"
-        entries.append((name + "/" if is_dir else name, path, is_dir))
-    entries.sort()
-    for key, path, is_dir in entries:
+        kept = {key: info[key] for key in _INFO_FIELDS if info.get(key) is not None}
+        entries.append((name + "/" if is_dir else name, path, is_dir, kept))
+    entries.sort(key=lambda entry: entry[0])
+    for key, path, is_dir, kept in entries:
         if after is None or key > after:
-            yield from _walk_sorted(fs, path) if is_dir else (path,)
+            yield from _walk_sorted(fs, path) if is_dir else ((path, kept),)
         elif is_dir and after.startswith(key):  # the folder ``after`` is in: resume inside it
             yield from _walk_sorted(fs, path, after[len(key) :])
 
@@ -179,33 +187,39 @@ class Manifest:
 
 
 class FinishedTracks:
-    """The tracks a manifest records and whether each SUCCEEDED, in 8 bytes a track.
+    """The tracks a manifest records and each one's outcome, in 8 bytes a track.
 
-    Each record becomes one 64-bit key: 63 bits of the SHA-256 of the track's name, then a bit for
-    SUCCEEDED. Keys are sorted in chunks and merged into one sorted array, so building it holds
-    about twice the array at most; a lookup is a binary search. Two names sharing 63 bits of
-    SHA-256 (odds ~5e-10 at 100,000 tracks) would be taken for one. A track recorded twice (the
-    operator never writes that) counts as succeeded if either record says so.
+    Each record becomes one 64-bit key: 62 bits of the SHA-256 of the track's name, then two bits
+    of outcome (SUCCEEDED, SKIPPED by an incremental run, anything else: FAILED). Keys are sorted
+    in chunks and merged into one sorted array, so building it holds about twice the array at
+    most; a lookup is a binary search. Two names sharing 62 bits of SHA-256 (odds ~1e-9 at
+    100,000 tracks) would be taken for one. A track recorded twice (the operator never writes
+    that) counts as succeeded if either record says so, else as skipped if either says so.
+    Records of tracks gone from the catalog (``REMOVED``) are not tracks of this run: not kept.
     """
 
     _CHUNK = 4096
+    _CODES = {"SUCCEEDED": 1, "SKIPPED": 2}
 
     def __init__(self, records: Iterable[Mapping[str, Any]]) -> None:
         chunks: list[array[int]] = []
         chunk: list[int] = []
         for record in records:
-            chunk.append(self._key(str(record.get("source"))) | (record.get("status") == "SUCCEEDED"))
+            status = record.get("status")
+            if status == "REMOVED":
+                continue
+            chunk.append(self._key(str(record.get("source"))) | self._CODES.get(str(status), 0))
             if len(chunk) >= self._CHUNK:
                 chunks.append(array("Q", sorted(chunk)))
                 chunk = []
         chunks.append(array("Q", sorted(chunk)))
         self._keys = array("Q", heapq.merge(*chunks))
         del chunks
-        self._count = sum(1 for _ in itertools.groupby(self._keys, key=lambda key: key >> 1))
+        self._count = sum(1 for _ in itertools.groupby(self._keys, key=lambda key: key >> 2))
 
     @staticmethod
     def _key(name: str) -> int:
-        return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big") >> 1 << 1
+        return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big") >> 2 << 2
 
     def __len__(self) -> int:
         """How many distinct tracks are recorded."""
@@ -215,13 +229,17 @@ class FinishedTracks:
         return isinstance(name, str) and self.status(name) is not None
 
     def status(self, name: str) -> str | None:
-        """``"SUCCEEDED"``, ``"FAILED"`` (any other outcome) or None when ``name`` is not recorded."""
+        """``"SUCCEEDED"``, ``"SKIPPED"``, ``"FAILED"`` (any other outcome) or None when ``name``
+        is not recorded."""
         key = self._key(name)
         at = bisect.bisect_left(self._keys, key)
-        if at == len(self._keys) or self._keys[at] >> 1 != key >> 1:
+        codes = set()
+        while at < len(self._keys) and self._keys[at] >> 2 == key >> 2:
+            codes.add(self._keys[at] & 3)
+            at += 1
+        if not codes:
             return None
-        succeeded = self._keys[at] & 1 or (at + 1 < len(self._keys) and self._keys[at + 1] == key | 1)
-        return "SUCCEEDED" if succeeded else "FAILED"
+        return "SUCCEEDED" if 1 in codes else "SKIPPED" if 2 in codes else "FAILED"
 
     @property
     def nbytes(self) -> int:

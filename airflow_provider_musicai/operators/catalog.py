@@ -16,14 +16,17 @@ What survives a wake-up or a retry, and where:
   catalog itself;
 * each job's idempotency key ``<task instance key>-t<track digest>``: a new try lists the
   workflow's jobs once, reattaches to the running ones and records the finished ones, so no track
-  ever gets a second job; on Airflow 3.3 the task state store says whether that scan is needed.
+  ever gets a second job; on Airflow 3.3 the task state store says whether that scan is needed;
+* with ``incremental=True``, the processed-state across runs (:mod:`._state`, fingerprints from
+  :mod:`._fingerprint`): the carry keeps only the byte offset of the walk in it and the
+  fingerprints of the in-flight tracks.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +40,7 @@ if TYPE_CHECKING:
 
     from airflow_provider_musicai.operators._catalog import Manifest, Track, TrackStream
     from airflow_provider_musicai.operators._reattach import TaskIdentity
+    from airflow_provider_musicai.operators._state import CatalogState, StateReader
 
 #: Key of the catalog run's record in Airflow 3.3's task state store.
 STATE_STORE_KEY = "musicai_catalog"
@@ -44,6 +48,10 @@ STATE_STORE_KEY = "musicai_catalog"
 SOURCE_PLACEHOLDER = "{source}"
 #: Error codes of tracks that failed before a job existed.
 BAD_SOURCE = "BAD_SOURCE"
+#: Skipped tracks written to the manifest per part (a whole unchanged catalog is never held).
+SKIPPED_PER_PART = 1000
+#: Track names an Asset event lists of what changed (the manifest has every one).
+CHANGED_NAMED = 1000
 
 
 def place(template: Any, url: str) -> Any:
@@ -60,10 +68,12 @@ def place(template: Any, url: str) -> Any:
 class MusicAICatalogOperator(_MusicAIOperator):
     """Run ``workflow`` on every track of a catalog, one job per track, in one task instance.
 
-    Returns (XCom ``return_value``) a summary: ``{"total", "succeeded", "failed", "manifest"}``;
-    the per-track outcome is in the manifest, one JSON line per track:
-    ``{"source", "job_id", "status", "outputs", "error"}`` (outputs are downloaded paths, the
-    ``copy_results_to`` folder, or ``musicai-result://`` references - never a signed URL).
+    Returns (XCom ``return_value``) a summary: ``{"total", "processed", "succeeded", "failed",
+    "skipped", "removed", "manifest"}`` (skipped and removed: incremental runs); the per-track
+    outcome is in the manifest, one JSON line per track:
+    ``{"source", "job_id", "status", "outputs", "error"}`` (status SKIPPED or REMOVED too; outputs
+    are downloaded paths, the ``copy_results_to`` folder, or ``musicai-result://`` references -
+    never a signed URL).
 
     :param sources: a list of files (paths, fsspec URLs, ``ObjectStoragePath``), or a folder/prefix
         whose files (recursively, in sorted order; names starting with ``.`` or ``_`` skipped) are
@@ -92,6 +102,19 @@ class MusicAICatalogOperator(_MusicAIOperator):
         #72716). 0 turns the hold off (Airflow without the race, ``dag.test()``).
     :param delete_on_kill: delete the running jobs when the task is killed.
     :param delete_after: delete each job once its outcome is recorded (and its results copied).
+    :param incremental: process only the tracks that are new or changed since a run that succeeded
+        for them, or whose request (workflow, params, destination, ``copy_results_to`` /
+        ``copy_outputs``) changed, or that failed, or whose recorded outputs are gone; the others
+        are recorded SKIPPED without any API call (see the incremental catalogs how-to).
+    :param state: where an incremental run keeps its processed-state; defaults to
+        ``<destination or copy_results_to>/_musicai_state/<dag>/<task>`` (templated).
+    :param force: with ``incremental``, process these tracks even if unchanged: True (all), a glob
+        (``"album1/*"``), a list of names or globs, or a comma-separated string of them (templated,
+        e.g. ``"{{ params.force }}"`` from the trigger form).
+    :param prune_removed: with ``incremental``, delete the outputs of tracks gone from the catalog
+        (they are always reported; kept by default).
+    :param lease_timeout: seconds after which an incremental run's lease, not renewed (a run
+        whose worker died and that is not retried), is taken over by another run.
     :param musicai_conn_id: Airflow connection of type ``musicai``.
     """
 
@@ -102,6 +125,8 @@ class MusicAICatalogOperator(_MusicAIOperator):
         "destination",
         "copy_results_to",
         "manifest",
+        "state",
+        "force",
         "musicai_conn_id",
     )
     template_fields_renderers = {"workflow_params": "json"}
@@ -128,6 +153,11 @@ class MusicAICatalogOperator(_MusicAIOperator):
         deferral_hold: float = DEFAULT_DEFERRAL_HOLD,
         delete_on_kill: bool = True,
         delete_after: bool = False,
+        incremental: bool = False,
+        state: Any = None,
+        force: Any = False,
+        prune_removed: bool = False,
+        lease_timeout: float = 6 * 3600.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -147,7 +177,17 @@ class MusicAICatalogOperator(_MusicAIOperator):
         self.deferral_hold = float(deferral_hold)
         self.delete_on_kill = delete_on_kill
         self.delete_after = delete_after
+        self.incremental = bool(incremental)
+        self.state = state
+        self.force = force
+        self.prune_removed = bool(prune_removed)
+        self.lease_timeout = float(lease_timeout)
         self.window: dict[str, str] = {}
+        self._store: CatalogState | None = None
+        self._holder_id = ""
+        self._unchecked = False  # warned once that recorded outputs cannot be checked
+        self._request_digest: str | None = None
+        self._forced: bool | list[str] = False  # ``force``, parsed once rendered
         if self.max_in_flight < 1 or self.upload_concurrency < 1:
             raise ValueError("max_in_flight and upload_concurrency must be >= 1")
         if not 0.0 <= self.max_failed_fraction <= 1.0:
@@ -163,7 +203,15 @@ class MusicAICatalogOperator(_MusicAIOperator):
         from airflow_provider_musicai.operators._catalog import Manifest
 
         manifest = Manifest(self._manifest_folder(context))
+        snapshot = None
+        if self.incremental:
+            self._forced = force_patterns(self.force)  # a malformed value fails before anything is done
+            store = self._state_store(context)
+            store.acquire(self._holder(context), self.lease_timeout)
+            snapshot = store.compact()  # what earlier runs and tries recorded, merged and sorted
         state = self._resume(context, manifest)
+        if self.incremental:
+            state["state"] = {"snapshot": snapshot, "offset": 0}
         return self._drive(context, manifest, state)
 
     def execute_complete(
@@ -182,6 +230,9 @@ class MusicAICatalogOperator(_MusicAIOperator):
             )
         run = dict(state)
         manifest = Manifest(self._manifest_folder(context))
+        if self.incremental:  # renews the lease (or raises if another run took it over)
+            self._forced = force_patterns(self.force)
+            self._state_store(context).acquire(self._holder(context), self.lease_timeout)
         finished = event.get("finished") if isinstance(event.get("finished"), Mapping) else {}
         self._record(run, manifest, dict(finished or {}))
         if event.get("status") != "finished":
@@ -206,24 +257,44 @@ class MusicAICatalogOperator(_MusicAIOperator):
         # The catalog is streamed from the cursor: each call walks it again from the last track
         # taken (a carry without "after", from an earlier release, resumes by count), never holds it.
         tracks = TrackStream(self.sources, run["cursor"], run.get("after"))
-        while True:
-            if not tracks.exhausted and len(run["window"]) < self.max_in_flight:
-                self._save(context, run, creating=True)  # a crash now means: scan on the next try
-            self._top_up(context, tracks, manifest, run)
-            self.window = dict(run["window"])
-            self._save(context, run)
-            if not run["window"]:
-                return self._finish(run["cursor"], manifest, run)  # every track taken: cursor = total
-            if self.deferrable:
-                self._defer(run)
-            self._record(run, manifest, self._wait_here(run["window"]))
+        for key in ("skipped", "removed"):
+            run.setdefault(key, 0)
+        previous = self._state_reader(context, run)
+        try:
+            while True:
+                if not tracks.exhausted and len(run["window"]) < self.max_in_flight:
+                    self._save(context, run, creating=True)  # a crash now means: scan on the next try
+                self._top_up(context, tracks, manifest, run, previous)
+                self.window = dict(run["window"])
+                self._save(context, run)
+                if not run["window"]:
+                    if previous is not None:
+                        self._removed(run, manifest, previous.rest())
+                    return self._finish(context, run["cursor"], manifest, run)  # cursor = total
+                if self.deferrable:
+                    self._defer(run)
+                self._record(run, manifest, self._wait_here(run["window"]))
+        finally:
+            if previous is not None:
+                previous.close()
 
-    def _top_up(self, context: Context, tracks: TrackStream, manifest: Manifest, run: dict[str, Any]) -> None:
-        """Upload and create jobs for the next tracks until ``max_in_flight`` jobs run."""
+    def _top_up(
+        self,
+        context: Context,
+        tracks: TrackStream,
+        manifest: Manifest,
+        run: dict[str, Any],
+        previous: StateReader | None = None,
+    ) -> None:
+        """Upload and create jobs for the next tracks until ``max_in_flight`` jobs run; an
+        incremental run records the unchanged tracks it passes as SKIPPED (no API call)."""
         from airflow_provider_musicai.operators._reattach import TaskIdentity
 
         identity = TaskIdentity.from_context(context)
         ahead = set(run["ahead"])
+        skipped: list[dict[str, Any]] = []
+        refreshed: list[dict[str, Any]] = []
+        gone: list[dict[str, Any]] = []  # state lines of tracks no longer in the catalog
         with ThreadPoolExecutor(self.upload_concurrency, thread_name_prefix="musicai-catalog") as pool:
             while not tracks.exhausted and len(run["window"]) < self.max_in_flight:
                 batch: list[Track] = []
@@ -231,10 +302,22 @@ class MusicAICatalogOperator(_MusicAIOperator):
                     track = tracks.take()
                     run["cursor"] += 1
                     run["after"] = track.name
+                    line = None
+                    if previous is not None:
+                        line, passed = previous.lookup(track.name)
+                        gone += passed
                     if track.name in ahead:
                         ahead.discard(track.name)
+                    elif previous is None:
+                        batch.append(track)
+                    elif self._unchanged(track, line, run, skipped, refreshed):
+                        pass
                     else:
                         batch.append(track)
+                    if previous is not None and len(skipped) + len(gone) >= SKIPPED_PER_PART:
+                        self._flush_skipped(run, manifest, (skipped, refreshed, gone), previous)
+                if previous is not None:
+                    self._flush_skipped(run, manifest, (skipped, refreshed, gone), previous)
                 failures: list[dict[str, Any]] = []
                 outcomes = pool.map(lambda t: self._submit(identity, t), batch)
                 for track, outcome in zip(batch, outcomes, strict=True):
@@ -243,6 +326,8 @@ class MusicAICatalogOperator(_MusicAIOperator):
                     else:
                         failures.append(outcome)
                 self._write(run, manifest, failures)
+                if previous is not None:
+                    run["state"]["offset"] = previous.offset
                 if batch:
                     self.log.info(
                         "Catalog: %d job(s) created (%d source(s) unusable); %d running, %d track(s) taken",
@@ -378,30 +463,46 @@ class MusicAICatalogOperator(_MusicAIOperator):
             record["outputs"] = outcome.get("result")
         return record
 
-    @staticmethod
-    def _write(run: dict[str, Any], manifest: Manifest, records: list[dict[str, Any]]) -> None:
+    def _write(self, run: dict[str, Any], manifest: Manifest, records: list[dict[str, Any]]) -> None:
+        """Record finished tracks: the state first (a crash between the two leaves a track the
+        retry reattaches to and records again), then the manifest."""
+        if self.incremental and records:
+            self._state_store(None).write([self._state_line(run, record) for record in records])
         manifest.write(records)
         for record in records:
-            run["succeeded" if record["status"] == "SUCCEEDED" else "failed"] += 1
+            tally(run, record["status"])
 
-    def _finish(self, total: int, manifest: Manifest, run: dict[str, Any]) -> dict[str, Any]:
+    def _finish(
+        self, context: Context, total: int, manifest: Manifest, run: dict[str, Any]
+    ) -> dict[str, Any]:
         from airflow_provider_musicai.exceptions import MusicAICatalogFailedError
 
+        processed = run["succeeded"] + run["failed"]
         summary = {
             "total": total,
+            "processed": processed,
             "succeeded": run["succeeded"],
             "failed": run["failed"],
+            "skipped": run.get("skipped", 0),
+            "removed": run.get("removed", 0),
             "manifest": str(manifest),
         }
         self.log.info(
-            "Music AI catalog done: %d track(s), %d succeeded, %d failed; manifest %s",
+            "Music AI catalog done: %d track(s): %d processed (%d succeeded, %d failed), "
+            "%d skipped (unchanged), %d removed; manifest %s",
             total,
+            processed,
             run["succeeded"],
             run["failed"],
+            summary["skipped"],
+            summary["removed"],
             manifest,
         )
-        if total and run["failed"] / total > self.max_failed_fraction:
-            raise MusicAICatalogFailedError(run["failed"], total, self.max_failed_fraction, str(manifest))
+        if self.incremental:
+            self._announce(context, summary, manifest)
+            self._state_store(context).release(self._holder(context))
+        if processed and run["failed"] / processed > self.max_failed_fraction:
+            raise MusicAICatalogFailedError(run["failed"], processed, self.max_failed_fraction, str(manifest))
         return summary
 
     # -- resuming ---------------------------------------------------------------------------
@@ -419,8 +520,12 @@ class MusicAICatalogOperator(_MusicAIOperator):
             "ahead": [],
             "succeeded": 0,
             "failed": 0,
+            "skipped": 0,
+            "removed": 0,
         }
-        done = FinishedTracks(manifest.read())  # 8 bytes a track, never a dict of the catalog
+        done = FinishedTracks(
+            self._count_removed(manifest.read(), run)
+        )  # 8 bytes a track, never a dict of the catalog
         saved = self._load(context)
         if not done and identity.try_number <= 1 and saved is None:
             return run  # a first try with nothing behind it: no lookup at all
@@ -439,10 +544,13 @@ class MusicAICatalogOperator(_MusicAIOperator):
             total = position + 1
             status = done.status(track.name)
             if status is not None:
-                run["succeeded" if status == "SUCCEEDED" else "failed"] += 1
+                tally(run, status)
             elif track.digest in jobs:
                 window[jobs[track.digest]] = track.name
-            elif track.name not in running:
+                self._reprint(run, track)
+            elif track.name in running:
+                self._reprint(run, track)
+            else:
                 cursor = position if cursor is None else cursor
                 continue
             if cursor is None:
@@ -474,28 +582,268 @@ class MusicAICatalogOperator(_MusicAIOperator):
                 found.setdefault(key[len(prefix) :], str(job["id"]))
         return found
 
+    # -- incremental runs -------------------------------------------------------------------
+
+    def _state_store(self, context: Context | None) -> CatalogState:
+        """The processed-state folder (set up on the first call of a worker process)."""
+        if self._store is None:
+            from airflow_provider_musicai.operators._state import CatalogState
+
+            if context is None:
+                raise RuntimeError("the catalog state is used before it was set up")
+            self._store = CatalogState(
+                self._task_folder(context, self.state, "_musicai_state", per_run=False)
+            )
+            self._holder(context)
+        return self._store
+
+    def _holder(self, context: Context) -> str:
+        """This task instance, as the lease and the state lines name it."""
+        ti = context["ti"]
+        map_index = getattr(ti, "map_index", -1)
+        self._holder_id = f"{ti.dag_id}/{ti.run_id}/{ti.task_id}/{-1 if map_index is None else map_index}"
+        return self._holder_id
+
+    def _state_reader(self, context: Context, run: dict[str, Any]) -> StateReader | None:
+        """The state read in step with the catalog, from where this call's walk resumes."""
+        if not self.incremental:
+            return None
+        store = self._state_store(context)
+        where = run.setdefault("state", {"snapshot": None, "offset": 0})
+        try:
+            reader = store.reader(where.get("snapshot"), int(where.get("offset") or 0))
+        except FileNotFoundError:  # compacted away meanwhile (a lease taken over): read the newest
+            where.update(snapshot=store.compact(), offset=0)
+            reader = store.reader(where["snapshot"])
+        if not where.get("offset") and run.get("after") is not None:
+            reader.skip_to(str(run["after"]))
+        return reader
+
+    def _request(self) -> str:
+        """The request digest (of the rendered fields; computed once per worker call)."""
+        from airflow_provider_musicai.operators._fingerprint import request_digest
+
+        if self._request_digest is None:
+            self._request_digest = request_digest(
+                self.workflow, self.workflow_params, self.destination, self.copy_results_to, self.copy_outputs
+            )
+        return self._request_digest
+
+    def _fingerprint(self, track: Track, line: Mapping[str, Any] | None) -> dict[str, Any]:
+        from airflow_provider_musicai.operators._fingerprint import content_identity
+
+        try:
+            return content_identity(track.source, track.info, line)
+        except Exception as exc:  # unreadable: processed, and the upload says why
+            self.log.warning("Catalog track %s cannot be fingerprinted: %s", track.name, exc)
+            return {"content": None, "size": None, "mtime": None}
+
+    def _reprint(self, run: dict[str, Any], track: Track) -> None:
+        """Fingerprint a track reattached by a new try (its state line is written when it ends)."""
+        if self.incremental:
+            run.setdefault("prints", {})[track.name] = self._fingerprint(track, None)
+
+    def _unchanged(
+        self,
+        track: Track,
+        line: Mapping[str, Any] | None,
+        run: dict[str, Any],
+        skipped: list[dict[str, Any]],
+        refreshed: list[dict[str, Any]],
+    ) -> bool:
+        """Whether ``track`` is skipped (then its SKIPPED record is added to ``skipped``); a track to
+        process keeps its fingerprint in the run until its outcome is recorded."""
+        from airflow_provider_musicai.operators._state import now_iso
+
+        fingerprint = self._fingerprint(track, line)
+        if (
+            line is not None
+            and fingerprint["content"] is not None
+            and line.get("status") == "SUCCEEDED"
+            and line.get("request") == self._request()
+            and line.get("content") == fingerprint["content"]
+            and not forced(self._forced, track.name)
+            and self._outputs_exist(line.get("outputs"))
+        ):
+            skipped.append(
+                {
+                    "source": track.name,
+                    "job_id": line.get("job_id"),
+                    "status": "SKIPPED",
+                    "outputs": line.get("outputs"),
+                    "error": None,
+                }
+            )
+            if (line.get("size"), line.get("mtime")) != (fingerprint["size"], fingerprint["mtime"]):
+                refreshed.append({**line, **fingerprint, "at": now_iso()})  # touched, same bytes
+            return True
+        run.setdefault("prints", {})[track.name] = fingerprint
+        return False
+
+    def _flush_skipped(
+        self,
+        run: dict[str, Any],
+        manifest: Manifest,
+        pending: tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]],
+        previous: StateReader,
+    ) -> None:
+        """Record the skipped tracks, refreshed state lines and removed tracks gathered so far."""
+        skipped, refreshed, gone = pending
+        self._state_store(None).write(refreshed)
+        manifest.write(skipped)
+        for record in skipped:
+            tally(run, record["status"])
+        self._removed(run, manifest, gone)
+        for gathered in pending:
+            gathered.clear()
+        run["state"]["offset"] = previous.offset
+
+    def _state_line(self, run: dict[str, Any], record: Mapping[str, Any]) -> dict[str, Any]:
+        """The state's line for a recorded track (a removed one: forget it)."""
+        from airflow_provider_musicai.operators._state import now_iso
+
+        name = str(record["source"])
+        if record["status"] == "REMOVED":
+            return {"source": name, "removed": True}
+        fingerprint = dict(run.get("prints", {}).pop(name, None) or {"content": None})
+        return {
+            "source": name,
+            **fingerprint,
+            "request": self._request(),
+            "status": "SUCCEEDED" if record["status"] == "SUCCEEDED" else "FAILED",
+            "job_id": record.get("job_id"),
+            "outputs": record.get("outputs"),
+            "run_id": self._holder_id,
+            "at": now_iso(),
+        }
+
+    def _outputs_exist(self, outputs: Any) -> bool:
+        """Whether a track's recorded outputs are still where they were written (one ``exists``
+        per file: a stat on local disk, a HEAD request on an object store)."""
+        from airflow_provider_musicai.operators._fingerprint import _fs_and_path
+
+        if self.destination is None and self.copy_results_to is None:
+            return True  # result references: nothing of ours to look at
+        if not isinstance(outputs, Mapping) or not outputs:
+            return False
+        if self.destination is not None:
+            paths = [str(path) for path in outputs.values()]
+        else:
+            folder = str(outputs.get("folder") or "")
+            paths = [folder + name for name in self.copy_outputs] if self.copy_outputs else [folder]
+        try:
+            for path in paths:
+                fs, where = _fs_and_path(path)
+                if not fs.exists(where):
+                    return False
+        except Exception as exc:  # e.g. no fsspec filesystem for the store here
+            if not self._unchecked:
+                self.log.warning("Cannot check the outputs %s (%s): outputs taken as present", paths[0], exc)
+            self._unchecked = True
+        return True
+
+    def _removed(self, run: dict[str, Any], manifest: Manifest, lines: Iterable[Mapping[str, Any]]) -> None:
+        """Report tracks gone from the catalog (and delete their outputs if ``prune_removed``),
+        ``SKIPPED_PER_PART`` records at a time."""
+        records: list[dict[str, Any]] = []
+        for line in lines:
+            outputs = line.get("outputs")
+            if self.prune_removed and outputs:
+                self._prune(outputs)
+                outputs = None
+            record = {"source": line["source"], "job_id": line.get("job_id"), "status": "REMOVED"}
+            records.append({**record, "outputs": outputs, "error": None})
+            if len(records) >= SKIPPED_PER_PART:
+                self._write(run, manifest, records)
+                records = []
+        self._write(run, manifest, records)
+
+    def _prune(self, outputs: Mapping[str, Any]) -> None:
+        from airflow_provider_musicai.operators._fingerprint import _fs_and_path
+
+        paths = [str(path) for path in outputs.values()]
+        for path in paths:
+            try:
+                fs, where = _fs_and_path(path)
+                if fs.exists(where):
+                    fs.rm(where, recursive=True)
+            except Exception as exc:
+                self.log.warning("Could not delete the output %s of a removed track: %s", path, exc)
+        for folder in {path.rstrip("/").rsplit("/", 1)[0] for path in paths if "/" in path}:
+            try:  # the track's folder, once empty
+                fs, where = _fs_and_path(folder)
+                if fs.isdir(where) and not fs.ls(where):
+                    fs.rmdir(where)
+            except Exception as exc:
+                self.log.debug("Left the folder %s of a removed track: %s", folder, exc)
+
+    def _count_removed(self, records: Any, run: dict[str, Any]) -> Any:
+        """``records``, counting the REMOVED ones in ``run`` (they are not tracks of the catalog)."""
+        for record in records:
+            if record.get("status") == "REMOVED":
+                tally(run, "REMOVED")
+            yield record
+
+    def _announce(self, context: Context, summary: Mapping[str, Any], manifest: Manifest) -> None:
+        """Put what changed on the event of each Asset outlet: counts, and up to
+        ``CHANGED_NAMED`` processed (succeeded) and removed tracks (the manifest has them all)."""
+        from airflow_provider_musicai.lineage import record_asset_events
+
+        if not self.outlets:
+            return
+        changed: list[str] = []
+        removed: list[str] = []
+        more = False
+        for record in manifest.read():
+            names = {"SUCCEEDED": changed, "REMOVED": removed}.get(str(record.get("status")))
+            if names is None:
+                continue
+            if len(names) < CHANGED_NAMED:
+                names.append(str(record["source"]))
+            else:
+                more = True
+        extra = {
+            "musicai_catalog": {
+                **{
+                    key: summary[key]
+                    for key in ("total", "processed", "succeeded", "failed", "skipped", "removed")
+                },
+                "changed": changed,
+                "removed_sources": removed,
+                "truncated": more,
+                "manifest": summary["manifest"],
+            }
+        }
+        record_asset_events(context, self.outlets, extra)
+
     # -- helpers ----------------------------------------------------------------------------
 
     def _manifest_folder(self, context: Context) -> Any:
+        return self._task_folder(context, self.manifest, "_musicai_manifest", per_run=True)
+
+    def _task_folder(self, context: Context, given: Any, kind: str, *, per_run: bool) -> Any:
+        """``given``, or ``<destination or copy_results_to>/<kind>/<dag>[/<run>]/<task>``."""
         import re
 
         from airflow_provider_musicai.exceptions import MusicAIConfigurationError
         from airflow_provider_musicai.operators._catalog import join
 
-        if self.manifest is not None:
-            return self.manifest
+        if given is not None:
+            return given
         base = self.destination if self.destination is not None else self.copy_results_to
         if base is None:
+            what = "manifest" if per_run else "state"
             raise MusicAIConfigurationError(
-                "MusicAICatalogOperator needs somewhere to write its manifest: set manifest, "
+                f"MusicAICatalogOperator needs somewhere to write its {what}: set {what}, "
                 "destination or copy_results_to"
             )
         ti = context["ti"]
-        safe = [re.sub(r"[^A-Za-z0-9_.-]+", "_", str(part)) for part in (ti.dag_id, ti.run_id, ti.task_id)]
+        parts = (ti.dag_id, ti.run_id, ti.task_id) if per_run else (ti.dag_id, ti.task_id)
+        safe = [re.sub(r"[^A-Za-z0-9_.-]+", "_", str(part)) for part in parts]
         map_index = getattr(ti, "map_index", -1)
         if map_index is not None and int(map_index) >= 0:
             safe[-1] += f".{map_index}"
-        return join(base, "_musicai_manifest", *safe)
+        return join(base, kind, *safe)
 
     def _load(self, context: Context) -> dict[str, Any] | None:
         store = context.get("task_state_store")  # type: ignore[misc]  # Airflow 3.3+ only
@@ -529,6 +877,44 @@ class MusicAICatalogOperator(_MusicAIOperator):
             self.log.warning("Could not delete Music AI job %s: %s", job_id, exc)
             return False
         return True
+
+
+def forced(force: Any, name: str) -> bool:
+    """Whether ``force`` (True, a glob, a list of names/globs, or their rendered text) names ``name``."""
+    import fnmatch
+
+    patterns = force_patterns(force)
+    if isinstance(patterns, bool):
+        return patterns
+    return any(name == pattern or fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+
+
+def force_patterns(force: Any) -> bool | list[str]:
+    """``force`` as True/False or a list of globs; a template renders lists and booleans as text."""
+    import ast
+
+    if force is None or isinstance(force, bool):
+        return bool(force)
+    if isinstance(force, str):
+        text = force.strip()
+        if text.lower() in {"", "false", "none", "0", "no"}:
+            return False
+        if text.lower() in {"true", "1", "yes", "all"}:
+            return True
+        if text.startswith("["):
+            try:
+                force = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                force = text.strip("[]").split(",")
+        else:
+            force = text.split(",")
+    return [str(pattern).strip().strip("'\"") for pattern in force if str(pattern).strip()]
+
+
+def tally(run: dict[str, Any], status: Any) -> None:
+    """Count one recorded track in the run's totals."""
+    key = {"SUCCEEDED": "succeeded", "SKIPPED": "skipped", "REMOVED": "removed"}.get(str(status), "failed")
+    run[key] = run.get(key, 0) + 1
 
 
 def track_key(identity: TaskIdentity, track: Track) -> str:

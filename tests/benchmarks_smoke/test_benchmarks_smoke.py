@@ -85,3 +85,25 @@ def test_report_renders_every_section(tmp_path: Path) -> None:
     text = (tmp_path / "RESULTS.md").read_text()
     assert "## Headline" in text and "MusicAIJobTrigger" in text and "**met**" in text
     assert (tmp_path / "requests_and_delay.png").stat().st_size > 0
+
+
+def test_incremental_catalog_benchmark_pays_only_for_changed_tracks(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    script = Path(common.__file__).resolve().parent / "catalog_incremental.py"
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path), "PYTHONWARNINGS": "ignore"}
+    done = subprocess.run(
+        [sys.executable, str(script), "--tracks", "40", "--changed", "4"],
+        cwd=script.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    (line,) = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    result = json.loads(line[len("RESULT ") :])
+    assert result["changed_run"]["jobs_created"] == 4 and result["changed_run"]["summary"]["skipped"] == 36
+    assert (result["unchanged_run"]["jobs_created"], result["unchanged_run"]["api_requests"]) == (0, 0)

@@ -1,5 +1,6 @@
 """A catalog run through Airflow's real processes: its worker SIGKILLed half-way, then Airflow's
-retry resumes with 0 duplicate jobs; the triggerer restarted while the run is deferred."""
+retry resumes with 0 duplicate jobs; the triggerer restarted while the run is deferred; an
+incremental run killed the same way, then a second run that finds nothing changed (0 jobs)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def deployment(
         tmp_path_factory.mktemp("catalog-crash") / "airflow-home",
         musicai_emulator_server,
         extra={"timeout": 10, "max_retries": 5, "retry_backoff": 0.2},
-        dags=("musicai_catalog_worker_kill", "musicai_catalog_deferred"),
+        dags=("musicai_catalog_worker_kill", "musicai_catalog_deferred", "musicai_catalog_incremental_kill"),
         db_template=airflow_db_template,
         dag_files=(HERE / "dags" / "musicai_catalog_crash_dags.py",),
         env={
@@ -56,7 +57,9 @@ def _manifest(folder: Path) -> list[dict[str, Any]]:
     ]
 
 
-@pytest.mark.parametrize("dag_id", ["musicai_catalog_worker_kill", "musicai_catalog_deferred"])
+@pytest.mark.parametrize(
+    "dag_id", ["musicai_catalog_worker_kill", "musicai_catalog_deferred", "musicai_catalog_incremental_kill"]
+)
 def test_a_killed_worker_or_triggerer_costs_no_second_job(
     deployment: Deployment, musicai_emulator: Any, tmp_path: Path, dag_id: str
 ) -> None:
@@ -71,11 +74,15 @@ def test_a_killed_worker_or_triggerer_costs_no_second_job(
     emulator.admin.configure(queued_seconds=0, processing_seconds=1.0, max_concurrent_jobs=3)
     manifest = tmp_path / "manifest"
     run_id = f"{dag_id}-{time.time_ns()}"
-    conf = {"catalog": str(_catalog(tmp_path / "catalog")), "manifest": str(manifest)}
+    conf = {
+        "catalog": str(_catalog(tmp_path / "catalog")),
+        "manifest": str(manifest),
+        "state": str(tmp_path / "state"),
+    }
     deployment.trigger(run_id, conf, dag_id)
     deployment.wait_for("some tracks to be recorded", lambda: len(_manifest(manifest)) >= 6, timeout=300)
     created_at_kill = emulator.admin.counters()["jobs_created"]
-    if dag_id == "musicai_catalog_worker_kill":
+    if dag_id != "musicai_catalog_deferred":
 
         def worker_pid() -> int | None:
             ((_, _, state, _, pid),) = deployment.tis(run_id, dag_id) or [(None,) * 5]
@@ -99,6 +106,18 @@ def test_a_killed_worker_or_triggerer_costs_no_second_job(
         # A triggerer restart costs no try, and the hold keeps every wake-up clear of the race
         # that would fail one (the scheduler's "state mismatch" on the resumed try).
         assert tries == 1, deployment.logs()[-6000:]
+    if dag_id == "musicai_catalog_incremental_kill":  # what the killed try finished is in the state
+        again = f"{run_id}-again"
+        deployment.trigger(again, {**conf, "manifest": str(tmp_path / "manifest-again")}, dag_id)
+        deployment.wait_for(
+            "the second run",
+            lambda: deployment.run_state(again, dag_id) in ("success", "failed"),
+            timeout=300,
+        )
+        assert deployment.run_state(again, dag_id) == "success", deployment.logs()[-6000:]
+        statuses = {line["status"] for line in _manifest(tmp_path / "manifest-again")}
+        assert statuses == {"SKIPPED"} and len(_manifest(tmp_path / "manifest-again")) == TRACKS
+        assert emulator.admin.counters()["jobs_created"] == TRACKS  # nothing paid twice
     record(
         "catalog_crash",
         dag_id,

@@ -193,3 +193,36 @@ def test_catalog_survives_twenty_percent_faults(
         {**cost, "tracks": TRACKS, "baseline_seconds": round(baseline, 1), "files_verified": checked},
     )
     record("chaos", "catalog_time_added_seconds", round(took - baseline, 1))
+
+
+def test_incremental_catalog_pays_once_per_changed_track_under_faults(
+    emulator: Any, connect: Any, spy: Any, tmp_path: Path
+) -> None:
+    """An incremental catalog under 20% faults: the changed and added tracks get exactly one job
+    each, the unchanged ones none; a rerun with nothing changed creates none and calls nothing."""
+    from tests.helpers.airflow import load_dag_file
+
+    connect(**CONNECTION)
+    catalog = tmp_path / "catalog"
+    catalog.mkdir()
+    for index in range(TRACKS):
+        (catalog / f"track-{index:03d}.wav").write_bytes(
+            wav_bytes(seconds=0.2, frequency=200.0 + 37.0 * index)
+        )
+    dags = Path(__file__).resolve().parents[1] / "airflow" / "dags" / "musicai_catalog_incremental_dags.py"
+    dag = load_dag_file(dags).musicai_catalog_incremental
+    conf = {"catalog": str(catalog), "destination": str(tmp_path / "out"), "state": str(tmp_path / "state")}
+    _, _, cost = run_under_faults(emulator, spy, dag, conf, False)
+    assert cost["jobs_created"] == TRACKS
+    (catalog / "track-000.wav").write_bytes(wav_bytes(seconds=0.3, frequency=90.0))
+    (catalog / "track-new.wav").write_bytes(wav_bytes(seconds=0.2, frequency=95.0))
+    dag_run, _, cost = run_under_faults(emulator, spy, dag, conf, True)
+    assert set(task_states(dag_run).values()) == {"success"}, cost
+    summary = xcom_value(dag_run, "catalog")
+    assert (summary["processed"], summary["skipped"]) == (2, TRACKS - 1), (summary, cost)
+    assert cost["jobs_created"] == 2, cost  # one job per changed track: no duplicate, none lost
+    assert cost["faults_injected"] > 0 and cost["credential_leaks"] == 0, cost
+    again, _, rerun = run_under_faults(emulator, spy, dag, conf, True)
+    assert xcom_value(again, "catalog")["skipped"] == TRACKS + 1
+    assert (rerun["jobs_created"], rerun["requests"]) == (0, 0), rerun
+    record("chaos", "incremental_catalog", cost)

@@ -1,5 +1,6 @@
-"""Catalog runs for the crash tests: on the worker (killed with SIGKILL) and deferred (triggerer
-restarted). ``conf``: ``catalog`` (a folder) and ``manifest`` (a folder)."""
+"""Catalog runs for the crash tests: on the worker (killed with SIGKILL), deferred (triggerer
+restarted) and incremental (worker killed). ``conf``: ``catalog`` and ``manifest`` (folders), and
+``state`` (a folder) for the incremental one."""
 
 from __future__ import annotations
 
@@ -9,7 +10,12 @@ from airflow.providers.common.compat.sdk import DAG
 
 from airflow_provider_musicai.operators.catalog import MusicAICatalogOperator
 
-for dag_id, deferrable in (("musicai_catalog_worker_kill", False), ("musicai_catalog_deferred", True)):
+RUNS = (
+    ("musicai_catalog_worker_kill", False, False),
+    ("musicai_catalog_deferred", True, False),
+    ("musicai_catalog_incremental_kill", False, True),
+)
+for dag_id, deferrable, incremental in RUNS:
     with DAG(
         dag_id=dag_id,
         schedule=None,
@@ -26,5 +32,7 @@ for dag_id, deferrable in (("musicai_catalog_worker_kill", False), ("musicai_cat
             upload_concurrency=2,
             deferrable=deferrable,
             poll_interval=0.5,
+            incremental=incremental,
+            state="{{ dag_run.conf.get('state') }}" if incremental else None,
         )
     globals()[dag_id] = dag
