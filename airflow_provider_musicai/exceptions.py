@@ -10,7 +10,7 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
-from airflow_provider_musicai.common import printable
+from airflow_provider_musicai.redaction import printable
 
 
 class MusicAIError(AirflowException):

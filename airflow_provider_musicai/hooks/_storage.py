@@ -17,7 +17,6 @@ from typing import IO, Any
 import requests
 import urllib3
 
-from airflow_provider_musicai.common import redact_url
 from airflow_provider_musicai.exceptions import MusicAIAPIError, MusicAIError, MusicAITransportError
 from airflow_provider_musicai.hooks._api import api_message_of
 from airflow_provider_musicai.hooks._calls import (
@@ -39,6 +38,7 @@ from airflow_provider_musicai.hooks._transfer import (
     UploadSource,
     log_progress,
 )
+from airflow_provider_musicai.redaction import redact_url
 
 log = logging.getLogger(__name__)
 

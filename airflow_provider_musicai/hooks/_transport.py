@@ -25,7 +25,6 @@ from urllib3 import exceptions as urllib3_exceptions
 from urllib3.exceptions import NameResolutionError, NewConnectionError
 
 from airflow_provider_musicai import __version__
-from airflow_provider_musicai.common import install_log_redaction, own_http_requests, scrub_body, scrub_text
 from airflow_provider_musicai.hooks._api import ApiRequest
 from airflow_provider_musicai.hooks._calls import (
     HttpAnswer,
@@ -35,6 +34,12 @@ from airflow_provider_musicai.hooks._calls import (
     parse_retry_after,
 )
 from airflow_provider_musicai.hooks._config import ConnectionConfig
+from airflow_provider_musicai.redaction import (
+    install_log_redaction,
+    own_http_requests,
+    scrub_body,
+    scrub_text,
+)
 
 if TYPE_CHECKING:
     import httpx2

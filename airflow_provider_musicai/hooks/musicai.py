@@ -16,13 +16,7 @@ from urllib.parse import urlsplit
 from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider_musicai import metrics, references
-from airflow_provider_musicai.common import (
-    DEFAULT_CONN_ID,
-    StatusLog,
-    install_log_redaction,
-    printable,
-    redact_url,
-)
+from airflow_provider_musicai.defaults import DEFAULT_CONN_ID
 from airflow_provider_musicai.exceptions import (
     MusicAIAPIError,
     MusicAIAuthError,
@@ -72,6 +66,8 @@ from airflow_provider_musicai.jobs import (
     validate_metadata,
 )
 from airflow_provider_musicai.lineage import report_hook_lineage
+from airflow_provider_musicai.redaction import install_log_redaction, printable, redact_url
+from airflow_provider_musicai.status_log import StatusLog
 
 if TYPE_CHECKING:
     import requests
