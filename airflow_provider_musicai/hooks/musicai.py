@@ -23,21 +23,17 @@ from airflow_provider_musicai.exceptions import (
     MusicAIConfigurationError,
     MusicAIError,
     MusicAIInvalidRequestError,
+    MusicAILookupFailedError,
     MusicAIMalformedResponseError,
     MusicAINotFoundError,
     MusicAIResponseTooLargeError,
     MusicAITimeoutError,
     MusicAITransportError,
+    is_transient,
 )
 from airflow_provider_musicai.hooks import _api
 from airflow_provider_musicai.hooks._api import ApiRequest, build_request
-from airflow_provider_musicai.hooks._calls import (
-    Lookup,
-    MusicAILookupFailedError,
-    call_plan,
-    run_async,
-    run_sync,
-)
+from airflow_provider_musicai.hooks._calls import Lookup, call_plan, run_async, run_sync
 from airflow_provider_musicai.hooks._config import DEFAULT_BASE_URL, ConnectionConfig, RetryPolicy
 from airflow_provider_musicai.hooks._copy_targets import CUSTOM_STORAGE, copy_targets, presign_all
 from airflow_provider_musicai.hooks._destination import (
@@ -90,25 +86,6 @@ MAX_PAGE_SIZE = 100
 #: Timeouts of ``test_connection`` (seconds): an answer is expected at once, or never.
 TEST_CONNECT_TIMEOUT = 5.0
 TEST_READ_TIMEOUT = 10.0
-
-#: Errors that another poll may cure; anything else (401, 404, 400...) ends a wait at once. An
-#: unreadable or oversized 2xx answer is usually a proxy's page, so a wait polls again.
-TRANSIENT_ERRORS: tuple[type[MusicAIError], ...] = (
-    MusicAITransportError,
-    MusicAIMalformedResponseError,
-    MusicAIResponseTooLargeError,
-)
-
-
-def is_transient(error: BaseException) -> bool:
-    """True for failures worth another try later: no answer, 429, 5xx, or an unreadable answer."""
-    if isinstance(error, TRANSIENT_ERRORS):
-        return True
-    return (
-        isinstance(error, MusicAIAPIError)
-        and error.status_code is not None
-        and (error.status_code == 429 or error.status_code >= 500)
-    )
 
 
 class MusicAIHook(BaseHook):
@@ -256,21 +233,13 @@ class MusicAIHook(BaseHook):
         config: ConnectionConfig | None = None,
         *,
         lookup: Lookup | None = None,
-        find: Callable[[], T | None] | None = None,
     ) -> T:
-        """Carry out ``request`` by the one retry plan; ``find`` answers the plan's ``lookup``."""
+        """Carry out ``request`` by the one retry plan (``lookup``: see :func:`call_plan`)."""
         config = config or self.config
         config.check_transport_security()
-        transport = SyncTransport(config, self._session)
-
-        def carry_out(step: Any) -> Any:
-            if isinstance(step, Lookup):
-                if find is None:  # pragma: no cover - a lookup is only planned with its finder
-                    raise TypeError("a Lookup step without a finder")
-                return find()
-            return transport.send(step)
-
-        return run_sync(call_plan(request, config.retry, lookup=lookup), carry_out)
+        return run_sync(
+            call_plan(request, config.retry, lookup=lookup), SyncTransport(config, self._session).send
+        )
 
     async def _acall(self, request: ApiRequest[T]) -> T:
         config = await self.aconfig()
@@ -371,8 +340,7 @@ class MusicAIHook(BaseHook):
         try:
             job_id = self._call(
                 build_request(_api.CREATE_JOB, json_body=body),
-                lookup=Lookup("checking whether the job exists"),
-                find=find,
+                lookup=Lookup("checking whether the job exists", find),
             )
         except MusicAILookupFailedError as failed:
             raise MusicAIError(
@@ -383,7 +351,7 @@ class MusicAIHook(BaseHook):
         except (MusicAIMalformedResponseError, MusicAIResponseTooLargeError) as unusable:
             # A 2xx whose id cannot be used: the job may well exist, so never send again blindly.
             raise MusicAIMalformedResponseError(
-                f"The job MAY have been created, but the answer cannot be used ({unusable._message}). "
+                f"The job MAY have been created, but the answer cannot be used ({unusable.hint}). "
                 f"Not sending it again, to avoid a duplicate job: look for a job whose metadata has "
                 f"{IDEMPOTENCY_METADATA_KEY}={key}.",
                 status_code=unusable.status_code,
