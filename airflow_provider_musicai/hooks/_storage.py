@@ -21,6 +21,7 @@ from airflow_provider_musicai.exceptions import MusicAIAPIError, MusicAIError, M
 from airflow_provider_musicai.hooks._api import api_message_of
 from airflow_provider_musicai.hooks._calls import parse_retry_after
 from airflow_provider_musicai.hooks._config import ConnectionConfig
+from airflow_provider_musicai.hooks._sources import UploadSource
 from airflow_provider_musicai.hooks._transfer import (
     PROGRESS_EVERY_SECONDS,
     CorruptBody,
@@ -28,7 +29,6 @@ from airflow_provider_musicai.hooks._transfer import (
     ProgressReader,
     RateGuard,
     TransferTooSlow,
-    UploadSource,
     log_progress,
 )
 from airflow_provider_musicai.redaction import redact_url
