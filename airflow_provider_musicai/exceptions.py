@@ -10,7 +10,7 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
-from airflow_provider_musicai.common import printable
+from airflow_provider_musicai.redaction import printable
 
 
 class MusicAIError(AirflowException):
@@ -64,7 +64,8 @@ class MusicAIAPIError(MusicAIError):
         status = f"HTTP {status_code}" if status_code is not None else "invalid response"
         detail = f": {api_message.rstrip().rstrip('.')}" if api_message else ""  # no "..": the "." follows
         super().__init__(f"Music AI {endpoint} failed ({status}){detail}. {message}".strip())
-        self._message = message
+        #: The provider's own explanation or advice, without the endpoint and status before it.
+        self.hint = message
 
     def __reduce__(self) -> Any:
         kwargs = {
@@ -73,7 +74,7 @@ class MusicAIAPIError(MusicAIError):
             "api_message": self.api_message,
             "retry_after": self.retry_after,
         }
-        return (_rebuild, (type(self), (self._message,), kwargs))
+        return (_rebuild, (type(self), (self.hint,), kwargs))
 
 
 class MusicAIMalformedResponseError(MusicAIAPIError):
@@ -114,6 +115,47 @@ class MusicAIRateLimitError(MusicAIAPIError):
 
 class MusicAIServerError(MusicAIAPIError):
     """5xx that outlasted every retry."""
+
+
+class AmbiguousRequestError(MusicAIError):
+    """A request that must not be repeated blindly (POST /job) may or may not have been processed."""
+
+    def __init__(self, cause: MusicAIError) -> None:
+        super().__init__(f"The outcome of the request is unknown: {cause}")
+        self.cause = cause
+
+
+class MusicAILookupFailedError(MusicAIError):
+    """A request's answer was lost and checking whether it took effect failed too: not sent again."""
+
+    def __init__(self, cause: MusicAIError, lookup_error: MusicAIError) -> None:
+        super().__init__(
+            f"{cause} Whether it took effect could not be checked ({lookup_error}); not sending it "
+            "again, to avoid doing it twice."
+        )
+        self.cause = cause
+        self.lookup_error = lookup_error
+
+
+#: Errors that another try later may cure besides a 429 or 5xx answer: no answer at all, or an
+#: unreadable or oversized 2xx answer (usually a proxy's page), so a wait polls again. A call's own
+#: retries use the same rule, except that they never retry a permanent transport failure (TLS).
+TRANSIENT_ERRORS: tuple[type[MusicAIError], ...] = (
+    MusicAITransportError,
+    MusicAIMalformedResponseError,
+    MusicAIResponseTooLargeError,
+)
+
+
+def is_transient(error: BaseException) -> bool:
+    """True for failures worth another try later: no answer, 429, 5xx, or an unreadable answer."""
+    if isinstance(error, TRANSIENT_ERRORS):
+        return True
+    return (
+        isinstance(error, MusicAIAPIError)
+        and error.status_code is not None
+        and (error.status_code == 429 or error.status_code >= 500)
+    )
 
 
 class MusicAITimeoutError(MusicAIError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_provider_musicai import __version__
-from airflow_provider_musicai.common import DEFAULT_POLLER_LOG_INTERVAL
+from airflow_provider_musicai.defaults import DEFAULT_POLLER_LOG_INTERVAL
 
 #: The connection extras: label, description and JSON schema, ``default`` included. The parser
 #: (``hooks/_config.py``) and the docs read the defaults here; the connection forms get

@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 from airflow_provider_musicai.exceptions import MusicAIConfigurationError
+from airflow_provider_musicai.redaction import redact_url
 
 RESULT_SCHEME = "musicai-result://"
 SEALED_PREFIX = "musicai-sealed:"
@@ -75,8 +76,6 @@ def public_job_document(job: Mapping[str, Any]) -> dict[str, Any]:
 def _without_signed_urls(value: Any) -> Any:
     """``value`` with every URL, however deeply nested, stripped of its query string (credential)."""
     if is_url(value):
-        from airflow_provider_musicai.common import redact_url
-
         return redact_url(value)
     if isinstance(value, Mapping):
         return {key: _without_signed_urls(inner) for key, inner in value.items()}

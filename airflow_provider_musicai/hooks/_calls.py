@@ -4,9 +4,8 @@
 back what the transport observed, and finally returns the parsed answer or raises a typed error.
 :func:`run_sync` and :func:`run_async` only carry out those instructions with requests and
 httpx2, so retries, ``Retry-After``, deadlines and the "never send POST /job twice" rule live
-in this one place. Two more kinds of step go through the same drivers: a :class:`Lookup` (did a
-POST whose answer was lost take effect?) and a transfer :class:`Attempt` (one try of an upload or a
-download to a signed URL, retried by :func:`transfer_plan` under the same policy).
+in this one place. Besides requests and pauses, a plan may yield a :class:`Lookup` (did a POST
+whose answer was lost take effect?), which carries the function that finds out.
 """
 
 from __future__ import annotations
@@ -21,10 +20,13 @@ from typing import Any, TypeVar, cast
 from urllib.parse import unquote
 
 from airflow_provider_musicai.exceptions import (
+    AmbiguousRequestError,
     MusicAIAPIError,
     MusicAIError,
+    MusicAILookupFailedError,
     MusicAIResponseTooLargeError,
     MusicAITransportError,
+    is_transient,
 )
 from airflow_provider_musicai.hooks._api import DELETE_JOB, ApiRequest, error_for_status, interpret_response
 from airflow_provider_musicai.hooks._config import RetryPolicy
@@ -72,58 +74,17 @@ class Pause:
 @dataclass(frozen=True)
 class Lookup:
     """Find out whether a request whose answer was lost took effect (POST /job: is there a job with
-    this idempotency key?). The driver answers with the call's result if it did, None if not, or
-    throws the lookup's :class:`MusicAIError` into the plan."""
+    this idempotency key?). The driver calls ``find`` (the async driver awaits what it returns) and
+    answers the plan with the call's result if it did, None if not, or throws the
+    :class:`MusicAIError` it raised into the plan."""
 
     description: str
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """Carry out attempt ``number`` (0 first) of a transfer; the driver answers with
-    :class:`Completed` or :class:`RetryableFailure` (or raises an error that ends it)."""
-
-    number: int
-
-
-@dataclass(frozen=True)
-class Completed:
-    """A transfer attempt that succeeded, with its value."""
-
-    value: Any
-
-
-@dataclass(frozen=True)
-class RetryableFailure:
-    """A transfer attempt that failed in a way another attempt may cure."""
-
-    error: MusicAIError
-    retry_after: float | None = None
+    find: Callable[[], Any]
 
 
 Outcome = HttpAnswer | TransportFailure | Refused
-Step = ApiRequest[Any] | Pause | Lookup | Attempt
+Step = ApiRequest[Any] | Pause | Lookup
 Plan = Generator[Step, Any, T]
-
-
-class AmbiguousRequestError(MusicAIError):
-    """A request that must not be repeated blindly (POST /job) may or may not have been processed."""
-
-    def __init__(self, cause: MusicAIError) -> None:
-        super().__init__(f"The outcome of the request is unknown: {cause}")
-        self.cause = cause
-
-
-class MusicAILookupFailedError(MusicAIError):
-    """A request's answer was lost and checking whether it took effect failed too: not sent again."""
-
-    def __init__(self, cause: MusicAIError, lookup_error: MusicAIError) -> None:
-        super().__init__(
-            f"{cause} Whether it took effect could not be checked ({lookup_error}); not sending it "
-            "again, to avoid doing it twice."
-        )
-        self.cause = cause
-        self.lookup_error = lookup_error
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -171,7 +132,6 @@ def call_plan(
             error = error_for_status(
                 label, outcome.status, outcome.body, outcome.content_type, outcome.retry_after
             )
-            transient = outcome.status == 429 or outcome.status >= 500
             ambiguous = outcome.status >= 500
             retry_after = outcome.retry_after
         elif isinstance(outcome, Refused):
@@ -186,11 +146,11 @@ def call_plan(
             error = MusicAITransportError(
                 f"Music AI {label} failed: {outcome.description}", endpoint=label, permanent=outcome.permanent
             )
-            transient, ambiguous, retry_after = not outcome.permanent, outcome.maybe_sent, None
+            ambiguous, retry_after = outcome.maybe_sent, None
         else:  # pragma: no cover - a driver bug, not a runtime condition
             raise TypeError(f"call_plan was sent {outcome!r}")
         maybe_processed = maybe_processed or ambiguous
-        if not transient:
+        if not is_transient(error) or (isinstance(error, MusicAITransportError) and error.permanent):
             raise error
         if ambiguous and not request.endpoint.retry_safe:
             if lookup is None:
@@ -220,30 +180,9 @@ def _short(error: MusicAIError) -> str:
     return str(error).split(": ", 1)[-1]
 
 
-def transfer_plan(what: str, policy: RetryPolicy, clock: Callable[[], float] = time.monotonic) -> Plan[T]:
-    """Attempt a transfer until one attempt completes, one fails for good, or the budget is spent.
-
-    Each attempt starts again from the first byte (a signed URL offers no resumption).
-    """
-    started = clock()
-    retries = 0
-    while True:
-        outcome = yield Attempt(retries)
-        if isinstance(outcome, Completed):
-            return cast(T, outcome.value)
-        if not isinstance(outcome, RetryableFailure):  # pragma: no cover - a driver bug
-            raise TypeError(f"transfer_plan was sent {outcome!r}")
-        retries += 1
-        delay = policy.delay(retries, outcome.retry_after)
-        if not policy.allows(retries, clock() - started, delay):
-            raise outcome.error
-        log.warning("%s: %s; starting again in %.1fs (retry %d)", what, outcome.error, delay, retries)
-        yield Pause(delay)
-
-
-def run_sync(plan: Plan[T], send: Callable[[Any], Any]) -> T:
-    """Carry out ``plan`` in blocking code: pauses by sleeping, every other step by ``send``
-    (an error it raises is thrown into the plan, which may handle it)."""
+def run_sync(plan: Plan[T], send: Callable[[ApiRequest[Any]], Any]) -> T:
+    """Carry out ``plan`` in blocking code: pauses by sleeping, lookups by their ``find``, requests by
+    ``send`` (an error either raises is thrown into the plan, which may handle it)."""
     step = next(plan)
     while True:
         try:
@@ -252,7 +191,7 @@ def run_sync(plan: Plan[T], send: Callable[[Any], Any]) -> T:
                 step = plan.send(None)
                 continue
             try:
-                answer = send(step)
+                answer = step.find() if isinstance(step, Lookup) else send(step)
             except MusicAIError as error:
                 step = plan.throw(error)
             else:
@@ -261,7 +200,7 @@ def run_sync(plan: Plan[T], send: Callable[[Any], Any]) -> T:
             return cast(T, done.value)
 
 
-async def run_async(plan: Plan[T], send: Callable[[Any], Awaitable[Any]]) -> T:
+async def run_async(plan: Plan[T], send: Callable[[ApiRequest[Any]], Awaitable[Any]]) -> T:
     """Carry out ``plan`` on an asyncio loop, as :func:`run_sync` does."""
     step = next(plan)
     while True:
@@ -271,7 +210,7 @@ async def run_async(plan: Plan[T], send: Callable[[Any], Awaitable[Any]]) -> T:
                 step = plan.send(None)
                 continue
             try:
-                answer = await send(step)
+                answer = await (step.find() if isinstance(step, Lookup) else send(step))
             except MusicAIError as error:
                 step = plan.throw(error)
             else:

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from airflow_provider_musicai.exceptions import MusicAIConfigurationError
+from airflow_provider_musicai.redaction import redact_url
 
 #: The value the service reports for an output it wrote to ``copyResultsTo`` (musicai-sdk README).
 CUSTOM_STORAGE = "[custom storage]"
@@ -98,8 +99,6 @@ def _target(output: str, destination: Any, conn_id: str | None) -> CopyTarget:
     parts = urlsplit(uri)
     scheme = parts.scheme.lower()
     if scheme in _PRESIGNED:
-        from airflow_provider_musicai.common import redact_url
-
         if not parts.hostname:
             raise MusicAIConfigurationError(f"copy_results_to[{output!r}]: {redact_url(uri)} has no host")
         return CopyTarget(output, redact_url(uri), None, presigned=uri)

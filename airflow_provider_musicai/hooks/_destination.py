@@ -11,13 +11,14 @@ import contextlib
 import json
 import math
 import os
+import re
+import uuid
 from collections.abc import Iterator, Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import IO, Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 from airflow_provider_musicai.exceptions import MusicAIConfigurationError, MusicAIInputError
-from airflow_provider_musicai.hooks._transfer import temporary_name
 
 
 class Destination(Protocol):
@@ -198,3 +199,37 @@ def _finite(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_finite(inner) for inner in value]
     return value
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_EXTENSION = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
+
+
+def safe_filename(result_key: str, url: str) -> str:
+    """A file name for result ``result_key`` that cannot leave the destination folder.
+
+    The extension comes from the URL's path (``vocals`` + ``.../x.wav`` -> ``vocals.wav``).
+    """
+    stem = _UNSAFE.sub("_", result_key).strip("._") or "result"
+    suffix = PurePosixPath(unquote(urlsplit(url).path)).suffix
+    return stem[:120] + (suffix.lower() if _EXTENSION.match(suffix) else "")
+
+
+def unique_names(names: Iterator[tuple[str, str]]) -> dict[str, str]:
+    """Map each key to its file name, adding ``-2``, ``-3``... where two keys would collide."""
+    taken: set[str] = {"result.json"}
+    chosen: dict[str, str] = {}
+    for key, name in names:
+        candidate, number = name, 1
+        while candidate.lower() in taken:
+            number += 1
+            stem, dot, ext = name.partition(".")
+            candidate = f"{stem}-{number}{dot}{ext}"
+        taken.add(candidate.lower())
+        chosen[key] = candidate
+    return chosen
+
+
+def temporary_name(final_name: str) -> str:
+    """A hidden sibling name that a crash leaves recognisable and that never clashes."""
+    return f".{final_name}.{uuid.uuid4().hex[:12]}.part"

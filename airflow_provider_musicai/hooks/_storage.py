@@ -12,23 +12,16 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import requests
 import urllib3
 
-from airflow_provider_musicai.common import redact_url
 from airflow_provider_musicai.exceptions import MusicAIAPIError, MusicAIError, MusicAITransportError
 from airflow_provider_musicai.hooks._api import api_message_of
-from airflow_provider_musicai.hooks._calls import (
-    Attempt,
-    Completed,
-    RetryableFailure,
-    parse_retry_after,
-    run_sync,
-    transfer_plan,
-)
+from airflow_provider_musicai.hooks._calls import parse_retry_after
 from airflow_provider_musicai.hooks._config import ConnectionConfig
+from airflow_provider_musicai.hooks._sources import UploadSource
 from airflow_provider_musicai.hooks._transfer import (
     PROGRESS_EVERY_SECONDS,
     CorruptBody,
@@ -36,11 +29,13 @@ from airflow_provider_musicai.hooks._transfer import (
     ProgressReader,
     RateGuard,
     TransferTooSlow,
-    UploadSource,
     log_progress,
 )
+from airflow_provider_musicai.redaction import redact_url
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: Blocks read from a download response. 1 MiB blocks (the upload size) are allocated fresh by urllib3
 #: for every block (page faults, kernel zeroing): a 1 GiB result took 0.6-2.0 s and swung with
@@ -175,23 +170,34 @@ class StorageClient:
     def close(self) -> None:
         self.session.close()
 
-    def _retrying(self, action: Callable[[], str], what: str) -> str:
-        """Run ``action`` (one whole transfer) by the one retry plan of :mod:`._calls`."""
+    def _retrying(self, action: Callable[[], T], what: str) -> T:
+        """Run ``action`` (one whole transfer) until it completes, fails for good, or the connection's
+        retry policy (the one API calls follow) allows no more attempts.
 
-        def attempt(_: Attempt) -> Completed | RetryableFailure:
+        Each attempt starts again from the first byte (a signed URL offers no resumption).
+        """
+        policy = self.config.retry
+        started = time.monotonic()
+        retries = 0
+        while True:
             try:
-                return Completed(action())
+                return action()
             except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
-                error = MusicAITransportError(f"{what} failed: {type(exc).__name__}", endpoint=what)
+                failure = _RetryableTransfer(
+                    MusicAITransportError(f"{what} failed: {type(exc).__name__}", endpoint=what)
+                )
             except TransferTooSlow as exc:
-                error = MusicAITransportError(str(exc), endpoint=what)
+                failure = _RetryableTransfer(MusicAITransportError(str(exc), endpoint=what))
             except CorruptBody as exc:
-                error = MusicAITransportError(f"{what}: {exc}", endpoint=what)
+                failure = _RetryableTransfer(MusicAITransportError(f"{what}: {exc}", endpoint=what))
             except _RetryableTransfer as retryable:
-                return RetryableFailure(retryable.error, retryable.retry_after)
-            return RetryableFailure(error)
-
-        return run_sync(transfer_plan(what, self.config.retry), attempt)
+                failure = retryable
+            retries += 1
+            delay = policy.delay(retries, failure.retry_after)
+            if not policy.allows(retries, time.monotonic() - started, delay):
+                raise failure.error
+            log.warning("%s: %s; starting again in %.1fs (retry %d)", what, failure.error, delay, retries)
+            time.sleep(delay)
 
     def upload(
         self,
@@ -255,7 +261,7 @@ class StorageClient:
         what = f"GET {shown}"
         current: dict[str, Any] = {"url": url, "refused": None}
 
-        def attempt() -> str:
+        def attempt() -> int:
             refused = current["refused"]
             if refused is not None and fresh_url is not None:
                 fresh = fresh_url()
@@ -307,6 +313,6 @@ class StorageClient:
                 raise _RetryableTransfer(
                     MusicAITransportError(f"{what} ended after {received} of {total} bytes", endpoint=what)
                 )
-            return str(written)
+            return written
 
-        return int(self._retrying(attempt, f"Download of {label} from {shown}"))
+        return self._retrying(attempt, f"Download of {label} from {shown}")

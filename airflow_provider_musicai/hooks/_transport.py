@@ -25,7 +25,6 @@ from urllib3 import exceptions as urllib3_exceptions
 from urllib3.exceptions import NameResolutionError, NewConnectionError
 
 from airflow_provider_musicai import __version__
-from airflow_provider_musicai.common import install_log_redaction, own_http_requests, scrub_body, scrub_text
 from airflow_provider_musicai.hooks._api import ApiRequest
 from airflow_provider_musicai.hooks._calls import (
     HttpAnswer,
@@ -35,6 +34,12 @@ from airflow_provider_musicai.hooks._calls import (
     parse_retry_after,
 )
 from airflow_provider_musicai.hooks._config import ConnectionConfig
+from airflow_provider_musicai.redaction import (
+    install_log_redaction,
+    own_http_requests,
+    scrub_body,
+    scrub_text,
+)
 
 if TYPE_CHECKING:
     import httpx2
@@ -121,8 +126,10 @@ def _tls_failure(exc: BaseException, config: ConnectionConfig) -> TransportFailu
 _NOT_TLS_REASONS = frozenset({"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "HTTP_REQUEST"})
 
 
-def _chain(exc: BaseException) -> list[BaseException]:
-    """``exc`` and what it wraps (``reason``, exception arguments, causes), each once."""
+def _chain(exc: BaseException, *, causes: bool = True) -> list[BaseException]:
+    """``exc`` and what it wraps, each once, nearest first (breadth first, 16 at most): its ``reason``
+    (urllib3), the exceptions among its arguments (requests), and with ``causes`` its ``__cause__``
+    and ``__context__`` (how httpx2 and httpcore wrap theirs). The one walk of an exception's causes."""
     seen: list[BaseException] = []
     pending: list[BaseException] = [exc]
     while pending and len(seen) < 16:
@@ -133,7 +140,8 @@ def _chain(exc: BaseException) -> list[BaseException]:
         reason = getattr(current, "reason", None)
         nested = [reason] if isinstance(reason, BaseException) else []
         nested += [arg for arg in getattr(current, "args", ()) if isinstance(arg, BaseException)]
-        nested += [link for link in (current.__cause__, current.__context__) if link is not None]
+        if causes:
+            nested += [link for link in (current.__cause__, current.__context__) if link is not None]
         pending.extend(nested)
     return seen
 
@@ -196,32 +204,13 @@ class SyncTransport:
 
 def _sent(exc: BaseException) -> bool:
     """False only when the connection was never established (refused, DNS, connect timeout)."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, (NewConnectionError, NameResolutionError)):
-            return False
-        reason = getattr(current, "reason", None)
-        if isinstance(reason, BaseException):
-            current = reason
-            continue
-        args = getattr(current, "args", ())
-        nested = next((arg for arg in args if isinstance(arg, BaseException)), None)
-        current = nested or current.__cause__ or current.__context__
-    return True
+    return not any(isinstance(cause, (NewConnectionError, NameResolutionError)) for cause in _chain(exc))
 
 
 def _cause_name(exc: BaseException) -> str:
-    root: BaseException = exc
-    for _ in range(6):
-        reason = getattr(root, "reason", None)
-        nested = reason if isinstance(reason, BaseException) else None
-        nested = nested or next((a for a in getattr(root, "args", ()) if isinstance(a, BaseException)), None)
-        if nested is None:
-            break
-        root = nested
-    return type(root).__name__
+    """The type of the innermost exception ``exc`` wraps as requests and urllib3 do (its text is
+    never used: it can hold a URL)."""
+    return type(_chain(exc, causes=False)[-1]).__name__
 
 
 class LargeBlockAdapter(HTTPAdapter):

@@ -2,64 +2,41 @@
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit
 
 from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider_musicai import metrics, references
-from airflow_provider_musicai.common import (
-    DEFAULT_CONN_ID,
-    StatusLog,
-    install_log_redaction,
-    printable,
-    redact_url,
-)
+from airflow_provider_musicai.defaults import DEFAULT_CONN_ID
 from airflow_provider_musicai.exceptions import (
-    MusicAIAPIError,
     MusicAIAuthError,
     MusicAIConfigurationError,
     MusicAIError,
     MusicAIInvalidRequestError,
+    MusicAILookupFailedError,
     MusicAIMalformedResponseError,
     MusicAINotFoundError,
     MusicAIResponseTooLargeError,
     MusicAITimeoutError,
-    MusicAITransportError,
+    is_transient,
 )
 from airflow_provider_musicai.hooks import _api
 from airflow_provider_musicai.hooks._api import ApiRequest, build_request
-from airflow_provider_musicai.hooks._calls import (
-    Lookup,
-    MusicAILookupFailedError,
-    call_plan,
-    run_async,
-    run_sync,
-)
-from airflow_provider_musicai.hooks._config import DEFAULT_BASE_URL, ConnectionConfig, RetryPolicy
-from airflow_provider_musicai.hooks._copy_targets import CUSTOM_STORAGE, copy_targets, presign_all
-from airflow_provider_musicai.hooks._destination import (
-    check_existing,
-    overwrite_flag,
-    resolve_destination,
-    write_json,
-)
+from airflow_provider_musicai.hooks._calls import Lookup, call_plan, run_async, run_sync
+from airflow_provider_musicai.hooks._config import ConnectionConfig
+from airflow_provider_musicai.hooks._copy_targets import copy_targets, presign_all
+from airflow_provider_musicai.hooks._diagnosis import failure_verdict, for_a_test, success_verdict
 from airflow_provider_musicai.hooks._paging import Listing, ServedSizes
+from airflow_provider_musicai.hooks._results import download_results
+from airflow_provider_musicai.hooks._sources import guess_content_type, resolve_source
 from airflow_provider_musicai.hooks._storage import StorageClient
-from airflow_provider_musicai.hooks._transfer import (
-    guess_content_type,
-    resolve_source,
-    safe_filename,
-    unique_names,
-)
 from airflow_provider_musicai.hooks._transport import AsyncTransport, SyncTransport, new_session
 from airflow_provider_musicai.jobs import (
     ACTIVE_STATUSES,
@@ -72,6 +49,8 @@ from airflow_provider_musicai.jobs import (
     validate_metadata,
 )
 from airflow_provider_musicai.lineage import report_hook_lineage
+from airflow_provider_musicai.redaction import install_log_redaction, printable, redact_url
+from airflow_provider_musicai.status_log import StatusLog
 
 if TYPE_CHECKING:
     import requests
@@ -90,29 +69,6 @@ T = TypeVar("T")
 install_log_redaction()
 
 MAX_PAGE_SIZE = 100
-
-#: Timeouts of ``test_connection`` (seconds): an answer is expected at once, or never.
-TEST_CONNECT_TIMEOUT = 5.0
-TEST_READ_TIMEOUT = 10.0
-
-#: Errors that another poll may cure; anything else (401, 404, 400...) ends a wait at once. An
-#: unreadable or oversized 2xx answer is usually a proxy's page, so a wait polls again.
-TRANSIENT_ERRORS: tuple[type[MusicAIError], ...] = (
-    MusicAITransportError,
-    MusicAIMalformedResponseError,
-    MusicAIResponseTooLargeError,
-)
-
-
-def is_transient(error: BaseException) -> bool:
-    """True for failures worth another try later: no answer, 429, 5xx, or an unreadable answer."""
-    if isinstance(error, TRANSIENT_ERRORS):
-        return True
-    return (
-        isinstance(error, MusicAIAPIError)
-        and error.status_code is not None
-        and (error.status_code == 429 or error.status_code >= 500)
-    )
 
 
 class MusicAIHook(BaseHook):
@@ -230,21 +186,10 @@ class MusicAIHook(BaseHook):
         would only delay the verdict), and names the likely mistake when it fails.
         """
         try:
-            config = self.config
-            quick = dataclasses.replace(
-                config,
-                retry=RetryPolicy(max_retries=0),
-                connect_timeout=min(config.connect_timeout, TEST_CONNECT_TIMEOUT),
-                read_timeout=min(config.read_timeout, TEST_READ_TIMEOUT),
-            )
-            application = self._call(build_request(_api.GET_APPLICATION), quick)
-        except MusicAINotFoundError as exc:
-            # Not about jobs or workflows here: the URL is not the API's.
-            return False, _not_the_api(exc, self.config)
+            application = self._call(build_request(_api.GET_APPLICATION), for_a_test(self.config))
         except MusicAIError as exc:
-            text, hint = str(exc), _likely_mistake(exc, self._config)
-            return False, f"{text}{'' if not hint or text.endswith('.') else '.'}{hint}"
-        return True, f"Connected to Music AI application {application['name']!r} ({application['id']})"
+            return False, failure_verdict(exc, self._config)
+        return True, success_verdict(application)
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -267,21 +212,13 @@ class MusicAIHook(BaseHook):
         config: ConnectionConfig | None = None,
         *,
         lookup: Lookup | None = None,
-        find: Callable[[], T | None] | None = None,
     ) -> T:
-        """Carry out ``request`` by the one retry plan; ``find`` answers the plan's ``lookup``."""
+        """Carry out ``request`` by the one retry plan (``lookup``: see :func:`call_plan`)."""
         config = config or self.config
         config.check_transport_security()
-        transport = SyncTransport(config, self._session)
-
-        def carry_out(step: Any) -> Any:
-            if isinstance(step, Lookup):
-                if find is None:  # pragma: no cover - a lookup is only planned with its finder
-                    raise TypeError("a Lookup step without a finder")
-                return find()
-            return transport.send(step)
-
-        return run_sync(call_plan(request, config.retry, lookup=lookup), carry_out)
+        return run_sync(
+            call_plan(request, config.retry, lookup=lookup), SyncTransport(config, self._session).send
+        )
 
     async def _acall(self, request: ApiRequest[T]) -> T:
         config = await self.aconfig()
@@ -382,8 +319,7 @@ class MusicAIHook(BaseHook):
         try:
             job_id = self._call(
                 build_request(_api.CREATE_JOB, json_body=body),
-                lookup=Lookup("checking whether the job exists"),
-                find=find,
+                lookup=Lookup("checking whether the job exists", find),
             )
         except MusicAILookupFailedError as failed:
             raise MusicAIError(
@@ -394,7 +330,7 @@ class MusicAIHook(BaseHook):
         except (MusicAIMalformedResponseError, MusicAIResponseTooLargeError) as unusable:
             # A 2xx whose id cannot be used: the job may well exist, so never send again blindly.
             raise MusicAIMalformedResponseError(
-                f"The job MAY have been created, but the answer cannot be used ({unusable._message}). "
+                f"The job MAY have been created, but the answer cannot be used ({unusable.hint}). "
                 f"Not sending it again, to avoid a duplicate job: look for a job whose metadata has "
                 f"{IDEMPOTENCY_METADATA_KEY}={key}.",
                 status_code=unusable.status_code,
@@ -609,80 +545,7 @@ class MusicAIHook(BaseHook):
         itself, never followed. Outputs written to custom storage (``copy_results_to``, value
         ``[custom storage]``) are skipped. Returns ``{result name: written path}``.
         """
-        replace = overwrite_flag(overwrite)
-        job = dict(job_or_id) if isinstance(job_or_id, Mapping) else self.get_job(job_or_id)
-        if _has_references(job):  # an XCom copy: fetch the job for its real (and fresh) URLs
-            job = self.get_job(str(job["id"]))
-        raise_if_failed(job)
-        job_id = str(job.get("id", "?"))
-        if job.get("status") != JobStatus.SUCCEEDED:
-            raise MusicAIError(
-                f"Music AI job {job_id} is {job.get('status')}: results exist only once it SUCCEEDED"
-            )
-        result = job.get("result") or {}
-        if not isinstance(result, Mapping):
-            raise MusicAIAPIError(
-                "The job's result is not an object.", status_code=None, endpoint=_api.GET_JOB.label
-            )
-        copied = sorted(key for key, value in result.items() if value == CUSTOM_STORAGE)
-        if copied:
-            self.log.info(
-                "Results %s of job %s were written to custom storage: not downloaded", copied, job_id
-            )
-        urls = {key: value for key, value in result.items() if _is_url(value)}
-        values = {key: value for key, value in result.items() if key not in urls and key not in copied}
-        for key, url in urls.items():
-            problem = references.url_problem(url)
-            if problem is not None:
-                raise MusicAIAPIError(
-                    f"Result {key!r} of job {job_id} is not a usable URL ({problem}).",
-                    status_code=None,
-                    endpoint=_api.GET_JOB.label,
-                )
-        target = resolve_destination(destination)
-        names = unique_names((key, safe_filename(key, url)) for key, url in urls.items())
-        check_existing(target, [*names.values(), *(["result.json"] if values else [])], replace, self.log)
-        written: dict[str, str] = {}
-        for key, url in urls.items():
-            with target.atomic_writer(names[key], overwrite=replace) as handle:
-                self.storage.download(
-                    url,
-                    handle,
-                    label=f"{key} of job {job_id}",
-                    fresh_url=None if job_id == "?" else self._fresh_result_url(job_id, key),
-                )
-            written[key] = target.location(names[key])
-            self._log_item("Result %r of job %s -> %s", key, job_id, written[key])
-        if values:
-            values_path = write_json(target, "result.json", values, overwrite=replace)
-            written.update(dict.fromkeys(values, values_path))
-            self._log_item("Result values %s of job %s -> %s", sorted(values), job_id, values_path)
-        report_hook_lineage(self, outputs=dict.fromkeys(written.values()))
-        return written
-
-    def _fresh_result_url(self, job_id: str, key: str) -> Callable[[], str]:
-        """Reads the job again for a fresh signed URL of result ``key`` (the one in hand expired)."""
-
-        def fetch() -> str:
-            result = self.get_job(job_id).get("result")
-            url = result.get(key) if isinstance(result, Mapping) else None
-            if not _is_url(url):
-                raise MusicAIError(f"Music AI job {job_id} no longer has a URL result {key!r}")
-            self.log.info("The signed URL of result %r of job %s expired; using a fresh one", key, job_id)
-            return str(url)
-
-        return fetch
-
-
-def _is_url(value: Any) -> bool:
-    return references.is_url(value)
-
-
-def _has_references(job: Mapping[str, Any]) -> bool:
-    result = job.get("result")
-    return isinstance(result, Mapping) and any(
-        isinstance(value, str) and value.startswith(references.RESULT_SCHEME) for value in result.values()
-    )
+        return download_results(self, job_or_id, destination, overwrite=overwrite)
 
 
 def _listing(
@@ -710,32 +573,6 @@ def _job_filters(
         )
     workflows = [workflow] if isinstance(workflow, str) else list(workflow or [])
     return [("status", statuses), ("workflow", workflows), ("batchName", batch_name)]
-
-
-def _not_the_api(error: MusicAINotFoundError, config: ConnectionConfig) -> str:
-    """``test_connection``'s message for a 404 on ``GET /application``: a wrong base URL."""
-    scheme, host, port = config.api_origin
-    path = urlsplit(config.base_url).path.rstrip("/")
-    said = f" ({error.api_message})" if error.api_message else ""
-    message = f"{config.base_url} answered HTTP 404{said} to GET /application: it is not the Music AI API."
-    if not path.endswith("/v1"):
-        return f"{message} The API's paths start with /v1: did you mean {scheme}://{host}:{port}{path}/v1?"
-    return f"{message} Check the host field (empty means {DEFAULT_BASE_URL})."
-
-
-def _likely_mistake(error: MusicAIError, config: ConnectionConfig | None) -> str:
-    """A hint for ``test_connection`` at what is probably wrong in the connection, or ""."""
-    if config is None:
-        return ""
-    _, host, port = config.api_origin
-    if isinstance(error, MusicAITransportError):
-        text = str(error)
-        if "cannot connect" in text or "connect timeout" in text:
-            return (
-                f" Cannot connect to {host}:{port}: check the host, the port and that this machine "
-                "can reach it."
-            )
-    return ""
 
 
 #: Where each Airflow defines ``mask_secret``, newest first: common-compat exports it only from

@@ -16,7 +16,7 @@ read the whole finished listing.
 
 A listing is trusted for nothing it was asked: each job's own status, workflow, batch and metadata
 decide whether it matches, and its ``completedAt`` moves the watermark only if it is not ahead of
-this machine's clock by more than :data:`~airflow_provider_musicai.common.CLOCK_SKEW_ALLOWANCE`. A
+this machine's clock by more than :data:`~airflow_provider_musicai.timestamps.CLOCK_SKEW_ALLOWANCE`. A
 job stamped further ahead (a server bug: ``2099-...``) still fires, once: its id is kept under the
 watermark's ``ahead`` until the watermark passes its stamp, instead of the watermark jumping there
 and silencing every job that finishes before it.

@@ -37,8 +37,11 @@ from airflow import __version__ as airflow_version
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_musicai import metrics
-from airflow_provider_musicai.common import DEFAULT_CONN_ID, StatusLog, printable, utc_stamp
+from airflow_provider_musicai.defaults import DEFAULT_CONN_ID
+from airflow_provider_musicai.redaction import printable
 from airflow_provider_musicai.references import public_job_document
+from airflow_provider_musicai.status_log import StatusLog
+from airflow_provider_musicai.timestamps import utc_stamp
 
 if TYPE_CHECKING:
     from airflow_provider_musicai.hooks.musicai import MusicAIHook

@@ -34,7 +34,7 @@ from airflow_provider_musicai.hooks._calls import (
     parse_retry_after,
 )
 from airflow_provider_musicai.hooks._config import ConnectionConfig, RetryPolicy, is_loopback_host
-from airflow_provider_musicai.hooks._transfer import safe_filename, unique_names
+from airflow_provider_musicai.hooks._destination import safe_filename, unique_names
 from airflow_provider_musicai.jobs import raise_if_failed, validate_metadata
 
 pytestmark = pytest.mark.airflow_independent

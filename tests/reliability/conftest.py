@@ -7,6 +7,7 @@ prints the figures these suites record. Sizes: the default is the reduced CI siz
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -114,16 +115,17 @@ def spy(monkeypatch: pytest.MonkeyPatch) -> HookSpy:
             seen.urls.append(input_url)
         return job
 
-    def call(self: MusicAIHook, *args: Any, find: Any = None, **kwargs: Any) -> Any:
+    def call(self: MusicAIHook, *args: Any, lookup: Any = None, **kwargs: Any) -> Any:
         """Counts the idempotency lookups the retry plan asks for after a lost POST /job answer."""
-        if find is not None:
-            real_find = find
+        if lookup is not None:
+            real_find = lookup.find
 
-            def find(real_find: Any = real_find) -> Any:
+            def find() -> Any:
                 seen.ambiguous_creates += 1
                 return real_find()
 
-        return real_call(self, *args, find=find, **kwargs)
+            lookup = dataclasses.replace(lookup, find=find)
+        return real_call(self, *args, lookup=lookup, **kwargs)
 
     def seal(self: MusicAIHook, url: str) -> str:
         token = real_seal(self, url)
