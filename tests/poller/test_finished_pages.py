@@ -95,8 +95,9 @@ def test_a_burst_of_finished_jobs_is_handed_over_by_pages(hook: MusicAIHook, mus
 def test_jobs_deep_in_the_history_cost_two_pages_then_single_reads(
     hook: MusicAIHook, musicai_emulator: Any
 ) -> None:
-    """Waited jobs below 300 newer finished ones: the walk gives up after two pages that show none
-    of them, and reads them singly, instead of walking the account's history."""
+    """5 waited jobs below 300 newer finished ones: the walk gives up after two pages that show none
+    of them (its spare pages; five jobs are not worth more), and reads them singly, instead of
+    walking the account's history."""
     musicai_emulator.admin.configure(queued_seconds=0, processing_seconds=0, input_timeout_seconds=0.05)
     ids = create(hook, 5)
     newer = create(hook, 300, prefix="newer")
@@ -108,6 +109,23 @@ def test_jobs_deep_in_the_history_cost_two_pages_then_single_reads(
     assert [job["id"] for job in jobs] == ids
     assert poller.stats.job_requests == 5
     assert poller.stats.list_requests <= 2 + 2  # the (empty) active listing, then two finished pages
+
+
+def test_many_jobs_below_newer_ones_are_still_found_on_their_pages(
+    hook: MusicAIHook, musicai_emulator: Any
+) -> None:
+    """50 waited jobs below 300 newer finished ones (as after a triggerer restart, whose first
+    waits are the oldest jobs): worth three pages of walking, found on the fourth."""
+    musicai_emulator.admin.configure(queued_seconds=0, processing_seconds=0, input_timeout_seconds=0.05)
+    ids = create(hook, 50)
+    newer = create(hook, 300, prefix="newer")
+    all_final(musicai_emulator, ids + newer)
+    poller = SharedJobPoller(hook, poll_interval=0.1)
+
+    jobs = arun(waits(poller, ids, STEMS))
+
+    assert [job["id"] for job in jobs] == ids
+    assert poller.stats.finished_from_pages == 50 and poller.stats.job_requests == 0
 
 
 def test_a_listing_oldest_first_falls_back_to_single_reads_with_a_warning(
