@@ -10,11 +10,12 @@ own (``GET /job/{id}``): a burst of 10,000 finished jobs costs about 100 pages, 
 
 The walk through the finished listing is bounded whatever the account keeps: it stops once every
 job looked for was found, once its pages outnumber the jobs it found plus :data:`SPARE_PAGES` plus
-a tenth of those still looked for (so a cycle never costs more than 1.1 times the single reads it
+a tenth of those never listed active (a cycle never costs more than 1.1 times the single reads it
 replaces, plus two requests; a job deep in a history of 100,000 costs two pages more than its
-read), and, where the listing is seen newest first by ``createdAt``, once it is past the oldest job
-looked for. A listing seen not newest first is not walked again (one warning): single reads from
-then on.
+read), and, where the listing is seen newest first by ``createdAt`` (within :data:`ORDER_SLACK`),
+once it is past the oldest job looked for. A listing seen out of order is not walked again (one
+warning): single reads from then on. A job listed active before and shown by neither listing now
+(most likely skipped by a page shift) waits one cycle before its single read.
 
 It stays correct when pages shift between requests (a job missing from both listings is confirmed
 individually before anything is reported; a deleted one is an error for its waiters), when a
@@ -34,7 +35,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from airflow_provider_musicai import metrics
@@ -63,6 +64,11 @@ KEPT_CYCLES = 10_000
 #: jobs it still looks for (what it does not find is read singly).
 SPARE_PAGES = 2
 
+#: How far a listing "newest first" may list a job created later after an earlier one: jobs created
+#: by concurrent requests can be stored in another order than their ``createdAt`` stamps (the
+#: emulator does so by milliseconds). A larger step up is a listing out of order.
+ORDER_SLACK = timedelta(seconds=2)
+
 
 @dataclass(eq=False)
 class _Waiter:
@@ -75,6 +81,9 @@ class _Waiter:
     #: The job's ``batchName`` and ``createdAt`` as its last listed document told (None: unknown).
     batch: str | None = None
     created: datetime | None = None
+    #: Listed active at some cycle; missing from both listings at the last one (see _cycle).
+    listed_active: bool = False
+    missed: bool = False
 
 
 @dataclass
@@ -255,8 +264,15 @@ class SharedJobPoller:
             if waiter.job_id in active:
                 self._take_active(waiter, active[waiter.job_id])
         left = {w.job_id for w in self._all_waiters() if w.job_id not in active} - unknown
-        found = await self._walk_finished(left) if left and self.ordered else set()
-        await self._confirm(left - found)
+        if left and self.ordered:
+            unseen = left - await self._walk_finished(left)
+            # A job listed active before and in neither listing now was most likely skipped by a
+            # page shift (jobs finishing while the active listing is read move the later pages up):
+            # it gets one more cycle before its single read. A burst of thousands finishing while
+            # 100 pages are read would otherwise cost a single read per skipped job.
+            await self._confirm({job_id for job_id in unseen if not self._miss_once(job_id)})
+        else:
+            await self._confirm(left)
         requests = self.stats.list_requests + self.stats.job_requests - requests_before
         self.stats.cycles += 1
         self.stats.requests_per_cycle.append(requests)
@@ -287,6 +303,7 @@ class SharedJobPoller:
     def _take_active(self, waiter: _Waiter, job: dict[str, Any]) -> None:
         """Note what an active job's listed document tells (status, batch, creation time)."""
         waiter.failures = 0
+        waiter.listed_active, waiter.missed = True, False
         batch = job.get("batchName")
         waiter.batch = batch if isinstance(batch, str) and batch else None
         waiter.created = instant(job.get("createdAt")) or waiter.created
@@ -304,9 +321,11 @@ class SharedJobPoller:
         batches = {w.batch for w in waiters}
         batch = next(iter(batches)) if len(batches) == 1 else None
         remaining = {w.job_id: w for w in waiters}
+        never_active = sum(not w.listed_active for w in waiters)
         found = seen = 0
         listed: set[str] = set()
-        previous: datetime | None = None
+        previous: datetime | None = None  # the last creation stamp listed
+        lowest: datetime | None = None  # the oldest one
         descending = False
         pages = self.hook.alist_job_pages(
             status=list(FINISHED), workflow=workflows, batch_name=batch, page_size=self.page_size
@@ -320,20 +339,22 @@ class SharedJobPoller:
                     created = instant(job.get("createdAt"))
                     # A job listed twice was pushed onto the next page by a shift: not an order.
                     if job_id not in listed and created is not None:
-                        if previous is not None and created > previous:
+                        if previous is not None and created > previous + ORDER_SLACK:
                             self._disordered(job)
                         descending = descending or (previous is not None and created < previous)
                         previous = created
+                        lowest = created if lowest is None else min(lowest, created)
                     listed.add(job_id)
                     waiter = remaining.get(job_id)
                     if waiter is not None and self._take_listed(waiter, job, batch):
                         del remaining[job_id]
                         found += 1
+                        never_active -= not waiter.listed_active
                 if (
                     not self.ordered
                     or not remaining
-                    or seen >= found + SPARE_PAGES + len(remaining) // 10
-                    or (descending and self._past_all(previous, remaining.values()))
+                    or seen >= found + SPARE_PAGES + never_active // 10
+                    or (descending and self._past_all(lowest, remaining.values()))
                 ):
                     break
         finally:
@@ -357,11 +378,23 @@ class SharedJobPoller:
             return True
         return False
 
+    def _miss_once(self, job_id: str) -> bool:
+        """Whether ``job_id``'s single read waits a cycle: it was listed active before and this is
+        the first cycle in a row that neither listing showed it."""
+        waiters = [w for w in self._waiters.get(job_id, []) if not w.future.done()]
+        if not any(w.listed_active and not w.missed for w in waiters):
+            return False
+        for waiter in waiters:
+            waiter.missed = True
+        return True
+
     @staticmethod
     def _past_all(created: datetime | None, waiters: Iterable[_Waiter]) -> bool:
-        """Whether a newest-first walk at ``created`` is past every job still looked for."""
+        """Whether a newest-first walk down to ``created`` is past every job still looked for."""
         stamps = [w.created for w in waiters]
-        return created is not None and all(stamp is not None and created < stamp for stamp in stamps)
+        return created is not None and all(
+            stamp is not None and created < stamp - ORDER_SLACK for stamp in stamps
+        )
 
     def _disordered(self, job: dict[str, Any]) -> None:
         if self.ordered:
