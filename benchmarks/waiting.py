@@ -398,6 +398,9 @@ def run_wait(
             process.kill()
             process.wait()
     drain.join(5)
+    if os.environ.get("MUSICAI_BENCH_WORKER_LOG"):  # the worker's own log (the poller's warnings)
+        with open(os.environ["MUSICAI_BENCH_WORKER_LOG"], "a") as worker_log:
+            worker_log.writelines(stderr)
     lines = [line for line in output.splitlines() if line.startswith("RESULT ")]
     if process.returncode != 0 or not lines:
         raise RuntimeError(f"the {mode} worker failed ({process.returncode}):\n" + "".join(stderr)[-3000:])

@@ -70,6 +70,10 @@ SPARE_PAGES = 2
 ORDER_SLACK = timedelta(seconds=2)
 
 
+#: The fields of an active job's listed document that the poller keeps for the rest of a cycle.
+_ACTIVE_FIELDS = ("status", "batchName", "createdAt")
+
+
 @dataclass(eq=False)
 class _Waiter:
     job_id: str
@@ -297,7 +301,8 @@ class SharedJobPoller:
             self.stats.list_requests += 1
             for job in page:
                 if is_active(job):
-                    active[str(job.get("id"))] = job
+                    # Only what _take_active reads: 10,000 whole documents would be kept a cycle.
+                    active[str(job.get("id"))] = {key: job.get(key) for key in _ACTIVE_FIELDS}
         return active
 
     def _take_active(self, waiter: _Waiter, job: dict[str, Any]) -> None:

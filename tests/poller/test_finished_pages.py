@@ -337,3 +337,44 @@ def test_the_finished_listing_is_filtered_by_the_batch_all_waited_jobs_share(
     assert {job["status"] for job in jobs} == {"SUCCEEDED"}
     assert asked and all(query.get("batchName") == ["nightly"] for query in asked)
     assert all(query.get("workflow") == ["wf"] for query in asked)
+
+
+def test_a_job_a_shift_hid_from_both_listings_gets_one_more_cycle_before_a_single_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``hidden`` (listed active, then skipped once by the active listing, as pages shifting under
+    a burst skip jobs) is not read on its own: the next cycle lists it again. ``deleted`` (listed
+    active, then deleted) is missing twice in a row, then read: its 404 is its waiter's error."""
+    api = JobListingAPI(honour_status=True, newest_first=True)
+    api.put("hidden", status="STARTED", createdAt=stamp(1))
+    api.put("deleted", status="STARTED", createdAt=stamp(2))
+    hide = {"armed": False}
+
+    def answer(request: Request) -> Reply:
+        reply = api(request)
+        if hide["armed"] and request.path.endswith("/job") and not finished_listing(request):
+            hide["armed"] = False
+            reply.json_body = {"jobs": [job for job in reply.json_body["jobs"] if job["id"] != "hidden"]}
+        return reply
+
+    with HostileServer(answer) as server:
+        poller = SharedJobPoller(hook_on_url(monkeypatch, server, max_retries=1), 0.05)
+
+        async def scenario() -> list[Any]:
+            gathered = asyncio.ensure_future(waits(poller, ["hidden", "deleted"]))
+            await wait_until_async("a cycle that listed both active", lambda: poller.stats.cycles >= 1)
+            with api.lock:
+                api.jobs.pop("deleted")
+            hide["armed"] = True
+            cycles = poller.stats.cycles
+            await wait_until_async("three more cycles", lambda: poller.stats.cycles >= cycles + 3)
+            assert not hide["armed"]  # the active listing did skip it
+            assert api.gets == 1  # deleted, on its second cycle missing; hidden was never read
+            api.put("hidden", status="SUCCEEDED")
+            return list(await asyncio.wait_for(gathered, 60))
+
+        hidden, deleted = arun(scenario())
+
+    assert hidden["id"] == "hidden" and hidden["status"] == "SUCCEEDED"
+    assert isinstance(deleted, MusicAINotFoundError)
+    assert api.gets == 1
