@@ -66,8 +66,9 @@ SPARE_PAGES = 2
 
 #: How far a listing "newest first" may list a job created later after an earlier one: jobs created
 #: by concurrent requests can be stored in another order than their ``createdAt`` stamps (the
-#: emulator does so by milliseconds). A larger step up is a listing out of order.
-ORDER_SLACK = timedelta(seconds=2)
+#: emulator, under load, by seconds). A larger step up is a listing out of order. The order only
+#: lets a walk stop early; the page budget bounds it anyway, so the slack may be generous.
+ORDER_SLACK = timedelta(seconds=60)
 
 
 #: The fields of an active job's listed document that the poller keeps for the rest of a cycle.
@@ -269,7 +270,11 @@ class SharedJobPoller:
                 self._take_active(waiter, active[waiter.job_id])
         left = {w.job_id for w in self._all_waiters() if w.job_id not in active} - unknown
         if left and self.ordered:
-            unseen = left - await self._walk_finished(left)
+            # The jobs listed active are looked for too (never read singly): those that finished
+            # after their page was read are on the same first pages, and are handed over a cycle
+            # earlier than the next active listing would allow.
+            listed = {w.job_id for w in self._all_waiters() if w.job_id in active}
+            unseen = left - await self._walk_finished(left | listed)
             # A job listed active before and in neither listing now was most likely skipped by a
             # page shift (jobs finishing while the active listing is read move the later pages up):
             # it gets one more cycle before its single read. A burst of thousands finishing while
@@ -364,6 +369,13 @@ class SharedJobPoller:
                     break
         finally:
             await aclosing(pages)
+        log.debug(
+            "Music AI poller %s: %d finished page(s) handed over %d of %d job(s) looked for",
+            self.name or "-",
+            seen,
+            found,
+            len(waiters),
+        )
         return set(job_ids) - remaining.keys()
 
     def _take_listed(self, waiter: _Waiter, job: dict[str, Any], batch: str | None) -> bool:

@@ -61,7 +61,7 @@ async def waits(poller: SharedJobPoller, ids: list[str], workflow: str | None = 
 
 
 def stamp(index: int) -> str:
-    return (BASE + timedelta(minutes=index)).isoformat().replace("+00:00", "Z")
+    return (BASE + timedelta(hours=index)).isoformat().replace("+00:00", "Z")
 
 
 def finished_listing(request: Request) -> bool:
@@ -134,7 +134,7 @@ def test_a_listing_oldest_first_falls_back_to_single_reads_with_a_warning(
     """The page that showed the wrong order still hands its final documents over (they are the
     jobs' own); from then on the poller does not walk the finished listing: single reads."""
     musicai_emulator.admin.configure(job_list_order="oldest_first")
-    musicai_emulator.admin.add_history(9, workflow=STEMS, spacing_seconds=60)  # a minute apart
+    musicai_emulator.admin.add_history(9, workflow=STEMS, spacing_seconds=3600)  # an hour apart
     kept = [job["id"] for job in musicai_emulator.admin.jobs()]
     ids, later = kept[:6], kept[6:]
     poller = SharedJobPoller(hook, poll_interval=0.1)
