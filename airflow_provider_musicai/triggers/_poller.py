@@ -15,7 +15,8 @@ replaces, plus two requests; a job deep in a history of 100,000 costs two pages 
 read), and, where the listing is seen newest first by ``createdAt`` (within :data:`ORDER_SLACK`),
 once it is past the oldest job looked for. A listing seen out of order is not walked again (one
 warning): single reads from then on. A job listed active before and shown by neither listing now
-(most likely skipped by a page shift) waits one cycle before its single read.
+(most likely skipped by a page shift) waits one cycle before its single read; when more jobs are
+due a single read than the active listing has pages, the active listing is read once more first.
 
 It stays correct when pages shift between requests (a job missing from both listings is confirmed
 individually before anything is reported; a deleted one is an error for its waiters), when a
@@ -264,7 +265,9 @@ class SharedJobPoller:
         unknown = {w.job_id for w in self._all_waiters() if w.workflow is None}
         await self._confirm(unknown)
         workflows = sorted({w.workflow for w in self._all_waiters() if w.workflow})
+        pages_before = self.stats.list_requests
         active = await self._active_jobs(workflows) if workflows else {}
+        active_pages = self.stats.list_requests - pages_before
         for waiter in self._all_waiters():
             if waiter.job_id in active:
                 self._take_active(waiter, active[waiter.job_id])
@@ -279,7 +282,16 @@ class SharedJobPoller:
             # page shift (jobs finishing while the active listing is read move the later pages up):
             # it gets one more cycle before its single read. A burst of thousands finishing while
             # 100 pages are read would otherwise cost a single read per skipped job.
-            await self._confirm({job_id for job_id in unseen if not self._miss_once(job_id)})
+            to_read = {job_id for job_id in unseen if not self._miss_once(job_id)}
+            if len(to_read) > active_pages + SPARE_PAGES:
+                # More jobs to read than the active listing has pages: it is cheaper to list them
+                # again (a burst finishing in any order while the pages are read skips thousands).
+                again = await self._active_jobs(workflows)
+                for waiter in self._all_waiters():
+                    if waiter.job_id in to_read and waiter.job_id in again:
+                        self._take_active(waiter, again[waiter.job_id])
+                to_read -= again.keys()
+            await self._confirm(to_read)
         else:
             await self._confirm(left)
         requests = self.stats.list_requests + self.stats.job_requests - requests_before

@@ -352,7 +352,8 @@ def test_a_job_a_shift_hid_from_both_listings_gets_one_more_cycle_before_a_singl
 
     def answer(request: Request) -> Reply:
         reply = api(request)
-        if hide["armed"] and request.path.endswith("/job") and not finished_listing(request):
+        active_listing = request.path.endswith("/job") and not finished_listing(request)
+        if hide["armed"] and active_listing and request.param("page", "0") == "0":
             hide["armed"] = False
             reply.json_body = {"jobs": [job for job in reply.json_body["jobs"] if job["id"] != "hidden"]}
         return reply
@@ -378,3 +379,44 @@ def test_a_job_a_shift_hid_from_both_listings_gets_one_more_cycle_before_a_singl
     assert hidden["id"] == "hidden" and hidden["status"] == "SUCCEEDED"
     assert isinstance(deleted, MusicAINotFoundError)
     assert api.gets == 1
+
+
+def test_many_jobs_hidden_twice_are_listed_again_rather_than_read_one_by_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ten active jobs skipped by two active listings in a row (pages shifting under a burst):
+    ten single reads would cost more than the one page of listing them again, so they are listed
+    again, and no job is read on its own."""
+    api = JobListingAPI(honour_status=True, newest_first=True)
+    ids = [f"job-{n}" for n in range(10)]
+    for n, job_id in enumerate(ids):
+        api.put(job_id, status="STARTED", createdAt=stamp(n))
+    hide = {"listings": 0}
+
+    def answer(request: Request) -> Reply:
+        reply = api(request)
+        active_listing = request.path.endswith("/job") and not finished_listing(request)
+        if hide["listings"] and active_listing and request.param("page", "0") == "0":
+            hide["listings"] -= 1
+            reply.json_body = {"jobs": []}
+        return reply
+
+    with HostileServer(answer) as server:
+        poller = SharedJobPoller(hook_on_url(monkeypatch, server, max_retries=1), 0.05)
+
+        async def scenario() -> list[Any]:
+            gathered = asyncio.ensure_future(waits(poller, ids))
+            await wait_until_async("a cycle that listed them active", lambda: poller.stats.cycles >= 1)
+            hide["listings"] = 2
+            cycles = poller.stats.cycles
+            await wait_until_async("three more cycles", lambda: poller.stats.cycles >= cycles + 3)
+            assert hide["listings"] == 0  # two listings did hide them
+            for job_id in ids:
+                api.put(job_id, status="SUCCEEDED")
+            return list(await asyncio.wait_for(gathered, 60))
+
+        jobs = arun(scenario())
+
+    assert [job["id"] for job in jobs] == ids
+    assert api.gets == 0
+    assert poller.stats.finished_from_pages == 10
