@@ -160,6 +160,8 @@ def _poller_stats() -> list[dict[str, Any]]:
             "list_requests": poller.stats.list_requests,
             "job_requests": poller.stats.job_requests,
             "failures": poller.stats.failures,
+            "finished": getattr(poller.stats, "finished", None),
+            "finished_from_pages": getattr(poller.stats, "finished_from_pages", None),
             "requests_per_cycle": list(poller.stats.requests_per_cycle),
         }
         for key, poller in pollers.items()
@@ -290,9 +292,11 @@ class CounterSampler:
         return float(samples[-1][1])
 
 
-def _create_jobs(emu: Any, n: int, start_at: float, poll: float, input_url: str) -> list[dict[str, str]]:
+def _create_jobs(
+    emu: Any, n: int, start_at: float, poll: float, input_url: str, spread: float = SPREAD
+) -> list[dict[str, str]]:
     """Create ``n`` jobs that stay active until ``start_at + FIRST_DONE*poll`` and then finish
-    evenly over ``SPREAD*poll`` (processing_seconds is set before each of 50 batches)."""
+    evenly over ``spread*poll`` (processing_seconds is set before each of 50 batches)."""
     import requests
 
     local = threading.local()
@@ -315,7 +319,7 @@ def _create_jobs(emu: Any, n: int, start_at: float, poll: float, input_url: str)
         for first in range(0, n, batch):
             count = min(batch, n - first)
             share = (first + count / 2) / n
-            done_at = start_at + (FIRST_DONE + SPREAD * share) * poll
+            done_at = start_at + (FIRST_DONE + spread * share) * poll
             emu.admin.configure(queued_seconds=0, processing_seconds=max(0.0, done_at - time.time()))
             jobs.extend(pool.map(post, range(first, first + count)))
     return jobs
@@ -330,16 +334,18 @@ def run_wait(
     input_url: str,
     log: Callable[[str], None],
     finished_before: float = 0.0,
+    spread: float = SPREAD,
 ) -> dict[str, Any]:
     """One measured wait of ``n`` jobs by ``mode``; returns the figures of that run.
 
     ``finished_before`` (a fraction of ``n``) models a triggerer restart: that share of the jobs
     finish while no triggerer runs, and a fresh process then starts every trigger at once, as a
-    restarted triggerer does with the deferred tasks it finds in the database."""
+    restarted triggerer does with the deferred tasks it finds in the database. ``spread``: the
+    poll intervals over which the jobs finish (row 3b's burst: 1)."""
     emu.admin.reset(blobs=False)
     # Long enough for every way that keeps up; a way that falls behind is cut off and its missing
     # events count as delays of at least (end - completedAt).
-    timeout = (FIRST_DONE + SPREAD) * poll + max(60.0, 10 * poll)
+    timeout = (FIRST_DONE + spread) * poll + max(60.0, 10 * poll)
     process = subprocess.Popen(
         [
             sys.executable,
@@ -372,7 +378,7 @@ def run_wait(
             raise RuntimeError("the wait worker exited before it was ready:\n" + "".join(stderr)[-3000:])
         setup = time.time()
         start_at = setup + 2.0 + n / 150
-        jobs = _create_jobs(emu, n, start_at, poll, input_url)
+        jobs = _create_jobs(emu, n, start_at, poll, input_url, spread)
         created = time.time()
         if created > start_at:
             log(f"  (creating {n} jobs took {created - setup:.1f}s, {created - start_at:.1f}s past the plan)")
@@ -392,11 +398,17 @@ def run_wait(
             process.kill()
             process.wait()
     drain.join(5)
+    if os.environ.get("MUSICAI_BENCH_WORKER_LOG"):  # the worker's own log (the poller's warnings)
+        with open(os.environ["MUSICAI_BENCH_WORKER_LOG"], "a") as worker_log:
+            worker_log.writelines(stderr)
     lines = [line for line in output.splitlines() if line.startswith("RESULT ")]
     if process.returncode != 0 or not lines:
         raise RuntimeError(f"the {mode} worker failed ({process.returncode}):\n" + "".join(stderr)[-3000:])
     outcome = json.loads(lines[-1][len("RESULT ") :])
     row = _summarise(emu, mode, n, poll, jobs, start_at, outcome, counters, emulator)
+    # The burst: every GET /job* from the first planned completion to the last event (or the cutoff).
+    last_event = max((event["time"] for event in outcome["events"]), default=outcome["ended"])
+    row["requests_burst"] = counters.requests_between(start_at + FIRST_DONE * poll, last_event + 1.0)
     row["other_load_cores"] = other_load(start_at, outcome["ended"])
     row["finished_before_start"] = len(finished)
     return row
@@ -486,6 +498,7 @@ def sensors(argv: list[str]) -> None:
     parser.add_argument("--jobs", type=int, nargs="+", default=[300, 1000])
     parser.add_argument("--poll", type=float, default=2.0)
     parser.add_argument("--modes", nargs="+", choices=SENSOR_MODES + MODES, default=list(SENSOR_MODES))
+    parser.add_argument("--spread", type=float, default=SPREAD, help="poll intervals the jobs finish over")
     args = parser.parse_args(argv)
     env = airflow_env(Path(tempfile.mkdtemp(prefix="musicai-bench-sensors-")))
     os.environ.update(env)
@@ -496,7 +509,14 @@ def sensors(argv: list[str]) -> None:
             for mode in args.modes:
                 print(f"{n} jobs, {mode}", file=sys.stderr, flush=True)
                 row = run_wait(
-                    emu, mode, n, args.poll, env, input_url, lambda line: print(line, file=sys.stderr)
+                    emu,
+                    mode,
+                    n,
+                    args.poll,
+                    env,
+                    input_url,
+                    lambda line: print(line, file=sys.stderr),
+                    spread=args.spread,
                 )
                 print(_wait_line(row), file=sys.stderr, flush=True)
                 rows.append(
@@ -507,11 +527,16 @@ def sensors(argv: list[str]) -> None:
                             "jobs",
                             "poll_interval",
                             "events",
+                            "jobs_with_one_event",
+                            "failed_triggers",
                             "requests_steady_cycle",
                             "requests_per_window",
                             "requests_total",
                             "requests_max_window",
+                            "requests_burst",
+                            "delay_p50",
                             "delay_p99",
+                            "delay_max",
                             "events_missing_at_cutoff",
                             "rss_growth_mib",
                             "cpu_seconds",

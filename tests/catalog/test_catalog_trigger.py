@@ -50,7 +50,7 @@ def test_the_event_is_held_although_every_job_is_already_final(
         # Without the hold the event comes as soon as the poller confirmed the three jobs.
         await until(lambda: task.done() or trigger.holding, "the event or the hold")
         held = trigger.holding and not task.done()
-        confirmed = shared_poller("musicai_default", 0.1, 5).stats.job_requests
+        confirmed = shared_poller("musicai_default", 0.1, 5).stats.finished
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
