@@ -2,8 +2,9 @@
 
 :class:`MusicAIJobsTrigger` waits for *every* job; a catalog run wants the opposite: wake the
 worker when enough jobs finished to top the window up again. The waiting itself is the
-triggerer's shared poller (``_poller.py``): one listing per 100 active jobs per cycle and one
-``GET /job/:id`` per job that left the active set, whatever the number of catalog triggers.
+triggerer's shared poller (``_poller.py``): one listing per 100 active jobs per cycle, and the jobs
+that left the active set confirmed from pages of the finished listing (a single ``GET /job/:id``
+only for those the pages did not show), whatever the number of catalog triggers.
 
 Event::
 
