@@ -14,7 +14,6 @@ Prints one ``RESULT {json}`` line.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import sys
@@ -23,9 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from catalog_common import WORKFLOW, allow_execute_outside_a_task, catalog_emulator, run_inline, write_tracks
 from common import MIB, REPO_DIR, emit, peak_rss_bytes, rss_bytes
-
-WORKFLOW = "music-ai/stems-vocals-accompaniment"
 
 
 def main() -> None:
@@ -44,39 +42,21 @@ def main() -> None:
     sys.path.insert(0, str(REPO_DIR))
     home = Path(tempfile.mkdtemp(prefix="musicai-bench-catalog-"))
     os.environ.setdefault("AIRFLOW_HOME", str(home))
-    from airflow_provider_musicai.testing.emulator.control import EmulatorServer
-    from tests.helpers.audio import wav_bytes
-
     folder = home / "catalog"
-    data = wav_bytes(0.05, rate=8000)
-    for n in range(args.tracks):
-        path = folder / f"album{n % 100:02d}" / f"track{n:06d}.wav"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    config = {"max_concurrent_jobs": args.concurrent, "queued_seconds": 0.0, "processing_seconds": 0.0}
-    with EmulatorServer(config=config, storage_dir=home / "blobs") as emu:
-        os.environ["AIRFLOW_CONN_MUSICAI_DEFAULT"] = json.dumps(
-            {**emu.connection_dict(), "extra": json.dumps({"max_retries": 5, "retry_backoff": 0.1})}
-        )
+    write_tracks(folder, args.tracks)
+    with catalog_emulator(home, args.concurrent) as emu:
         emit(run(args, folder, home / "manifest", emu))
 
 
 def run(args: argparse.Namespace, folder: Path, manifest: Path, emu: Any) -> dict[str, Any]:
     import logging
 
-    from airflow.providers.common.compat.sdk import TaskDeferred
-
     logging.disable(logging.INFO)  # a line per request would cost more CPU than the run itself
 
     from airflow_provider_musicai.operators.catalog import MusicAICatalogOperator
-
-    try:
-        from airflow.sdk.bases.operator import ExecutorSafeguard
-    except ImportError:  # Airflow 2
-        from airflow.models.baseoperator import ExecutorSafeguard  # type: ignore[no-redef]
-    ExecutorSafeguard.test_mode = True
     from tests.helpers.airflow import FakeTI
 
+    allow_execute_outside_a_task()
     operator = MusicAICatalogOperator(
         task_id="catalog",
         workflow=WORKFLOW,
@@ -88,28 +68,10 @@ def run(args: argparse.Namespace, folder: Path, manifest: Path, emu: Any) -> dic
         poll_interval=0.5,
         deferral_hold=args.hold,
     )
-    context: dict[str, Any] = {"ti": FakeTI()}
-
-    async def fire(trigger: Any) -> Any:
-        events = [event.payload async for event in trigger.run()]
-        return events[0]
-
     baseline = rss_bytes()
     started = time.perf_counter()
-    wake_ups = 0
-    largest_trigger_kwargs = 0
-    step = lambda: operator.execute(context)  # noqa: E731
-    while True:
-        try:
-            summary = step()
-            break
-        except TaskDeferred as deferred:
-            wake_ups += 1
-            largest_trigger_kwargs = max(
-                largest_trigger_kwargs, len(json.dumps(deferred.trigger.serialize()[1]))
-            )
-            event = asyncio.run(fire(deferred.trigger))
-            step = lambda e=event: operator.execute_complete(context, e)  # noqa: E731
+    inline = run_inline(operator, {"ti": FakeTI()})
+    summary, wake_ups = inline.summary, inline.wake_ups
     wall = time.perf_counter() - started
     peak_rss = peak_rss_bytes()
     resume_index = measure_resume_index(manifest)
@@ -127,7 +89,7 @@ def run(args: argparse.Namespace, folder: Path, manifest: Path, emu: Any) -> dic
         "listings_per_track": round(requests.get("GET /v1/job", 0) / args.tracks, 4),
         "summary": summary,
         "wake_ups": wake_ups,
-        "largest_trigger_kwargs_bytes": largest_trigger_kwargs,
+        "largest_trigger_kwargs_bytes": inline.largest_trigger_kwargs_bytes,
         "xcom_bytes": len(json.dumps(summary)),
         "airflow_rows": {
             "task_instances": 1,

@@ -21,8 +21,6 @@ Prints one ``RESULT {json}`` line.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import os
 import sys
 import tempfile
@@ -30,9 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from catalog_common import WORKFLOW, allow_execute_outside_a_task, catalog_emulator, run_inline, write_tracks
 from common import MIB, REPO_DIR, emit, peak_rss_bytes, rss_bytes
-
-WORKFLOW = "music-ai/stems-vocals-accompaniment"
 
 
 def main() -> None:
@@ -48,22 +45,9 @@ def main() -> None:
     import logging
 
     logging.disable(logging.INFO)
-    from airflow_provider_musicai.testing.emulator.control import EmulatorServer
-    from tests.helpers.audio import wav_bytes
-
     folder = home / "catalog"
-    data = wav_bytes(0.05, rate=8000)
-    paths = []
-    for n in range(args.tracks):
-        path = folder / f"album{n % 100:02d}" / f"track{n:06d}.wav"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        paths.append(path)
-    config = {"max_concurrent_jobs": 100, "queued_seconds": 0.0, "processing_seconds": 0.0}
-    with EmulatorServer(config=config, storage_dir=home / "blobs") as emu:
-        os.environ["AIRFLOW_CONN_MUSICAI_DEFAULT"] = json.dumps(
-            {**emu.connection_dict(), "extra": json.dumps({"max_retries": 5, "retry_backoff": 0.1})}
-        )
+    paths = write_tracks(folder, args.tracks)
+    with catalog_emulator(home) as emu:
         result: dict[str, Any] = {"tracks": args.tracks, "changed": args.changed, "seed": args.seed}
         started = time.perf_counter()
         if args.seed == "state":
@@ -133,17 +117,10 @@ def run(
 ) -> dict[str, Any]:
     import tracemalloc
 
-    from airflow.providers.common.compat.sdk import TaskDeferred
-
     from airflow_provider_musicai.operators.catalog import MusicAICatalogOperator
-
-    try:
-        from airflow.sdk.bases.operator import ExecutorSafeguard
-    except ImportError:  # Airflow 2
-        from airflow.models.baseoperator import ExecutorSafeguard  # type: ignore[no-redef]
-    ExecutorSafeguard.test_mode = True
     from tests.helpers.airflow import FakeTI
 
+    allow_execute_outside_a_task()
     operator = MusicAICatalogOperator(
         task_id="catalog",
         workflow=WORKFLOW,
@@ -156,26 +133,12 @@ def run(
         poll_interval=0.5,
         deferral_hold=0.0,
     )
-    context: dict[str, Any] = {"ti": FakeTI(run_id=name)}
-
-    async def fire(trigger: Any) -> Any:
-        events = [event.payload async for event in trigger.run()]
-        return events[0]
-
     before = emu.admin.counters()
     if traced:
         tracemalloc.start()
     started = time.perf_counter()
-    step = lambda: operator.execute(context)  # noqa: E731
-    wake_ups = 0
-    while True:
-        try:
-            summary = step()
-            break
-        except TaskDeferred as deferred:
-            wake_ups += 1
-            event = asyncio.run(fire(deferred.trigger))
-            step = lambda e=event: operator.execute_complete(context, e)  # noqa: E731
+    inline = run_inline(operator, {"ti": FakeTI(run_id=name)})
+    summary, wake_ups = inline.summary, inline.wake_ups
     wall = time.perf_counter() - started
     result: dict[str, Any] = {}
     if traced:
