@@ -409,6 +409,22 @@ class MusicAIHook(BaseHook):
         await self._acall(build_request(_api.DELETE_JOB, job_id=job_id))
         self._log_item("Deleted Music AI job %s", job_id)
 
+    def delete_job_if_exists(self, job_id: str) -> bool:
+        """``DELETE /job/:id`` where a job already gone is no error: whether this call deleted it."""
+        try:
+            self.delete_job(job_id)
+        except MusicAINotFoundError:
+            return False
+        return True
+
+    async def adelete_job_if_exists(self, job_id: str) -> bool:
+        """Async :meth:`delete_job_if_exists`."""
+        try:
+            await self.adelete_job(job_id)
+        except MusicAINotFoundError:
+            return False
+        return True
+
     def list_jobs(
         self,
         status: str | Iterable[str] | None = None,

@@ -246,7 +246,7 @@ class MusicAICatalogOperator(_MusicAIOperator):
             from airflow_provider_musicai import metrics
 
             for job_id in list(self.window):
-                if self._delete_quietly(job_id):
+                if self._delete_quietly(job_id, "the task was killed", log_deletion=False):
                     metrics.job_deleted("kill")
 
     # -- the loop ---------------------------------------------------------------------------
@@ -434,7 +434,7 @@ class MusicAICatalogOperator(_MusicAIOperator):
             )
         if self.delete_after:
             for job_id, _ in items:
-                self._delete_quietly(job_id)
+                self._delete_quietly(job_id, "delete_after", log_deletion=False)
 
     def _outcome_record(self, job_id: str, outcome: Mapping[str, Any], run: dict[str, Any]) -> dict[str, Any]:
         from airflow_provider_musicai.exceptions import MusicAIError
@@ -864,19 +864,6 @@ class MusicAICatalogOperator(_MusicAIOperator):
             store.set(STATE_STORE_KEY, {"window": dict(run["window"]), "creating": creating})
         except Exception as exc:
             self.log.warning("Could not write the task state store (%s); a retry will scan instead", exc)
-
-    def _delete_quietly(self, job_id: str) -> bool:
-        """Delete the job; whether this call deleted it."""
-        from airflow_provider_musicai.exceptions import MusicAIError, MusicAINotFoundError
-
-        try:
-            self.hook.delete_job(job_id)
-        except MusicAINotFoundError:
-            return False
-        except MusicAIError as exc:
-            self.log.warning("Could not delete Music AI job %s: %s", job_id, exc)
-            return False
-        return True
 
 
 def forced(force: Any, name: str) -> bool:

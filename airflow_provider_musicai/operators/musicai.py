@@ -79,6 +79,22 @@ class _MusicAIOperator(BaseOperator):
             job = {**job, "application": self._application_name()}
         return operator_lineage(self._lineage_inputs, self._lineage_outputs, job)
 
+    def _delete_quietly(self, job_id: str, reason: str, *, log_deletion: bool = True) -> bool:
+        """Delete the job, a job already gone or an API error being logged, not raised; whether
+        this call deleted it. ``log_deletion=False``: no INFO line per deleted job (a catalog's)."""
+        from airflow_provider_musicai.exceptions import MusicAIError
+
+        try:
+            deleted = self.hook.delete_job_if_exists(job_id)
+        except MusicAIError as exc:
+            self.log.warning("Could not delete Music AI job %s (%s): %s", job_id, reason, exc)
+            return False
+        if not deleted:
+            self.log.info("Music AI job %s was already gone", job_id)
+        elif log_deletion:
+            self.log.info("Deleted Music AI job %s because %s", job_id, reason)
+        return deleted
+
     def _application_name(self) -> str | None:
         from airflow_provider_musicai.exceptions import MusicAIError
 
@@ -493,21 +509,6 @@ class MusicAICreateJobOperator(_MusicAIOperator):
 
             metrics.job_deleted("kill")
 
-    def _delete_quietly(self, job_id: str, reason: str) -> bool:
-        """Delete the job; whether this call deleted it."""
-        from airflow_provider_musicai.exceptions import MusicAIError, MusicAINotFoundError
-
-        try:
-            self.hook.delete_job(job_id)
-        except MusicAINotFoundError:
-            self.log.info("Music AI job %s was already gone", job_id)
-        except MusicAIError as exc:
-            self.log.warning("Could not delete Music AI job %s (%s): %s", job_id, reason, exc)
-        else:
-            self.log.info("Deleted Music AI job %s because %s", job_id, reason)
-            return True
-        return False
-
 
 def _reject_missing_workflow_params(params: Any) -> NoReturn:
     """Fail clearly when no ``workflow_params`` were given, above all when ``params`` were meant."""
@@ -538,7 +539,6 @@ class MusicAIDeleteJobOperator(_MusicAIOperator):
         self.job_id = job_id
 
     def execute(self, context: Context) -> list[str]:
-        from airflow_provider_musicai.exceptions import MusicAINotFoundError
 
         deleted: list[str] = []
         for job_id in job_ids_of(self.job_id):
@@ -547,9 +547,7 @@ class MusicAIDeleteJobOperator(_MusicAIOperator):
                 continue
             if job_id in deleted:
                 continue
-            try:
-                self.hook.delete_job(job_id)
-            except MusicAINotFoundError:
+            if not self.hook.delete_job_if_exists(job_id):
                 self.log.warning("Music AI job %s does not exist (already deleted?); nothing to do", job_id)
                 continue
             deleted.append(job_id)

@@ -217,17 +217,16 @@ class MusicAIJobTrigger(BaseTrigger):
             await self._delete_job("the deferred task was killed")
 
     async def _delete_job(self, reason: str) -> None:
-        from airflow_provider_musicai.exceptions import MusicAINotFoundError
-
         try:
-            await self._hook().adelete_job(self.job_id)
-        except MusicAINotFoundError:
-            self.log.info("Music AI job %s was already gone (%s)", self.job_id, reason)
+            deleted = await self._hook().adelete_job_if_exists(self.job_id)
         except Exception as exc:
             self.log.warning("Could not delete Music AI job %s (%s): %s", self.job_id, reason, exc)
-        else:
-            self.log.info("Deleted Music AI job %s because %s", self.job_id, reason)
-            metrics.job_deleted("kill")
+            return
+        if not deleted:
+            self.log.info("Music AI job %s was already gone (%s)", self.job_id, reason)
+            return
+        self.log.info("Deleted Music AI job %s because %s", self.job_id, reason)
+        metrics.job_deleted("kill")
 
     async def _legacy_delete_if_killed(self) -> None:
         """Airflow 2: tell a user kill from a triggerer restart or timeout by the TI's state."""

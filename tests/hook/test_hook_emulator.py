@@ -387,6 +387,15 @@ class TestRetries:
         hook.delete_job(job_id)
         assert musicai_emulator.admin.jobs() == []
 
+    def test_delete_if_exists_says_whether_it_deleted(self, hook: MusicAIHook, musicai_emulator: Any) -> None:
+        first = hook.create_job("one", STEMS, {"inputUrl": "http://127.0.0.1:9/x.wav"})
+        second = hook.create_job("two", STEMS, {"inputUrl": "http://127.0.0.1:9/x.wav"})
+        assert hook.delete_job_if_exists(first) is True
+        assert hook.delete_job_if_exists(first) is False
+        assert asyncio.run(hook.adelete_job_if_exists(second)) is True
+        assert asyncio.run(hook.adelete_job_if_exists(second)) is False
+        assert musicai_emulator.admin.jobs() == []
+
 
 class TestUploads:
     def test_sources_of_every_kind(self, hook: MusicAIHook, wav_file: Path, musicai_emulator: Any) -> None:
