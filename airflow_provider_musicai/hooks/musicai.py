@@ -373,15 +373,18 @@ class MusicAIHook(BaseHook):
         return references.resolve_references(value, self.config.api_key, self.get_job)
 
     def find_job_by_idempotency_key(self, key: str, workflow: str | None = None) -> dict[str, Any] | None:
-        """The job of ``workflow`` whose metadata carries ``key`` (see :meth:`create_job`), or None
-        (the job's own workflow decides, not the listing's filter)."""
+        """The job of ``workflow`` whose metadata carries ``key`` (see :meth:`create_job`), or None."""
+        return next((job for job_key, job in self.iter_keyed_jobs(workflow) if job_key == key), None)
+
+    def iter_keyed_jobs(self, workflow: str | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+        """``(idempotency key, job)`` for each job of ``workflow`` created with a key (see
+        :meth:`create_job`): one pass over the listing, the job's own workflow deciding, not the
+        listing's filter. The one scan behind every reattachment."""
         for job in self.list_jobs(workflow=workflow):
-            if not listed_as_asked(job, workflow=workflow):
-                continue
             metadata = job.get("metadata")
-            if isinstance(metadata, Mapping) and metadata.get(IDEMPOTENCY_METADATA_KEY) == key:
-                return job
-        return None
+            key = metadata.get(IDEMPOTENCY_METADATA_KEY) if isinstance(metadata, Mapping) else None
+            if isinstance(key, str) and listed_as_asked(job, workflow=workflow):
+                yield key, job
 
     def get_job(self, job_id: str) -> dict[str, Any]:
         """``GET /job/:id``: the job document."""

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_musicai import metrics
 from airflow_provider_musicai.exceptions import MusicAINotFoundError
-from airflow_provider_musicai.jobs import IDEMPOTENCY_METADATA_KEY, JobStatus, listed_as_asked
+from airflow_provider_musicai.jobs import JobStatus
 
 if TYPE_CHECKING:
     from airflow_provider_musicai.common import SupportsLog
@@ -199,11 +199,8 @@ class JobLedger:
     def _scan(self) -> dict[int, dict[str, Any]]:
         """Every job of this task instance, by generation: one pass over the workflow's jobs."""
         found: dict[int, dict[str, Any]] = {}
-        for job in self.hook.list_jobs(workflow=self.workflow):
-            metadata = job.get("metadata")
-            if not isinstance(metadata, Mapping) or not listed_as_asked(job, workflow=self.workflow):
-                continue
-            generation = generation_of(self.base, metadata.get(IDEMPOTENCY_METADATA_KEY))
+        for key, job in self.hook.iter_keyed_jobs(self.workflow):
+            generation = generation_of(self.base, key)
             if generation is None:
                 continue
             # Two jobs under one key only happen when a run was deleted and re-created under the

@@ -569,16 +569,10 @@ class MusicAICatalogOperator(_MusicAIOperator):
 
     def _scan(self, identity: TaskIdentity) -> dict[str, str]:
         """``{track digest: job id}`` of this task instance's jobs: one listing."""
-        from airflow_provider_musicai.jobs import IDEMPOTENCY_METADATA_KEY, listed_as_asked
-
         prefix = identity.base_key + "-t"
         found: dict[str, str] = {}
-        for job in self.hook.list_jobs(workflow=self.workflow):
-            if not listed_as_asked(job, workflow=self.workflow):
-                continue
-            metadata = job.get("metadata")
-            key = metadata.get(IDEMPOTENCY_METADATA_KEY) if isinstance(metadata, Mapping) else None
-            if isinstance(key, str) and key.startswith(prefix):
+        for key, job in self.hook.iter_keyed_jobs(self.workflow):
+            if key.startswith(prefix):
                 found.setdefault(key[len(prefix) :], str(job["id"]))
         return found
 
