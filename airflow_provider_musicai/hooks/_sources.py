@@ -66,7 +66,9 @@ def resolve_source(source: Any) -> UploadSource:
         raise MusicAIInputError("Upload source must be a path, URL or binary file object, not raw bytes")
     if hasattr(source, "read"):
         return _from_file_object(source)
-    if hasattr(source, "fs") and hasattr(source, "path") and not isinstance(source, os.PathLike | str):
+    # Before os.PathLike: Airflow 2.11's ObjectStoragePath is one, and its fspath drops the
+    # scheme and connection (s3://conn@bucket/key would be read as the local path bucket/key).
+    if hasattr(source, "fs") and hasattr(source, "path") and not isinstance(source, str):
         return _from_fsspec(source.fs, str(source.path), str(source))
     if isinstance(source, os.PathLike):
         return _from_local(Path(source))

@@ -26,6 +26,7 @@ from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 #: Files under a catalog folder that are never tracks: hidden files and ``_``-prefixed folders
 #: (the default manifest lives in ``_musicai_manifest``).
@@ -53,8 +54,26 @@ class Track:
         return root or self.digest
 
 
+def names_connection(url: str) -> bool:
+    """Whether ``url`` names an Airflow connection, as ``ObjectStoragePath`` spells it
+    (``s3://conn_id@bucket/key``): a rendered template can only carry a string."""
+    parts = urlsplit(url)
+    return bool(parts.scheme) and parts.scheme != "file" and "@" in parts.netloc
+
+
+def storage_path(url: str, conn_id: str | None = None) -> Any:
+    """``url`` as an ``ObjectStoragePath``: its filesystem uses the Airflow connection it names
+    (or ``conn_id``), e.g. an S3 connection's keys and ``endpoint_url``."""
+    from airflow.providers.common.compat.sdk import ObjectStoragePath
+
+    return ObjectStoragePath(url, conn_id=conn_id) if conn_id else ObjectStoragePath(url)
+
+
 def _fs_and_root(folder: Any) -> tuple[Any, str, Any]:
-    """``(filesystem, root path, joiner)`` of a folder given as a path, URL or ObjectStoragePath."""
+    """``(filesystem, root path, joiner)`` of a folder given as a path, URL or ObjectStoragePath;
+    a URL naming a connection (``s3://conn_id@bucket/key``) is read through that connection."""
+    if isinstance(folder, str) and names_connection(folder):
+        folder = storage_path(folder)
     if hasattr(folder, "fs") and hasattr(folder, "path"):  # ObjectStoragePath keeps its conn_id
         return folder.fs, str(folder.path), folder
     import fsspec
@@ -100,10 +119,12 @@ def _walk_sorted(fs: Any, folder: str, after: str | None = None) -> Iterator[tup
     ``.``/``_`` names (and their trees).
 
     ``after`` (a path relative to ``folder``): only files sorting after it; a sub-folder wholly
-    before it is not listed.
+    before it is not listed. Each folder is listed afresh (``refresh``): an object store's
+    filesystem is cached per connection and keeps listings, so a later run in the same process
+    (``dag.test()``, a long-lived worker) would otherwise miss new and rewritten objects.
     """
     entries = []
-    for info in fs.ls(folder, detail=True):
+    for info in fs.ls(folder, detail=True, refresh=True):
         path = str(info["name"]).rstrip("/")
         name = posixpath.basename(path)
         if path == folder or not name or name.startswith(_SKIPPED_PREFIXES):

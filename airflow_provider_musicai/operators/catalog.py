@@ -77,7 +77,8 @@ class MusicAICatalogOperator(_MusicAIOperator):
 
     :param sources: a list of files (paths, fsspec URLs, ``ObjectStoragePath``), or a folder/prefix
         whose files (recursively, in sorted order; names starting with ``.`` or ``_`` skipped) are
-        the catalog (templated).
+        the catalog (templated). A URL naming a connection (``s3://conn_id@bucket/prefix``) is
+        read through it, as an ``ObjectStoragePath``.
     :param workflow: the workflow slug (templated).
     :param workflow_params: the params template: every ``"{source}"`` value becomes the track's
         uploaded URL, e.g. ``{"inputUrl": "{source}"}`` (templated).
@@ -713,7 +714,11 @@ class MusicAICatalogOperator(_MusicAIOperator):
 
     def _outputs_exist(self, outputs: Any) -> bool:
         """Whether a track's recorded outputs are still where they were written (one ``exists``
-        per file: a stat on local disk, a HEAD request on an object store)."""
+        per file: a stat on local disk, a HEAD request on an object store). ``copy_results_to``
+        outputs are looked at through the connection that presigned them (the one the URL names,
+        else ``storage_conn_id``); a store with no filesystem here (``s3fs``, ``gcsfs`` missing)
+        cannot be checked: its outputs are taken as present, with one warning."""
+        from airflow_provider_musicai.operators._catalog import names_connection, storage_path
         from airflow_provider_musicai.operators._fingerprint import _fs_and_path
 
         if self.destination is None and self.copy_results_to is None:
@@ -727,7 +732,10 @@ class MusicAICatalogOperator(_MusicAIOperator):
             paths = [folder + name for name in self.copy_outputs] if self.copy_outputs else [folder]
         try:
             for path in paths:
-                fs, where = _fs_and_path(path)
+                located: Any = path
+                if self.destination is None and self.storage_conn_id and "://" in path:
+                    located = path if names_connection(path) else storage_path(path, self.storage_conn_id)
+                fs, where = _fs_and_path(located)
                 if not fs.exists(where):
                     return False
         except Exception as exc:  # e.g. no fsspec filesystem for the store here

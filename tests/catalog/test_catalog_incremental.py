@@ -286,38 +286,3 @@ def test_compaction_merges_parts_in_order_and_drops_removed_tracks(tmp_path: Pat
     assert reader.lookup("a") == ({"source": "a", "v": 1}, [{"source": "0", "v": 3}])
     resumed = state.reader(second, reader.offset)  # a wake-up resumes at the byte offset
     assert [line["source"] for line in resumed.rest()] == ["b"]
-
-
-@pytest.mark.musicai_config(**QUICK)
-def test_copy_results_to_on_s3_is_skipped_when_unchanged_with_one_warning(
-    musicai: Any,
-    make_catalog: Any,
-    make_context: Any,
-    tmp_path: Path,
-    s3: Any,
-    capfd: pytest.CaptureFixture[str],
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """Outputs that Music AI wrote to S3 (moto) cannot be checked without s3fs: taken as present,
-    said once in the log, not once per track."""
-    from tests.helpers.s3 import BUCKET, CONN
-
-    folder = make_catalog(3)
-    where = {"copy_results_to": f"s3://{CONN}@{BUCKET}/copied", "copy_outputs": ["vocals", "accompaniments"]}
-    first = run(
-        incremental(folder, tmp_path, destination=None, manifest=str(tmp_path / "m1"), **where),
-        make_context,
-        "r1",
-    )
-    assert first["succeeded"] == 3
-    assert len(s3.list_objects_v2(Bucket=BUCKET, Prefix="copied/")["Contents"]) == 6
-    second = run(
-        incremental(folder, tmp_path, destination=None, manifest=str(tmp_path / "m2"), **where),
-        make_context,
-        "r2",
-    )
-    assert (second["skipped"], second["processed"]) == (3, 0)
-    assert musicai.admin.counters()["jobs_created"] == 3
-    captured = capfd.readouterr()
-    lines = [*(captured.out + captured.err).splitlines(), *(r.getMessage() for r in caplog.records)]
-    assert sum("Cannot check the outputs" in line for line in lines) == 1

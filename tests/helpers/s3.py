@@ -8,6 +8,7 @@ test where the ``[amazon]`` extra or ``moto[server]`` (both in the dev extra) is
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,15 +20,43 @@ BUCKET = "musicai-stems"
 
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
-    """A moto S3 server on 127.0.0.1 (an ephemeral port), stopped after the module."""
-    ThreadedMotoServer = pytest.importorskip("moto.server").ThreadedMotoServer
+    """A moto S3 server on 127.0.0.1 (an ephemeral port), stopped after the module.
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
+    moto's ``ThreadedMotoServer``, but answering with one ``Server`` header: moto's S3 app names
+    itself and werkzeug adds its own, and aiohttp 3.13 (s3fs's client in the Airflow 2.11 lock)
+    rejects a response with two ("Duplicate 'Server' header found"); S3 itself sends one.
+    """
+    pytest.importorskip("moto.server")
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server
+
+    class OneServerHeader(MotoRequestHandler):
+        server_named = False
+
+        def send_response(self, code: int, message: str | None = None) -> None:
+            self.server_named = False
+            super().send_response(code, message)
+
+        def send_header(self, keyword: str, value: str) -> None:
+            if keyword.lower() == "server":
+                if self.server_named:
+                    return
+                self.server_named = True
+            super().send_header(keyword, value)
+
+    app = DomainDispatcherApplication(create_backend_app)
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=OneServerHeader)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
     try:
-        yield f"http://127.0.0.1:{server._server.server_port}"
+        yield f"http://127.0.0.1:{server.server_port}"
     finally:
-        server.stop()
+        server.shutdown()
+        thread.join()
 
 
 @pytest.fixture
