@@ -86,6 +86,7 @@ def example_musicai_stems_to_s3() -> None:
     # [END howto_operator_musicai_copy_results_to]
 
 
+# [START howto_asset_musicai_consumer]
 @dag(
     dag_id="example_musicai_stems_consumer",
     schedule=[STEMS],
@@ -105,6 +106,8 @@ def example_musicai_stems_consumer() -> None:
 
     list_new_stems()
 
+
+# [END howto_asset_musicai_consumer]
 
 dag = example_musicai_stems_to_s3()
 consumer = example_musicai_stems_consumer()
