@@ -241,6 +241,20 @@ def test_list_newest_first_pagination_and_filters(api, emu, wav):
     assert len(api.get("/job", params=[("status", "STARTED"), ("status", "QUEUED")]).json()) == 7
 
 
+def test_concurrent_creations_list_in_created_at_order(api, emu, wav):
+    """Clients bound a newest-first walk by ``createdAt`` (the event feed stops at its cutoff): jobs
+    created by concurrent requests must be listed in the order of their own stamps."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    url = api.upload(wav)
+    emu.admin.configure(queued_seconds=60)
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda _: api.create(url, STEMS), range(240)))
+    stamps = [job["createdAt"] for page in range(3) for job in api.get("/job", params={"page": page}).json()]
+    assert len(stamps) == 240
+    assert stamps == sorted(stamps, reverse=True)
+
+
 @pytest.mark.parametrize(
     "params",
     [
