@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import statistics
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +17,10 @@ MODE_NAMES = {
 }
 SHORT_NAMES = {"per-job": "per-job client", "sdk-threads": "SDK threads"}
 ANALYSIS = Path(__file__).with_name("analysis.md")
+#: Rows of the benchmarks run on their own, not by run.py (3b, 3c, 6, 7...), kept by hand: their
+#: headline rows (the table lines before the first heading) and their sections. run.py rewrites
+#: RESULTS.md around them and never loses them.
+STANDALONE = Path(__file__).with_name("standalone.md")
 POOL_SIZE = 10
 
 Row = dict[str, Any]
@@ -520,6 +525,27 @@ def listing_section(listing: dict[str, list[Row]]) -> list[str]:
 # -- the whole file -----------------------------------------------------------------------------
 
 
+def standalone() -> tuple[dict[str, str], list[str]]:
+    """The hand-kept headline rows (by row id) and sections of :data:`STANDALONE`."""
+    if not STANDALONE.exists():
+        return {}, []
+    text = STANDALONE.read_text().splitlines()
+    first = next((i for i, line in enumerate(text) if line.startswith("## ")), len(text))
+    rows = {_row_id(line): line for line in text[:first] if line.startswith("| ")}
+    return rows, [*text[first:], ""]
+
+
+def _row_id(line: str) -> str:
+    return line.split("|")[1].strip()
+
+
+def _row_order(line: str) -> tuple[int, str]:
+    """Headline order: 1, 2, 3, 3b, 3c, 4..."""
+    ident = _row_id(line)
+    digits = "".join(itertools.takewhile(str.isdigit, ident))
+    return int(digits or 0), ident
+
+
 def write(results: dict[str, Any], out: Path) -> None:
     settings = results["settings"]
     poll = float(settings["poll_interval"])
@@ -556,6 +582,7 @@ def write(results: dict[str, Any], out: Path) -> None:
         "",
         *header("#", "what", "the provider", "compared with, same run", "goal", "verdict"),
     ]
+    first_row = len(lines)
     if "transfers" in results:
         data = results["transfers"]
         goal = "RSS growth <= 64 MiB, wall <= 1.25x curl"
@@ -595,6 +622,9 @@ def write(results: dict[str, Any], out: Path) -> None:
         listing = listing_headline(results["listing"])
         jobs = results["listing"]["stream"][0]["jobs"]
         lines.append(row(5, f"list {jobs:,} jobs", *listing[:2], "100 requests, memory flat", listing[2]))
+    kept_rows, kept_sections = standalone()
+    headline = {_row_id(line): line for line in lines[first_row:]} | kept_rows
+    lines[first_row:] = sorted(headline.values(), key=_row_order)
     lines.append("")
     points = sweep_points(results)
     if points:
@@ -608,12 +638,13 @@ def write(results: dict[str, Any], out: Path) -> None:
         lines += wait_section(results["wait"], settings["wait_jobs"], poll)
     if points:
         lines += sweep_section(points)
-    if "scale" in results:
+    if "scale" in results and not kept_sections:
         lines += scale_section(results["scale"], results.get("restart"))
     if "parse" in results:
         lines += parse_section(results["parse"])
     if "listing" in results:
         lines += listing_section(results["listing"])
+    lines += kept_sections
     lines += ["## Versions compared", "", *header("package", "version")]
     lines += [row(name, version) for name, version in results["versions"].items()]
     (out / "RESULTS.md").write_text("\n".join(lines) + "\n")

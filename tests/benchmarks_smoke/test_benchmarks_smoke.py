@@ -85,6 +85,11 @@ def test_report_renders_every_section(tmp_path: Path) -> None:
     text = (tmp_path / "RESULTS.md").read_text()
     assert "## Headline" in text and "MusicAIJobTrigger" in text and "**met**" in text
     assert (tmp_path / "requests_and_delay.png").stat().st_size > 0
+    # The rows measured on their own (benchmarks/standalone.md) survive a run.py rewrite, in order.
+    table = text.split("## Headline")[1].split("\n\n")[1].splitlines()[2:]
+    headline = [line.split("|")[1].strip() for line in table]
+    assert headline[:2] == ["3", "3b"] and "6" in headline
+    assert "## 6. Event watcher" in text
 
 
 def test_incremental_catalog_benchmark_pays_only_for_changed_tracks(tmp_path: Path) -> None:
