@@ -10,17 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnValue, conf
 
-from airflow_provider_musicai.common import DEFAULT_CONN_ID, StatusLog
+from airflow_provider_musicai.deadlines import defer_timeout, wait_deadline
+from airflow_provider_musicai.defaults import DEFAULT_CONN_ID
+from airflow_provider_musicai.jobs import job_id_of, job_ids_of
 from airflow_provider_musicai.links import MusicAIJobLink
-from airflow_provider_musicai.operators._waiting import (
-    defer_timeout,
-    job_from_event,
-    job_id_of,
-    job_ids_of,
-    log_final_job,
-    public_job,
-    wait_deadline,
-)
+from airflow_provider_musicai.references import public_job_document
+from airflow_provider_musicai.status_log import StatusLog, log_final_job
+from airflow_provider_musicai.trigger_events import job_from_event
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -130,7 +126,7 @@ class MusicAIJobSensor(BaseSensorOperator):
 
         raise_if_failed(job)
         log_final_job(self.log, job)
-        return PokeReturnValue(is_done=True, xcom_value=public_job(job))
+        return PokeReturnValue(is_done=True, xcom_value=public_job_document(job))
 
     def _log_status(self, job_id: str, status: str) -> None:
         if self._status_log is None or self._status_log.job_id != job_id:
@@ -181,7 +177,7 @@ class MusicAIJobSensor(BaseSensorOperator):
         if waiting:
             self.log.info("%d of %d Music AI job(s) not final yet", len(waiting), len(ids))
             return False
-        documents = [public_job(self._finished[job_id]) for job_id in ids]
+        documents = [public_job_document(self._finished[job_id]) for job_id in ids]
         return PokeReturnValue(is_done=True, xcom_value=self._finish_many(context, documents))
 
     def _finish_many(self, context: Context, documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -302,7 +298,7 @@ class MusicAIJobSensor(BaseSensorOperator):
                 raise_if_failed(job)
         if len(self._finished) < len(ids):
             return workflows
-        documents = [public_job(self._finished[job_id]) for job_id in ids]
+        documents = [public_job_document(self._finished[job_id]) for job_id in ids]
         return PokeReturnValue(is_done=True, xcom_value=self._finish_many(context, documents))
 
     def _defer(self, context: Context, waiting: dict[str, str | None]) -> None:
