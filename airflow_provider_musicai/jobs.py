@@ -1,9 +1,10 @@
-"""Job statuses, metadata validation and the FAILED-job check shared by hook, operators and triggers."""
+"""Job statuses, job ids as tasks pass them, metadata validation and the FAILED-job check shared by
+hook, operators, sensor and triggers."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from airflow_provider_musicai.exceptions import MusicAIConfigurationError, MusicAIJobFailedError
@@ -27,6 +28,34 @@ KNOWN_STATUSES: frozenset[str] = TERMINAL_STATUSES | ACTIVE_STATUSES
 IDEMPOTENCY_METADATA_KEY = "airflowIdempotencyKey"
 
 MetadataValue = str | int | float | bool
+
+
+def job_id_of(value: Any) -> str:
+    """A job id from an id string or a job document (the CreateJob operator's return value)."""
+    if isinstance(value, Mapping):
+        value = value.get("id")
+    if not isinstance(value, str) or not value.strip():
+        raise MusicAIConfigurationError(
+            f"Expected a Music AI job id or job document, got {type(value).__name__}: {value!r:.80}"
+        )
+    return value.strip()
+
+
+def job_ids_of(value: Any) -> list[str | None]:
+    """Flatten one id, a job document, or any (nested) collection of them; None means 'no job'."""
+    if value is None or (isinstance(value, str) and value.strip() in ("", "None")):
+        return [None]  # "None": what Jinja renders for an XCom that was never pushed
+    if isinstance(value, (str, Mapping)):
+        return [job_id_of(value)]
+    if isinstance(value, Iterable):
+        # A sequence by index: iterating Airflow 3's lazy sequence of a mapped task's outputs reads
+        # one item past the end, which makes Airflow log "[error] XCom not found".
+        items = (value[i] for i in range(len(value))) if isinstance(value, Sequence) else value
+        out: list[str | None] = []
+        for item in items:
+            out.extend(job_ids_of(item))
+        return out
+    return [job_id_of(value)]
 
 
 def validate_metadata(metadata: Mapping[str, Any] | None) -> dict[str, MetadataValue]:

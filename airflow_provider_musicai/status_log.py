@@ -1,13 +1,15 @@
-"""How a job's status changes are logged: :class:`StatusLog`, used by the hook's wait, the sensor and
-the trigger alike."""
+"""How a job's wait is logged: its status changes (:class:`StatusLog`, used by the hook's wait, the
+sensor and the trigger alike) and its outcome (:func:`log_final_job`)."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any, Protocol
 
-from airflow_provider_musicai.jobs import KNOWN_STATUSES
-from airflow_provider_musicai.redaction import printable
+from airflow_provider_musicai.jobs import KNOWN_STATUSES, JobStatus
+from airflow_provider_musicai.redaction import printable, redact_url
+from airflow_provider_musicai.references import is_url
 from airflow_provider_musicai.timestamps import utc_stamp
 
 
@@ -53,3 +55,34 @@ class StatusLog:
                 "Music AI job %s has an unknown status %r; treating it as running", self.job_id, status
             )
         return changed
+
+
+def describe_result(job: Mapping[str, Any]) -> str:
+    """``"vocals=https://host/path?<redacted>, bpm=120"``: a job's result safe for logs (result
+    references, ``musicai-result://<job>/<key>``, hold no secret and are shown as they are)."""
+    result = job.get("result")
+    if not isinstance(result, Mapping) or not result:
+        return "no result values"
+    parts = []
+    for key in sorted(result):
+        value = result[key]
+        if is_url(value):  # any case: HTTPS://... is a signed URL too
+            shown = redact_url(value)
+        else:
+            shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+        parts.append(f"{key}={shown}")
+    return ", ".join(parts)
+
+
+def log_final_job(log: SupportsLog, job: Mapping[str, Any]) -> None:
+    """One line with the job's outcome and timestamps, one with its (redacted) result."""
+    log.info(
+        "Music AI job %s %s (created %s, started %s, completed %s)",
+        job.get("id"),
+        job.get("status"),
+        job.get("createdAt") or "?",
+        job.get("startedAt") or "?",
+        job.get("completedAt") or "?",
+    )
+    if job.get("status") == JobStatus.SUCCEEDED:
+        log.info("Music AI job %s result: %s", job.get("id"), describe_result(job))

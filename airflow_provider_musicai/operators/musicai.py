@@ -17,18 +17,13 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from airflow.providers.common.compat.sdk import BaseOperator, conf
 
 from airflow_provider_musicai.common import DEFAULT_CONN_ID
+from airflow_provider_musicai.deadlines import as_seconds, defer_timeout, wait_deadline
+from airflow_provider_musicai.jobs import job_id_of, job_ids_of
 from airflow_provider_musicai.links import MusicAIJobLink
 from airflow_provider_musicai.operators._on_timeout import decide, is_trigger_timeout, validate_on_timeout
-from airflow_provider_musicai.operators._waiting import (
-    as_seconds,
-    defer_timeout,
-    job_from_event,
-    job_id_of,
-    job_ids_of,
-    log_final_job,
-    public_job,
-    wait_deadline,
-)
+from airflow_provider_musicai.references import public_job_document
+from airflow_provider_musicai.status_log import log_final_job
+from airflow_provider_musicai.trigger_events import job_from_event
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context, XComArg
@@ -333,7 +328,7 @@ class MusicAICreateJobOperator(_MusicAIOperator):
             log_final_job(self.log, job)
             if not self.wait_for_completion:
                 return self.job_id
-            return public_job(job)
+            return public_job_document(job)
         if not self.wait_for_completion:
             return self.job_id
         deadline = wait_deadline(
@@ -430,7 +425,7 @@ class MusicAICreateJobOperator(_MusicAIOperator):
         remaining = None if deadline is None else max(0.0, deadline - time.time())
         job = self.hook.wait_for_job(job_id, poll_interval=self.poll_interval, timeout=remaining)
         log_final_job(self.log, job)
-        return public_job(job)
+        return public_job_document(job)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger fired: return the final job document or raise its error."""

@@ -10,17 +10,31 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnValue, conf
 
-from airflow_provider_musicai.common import DEFAULT_CONN_ID, StatusLog
-from airflow_provider_musicai.links import MusicAIJobLink
-from airflow_provider_musicai.operators._waiting import (
-    defer_timeout,
-    job_from_event,
+from airflow_provider_musicai import metrics
+from airflow_provider_musicai.deadlines import defer_timeout, wait_deadline
+from airflow_provider_musicai.defaults import DEFAULT_CONN_ID
+from airflow_provider_musicai.exceptions import (
+    MusicAIConfigurationError,
+    MusicAIError,
+    MusicAIJobFailedError,
+    MusicAIJobsFailedError,
+    MusicAINotFoundError,
+    MusicAITimeoutError,
+    is_transient,
+)
+from airflow_provider_musicai.jobs import (
+    TERMINAL_STATUSES,
     job_id_of,
     job_ids_of,
-    log_final_job,
-    public_job,
-    wait_deadline,
+    listed_as_asked,
+    raise_if_failed,
+    workflow_slug,
 )
+from airflow_provider_musicai.links import MusicAIJobLink, push_job_link
+from airflow_provider_musicai.operators._on_timeout import decide, is_trigger_timeout, validate_on_timeout
+from airflow_provider_musicai.references import public_job_document
+from airflow_provider_musicai.status_log import StatusLog, log_final_job
+from airflow_provider_musicai.trigger_events import jobs_from_event
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -76,8 +90,6 @@ class MusicAIJobSensor(BaseSensorOperator):
         on_timeout: str = "keep",
         **kwargs: Any,
     ) -> None:
-        from airflow_provider_musicai.operators._on_timeout import validate_on_timeout
-
         kwargs.setdefault("poke_interval", poll_interval)
         super().__init__(**kwargs)
         self.on_timeout = validate_on_timeout(on_timeout, f"MusicAIJobSensor {self.task_id}")
@@ -101,54 +113,15 @@ class MusicAIJobSensor(BaseSensorOperator):
 
     @property
     def _single(self) -> bool:
+        """One job (an id or a document), not a list or a batch. One job is a list of one, read
+        through the light status endpoint with each change logged, answered with its document rather
+        than a list, linked to its page and waited on by the one-job trigger."""
         return self.batch_name is None and isinstance(self.job_id, (str, Mapping))
 
-    def poke(self, context: Context) -> bool | PokeReturnValue:
-        from airflow_provider_musicai.exceptions import MusicAIError
-        from airflow_provider_musicai.hooks.musicai import is_transient
-
-        try:
-            return self._poke_one(context) if self._single else self._poke_many(context)
-        except MusicAIError as exc:
-            if not is_transient(exc):
-                raise
-            self.log.warning("Could not read the Music AI job(s) (%s); will poke again", exc)
-            return False
-
-    def _poke_one(self, context: Context) -> bool | PokeReturnValue:
-        from airflow_provider_musicai.jobs import TERMINAL_STATUSES
-
-        job_id = job_id_of(self.job_id)
-        status = self.hook.get_job_status(job_id)
-        self._log_status(job_id, status)
-        if status not in TERMINAL_STATUSES:
-            return False
-        return self._done_one(self.hook.get_job(job_id))
-
-    def _done_one(self, job: dict[str, Any]) -> PokeReturnValue:
-        from airflow_provider_musicai.jobs import raise_if_failed
-
-        raise_if_failed(job)
-        log_final_job(self.log, job)
-        return PokeReturnValue(is_done=True, xcom_value=public_job(job))
-
-    def _log_status(self, job_id: str, status: str) -> None:
-        if self._status_log is None or self._status_log.job_id != job_id:
-            self._status_log = StatusLog(job_id, self.log)
-        self._status_log.observe(status)
-
-    def _push_link(self, context: Context) -> None:
-        """The "Music AI job" button: the single job's page, or "" (no link: many jobs have no
-        single page)."""
-        from airflow_provider_musicai.links import push_job_link
-
-        push_job_link(context, self.hook, job_id_of(self.job_id) if self._single else None)
-
     def _job_ids(self) -> list[str]:
-        """The jobs to wait on: the given ids, or the batch's jobs as listed now."""
-        from airflow_provider_musicai.exceptions import MusicAIConfigurationError
-        from airflow_provider_musicai.jobs import listed_as_asked
-
+        """The jobs to wait on, in order: the given ids, or the batch's jobs as listed now."""
+        if self._single:
+            return [job_id_of(self.job_id)]
         if self.batch_name is None:
             ids = [job_id for job_id in job_ids_of(self.job_id) if job_id is not None]
         else:
@@ -163,36 +136,67 @@ class MusicAIJobSensor(BaseSensorOperator):
             raise MusicAIConfigurationError(f"MusicAIJobSensor: {what} names no Music AI job to wait for")
         return list(dict.fromkeys(ids))
 
-    def _poke_many(self, context: Context) -> bool | PokeReturnValue:
-        """Read each job not yet final (one request each); done once every job is final."""
-        from airflow_provider_musicai.jobs import TERMINAL_STATUSES, raise_if_failed
-
-        ids = self._job_ids()
-        for job_id in ids:
-            if job_id in self._finished:
-                continue
-            job = self.hook.get_job(job_id)
-            if job.get("status") in TERMINAL_STATUSES:
-                self.log.info("Music AI job %s is %s", job_id, job.get("status"))
-                self._finished[job_id] = job
-                if self.fail_fast:
-                    raise_if_failed(job)
-        waiting = [job_id for job_id in ids if job_id not in self._finished]
-        if waiting:
-            self.log.info("%d of %d Music AI job(s) not final yet", len(waiting), len(ids))
+    def poke(self, context: Context) -> bool | PokeReturnValue:
+        """Read each job not yet final; done once every job is final."""
+        try:
+            ids = self._job_ids()
+            for job_id in ids:
+                if job_id not in self._finished and (job := self._read_if_final(job_id)) is not None:
+                    self._finish(job_id, job)
+        except MusicAIError as exc:
+            if not is_transient(exc):
+                raise
+            self.log.warning("Could not read the Music AI job(s) (%s); will poke again", exc)
             return False
-        documents = [public_job(self._finished[job_id]) for job_id in ids]
-        return PokeReturnValue(is_done=True, xcom_value=self._finish_many(context, documents))
+        waiting = [job_id for job_id in ids if job_id not in self._finished]
+        if not waiting:
+            return PokeReturnValue(is_done=True, xcom_value=self._answer(context, self._final_jobs(ids)))
+        if not self._single:
+            self.log.info("%d of %d Music AI job(s) not final yet", len(waiting), len(ids))
+        return False
 
-    def _finish_many(self, context: Context, documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Return the documents if all SUCCEEDED; else push them (key ``jobs``) and raise."""
-        from airflow_provider_musicai.exceptions import MusicAIJobFailedError, MusicAIJobsFailedError
-        from airflow_provider_musicai.jobs import raise_if_failed
+    def _read_if_final(self, job_id: str) -> dict[str, Any] | None:
+        """The job's document if it is final, else None (one job: its status first, each change logged)."""
+        if self._single:
+            status = self.hook.get_job_status(job_id)
+            self._log_status(job_id, status)
+            return self.hook.get_job(job_id) if status in TERMINAL_STATUSES else None
+        job = self.hook.get_job(job_id)
+        if job.get("status") not in TERMINAL_STATUSES:
+            return None
+        self.log.info("Music AI job %s is %s", job_id, job.get("status"))
+        return job
 
+    def _log_status(self, job_id: str, status: str) -> None:
+        if self._status_log is None or self._status_log.job_id != job_id:
+            self._status_log = StatusLog(job_id, self.log)
+        self._status_log.observe(status)
+
+    def _finish(self, job_id: str, job: dict[str, Any]) -> None:
+        """Keep a final job; with ``fail_fast``, a FAILED one raises at once."""
+        self._finished[job_id] = job
+        if self.fail_fast:
+            raise_if_failed(job)
+
+    def _final_jobs(self, ids: list[str]) -> list[dict[str, Any]]:
+        return [self._finished[job_id] for job_id in ids]
+
+    def _answer(self, context: Context, jobs: list[dict[str, Any]]) -> Any:
+        """The return value for the final ``jobs`` (in job order), or the error of the FAILED ones.
+
+        One job: its document, after its outcome is logged. Many: the list, once all SUCCEEDED;
+        else the list is pushed (key ``jobs``) and :class:`MusicAIJobsFailedError` raised.
+        """
+        documents = [public_job_document(job) for job in jobs]
+        if self._single:
+            [job] = jobs
+            raise_if_failed(job)
+            log_final_job(self.log, job)
+            return documents[0]
         failures: list[MusicAIJobFailedError] = []
-        for job in documents:
+        for document in documents:
             try:
-                raise_if_failed(job)
+                raise_if_failed(document)
             except MusicAIJobFailedError as error:
                 failures.append(error)
         if failures:
@@ -200,6 +204,11 @@ class MusicAIJobSensor(BaseSensorOperator):
             raise MusicAIJobsFailedError(failures)
         self.log.info("All %d Music AI job(s) SUCCEEDED", len(documents))
         return documents
+
+    def _push_link(self, context: Context) -> None:
+        """The "Music AI job" button: the one job's page, or "" (no link: many jobs have no
+        single page)."""
+        push_job_link(context, self.hook, job_id_of(self.job_id) if self._single else None)
 
     @contextmanager
     def _settle_on_timeout(self, context: Context, *timeouts: type[BaseException]) -> Iterator[None]:
@@ -215,16 +224,11 @@ class MusicAIJobSensor(BaseSensorOperator):
             raise
 
     def _settle_timed_out_jobs(self, context: Context, *, final: bool) -> None:
-        from airflow_provider_musicai import metrics
-        from airflow_provider_musicai.exceptions import MusicAIError, MusicAINotFoundError
-        from airflow_provider_musicai.jobs import TERMINAL_STATUSES
-        from airflow_provider_musicai.operators._on_timeout import decide
-
         decision = decide(
             self.on_timeout, context["ti"], retries=self.retries or 0, reattach=True, final=final
         )
         try:
-            ids = [job_id_of(self.job_id)] if self._single else self._job_ids()
+            ids = self._job_ids()
         except MusicAIError as exc:
             self.log.warning("Music AI jobs of a timed-out wait could not be listed: %s", exc)
             return
@@ -248,8 +252,6 @@ class MusicAIJobSensor(BaseSensorOperator):
 
     def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
         """Airflow's own trigger timeout fails the task here: settle the jobs as any other timeout."""
-        from airflow_provider_musicai.operators._on_timeout import is_trigger_timeout
-
         if not is_trigger_timeout(next_method, next_kwargs):
             return super().resume_execution(next_method, next_kwargs, context)
         with self._settle_on_timeout(context, Exception):
@@ -262,9 +264,6 @@ class MusicAIJobSensor(BaseSensorOperator):
         if not self.deferrable:
             with self._settle_on_timeout(context, AirflowSensorTimeout, AirflowTaskTimeout):
                 return super().execute(context)
-        from airflow_provider_musicai.exceptions import MusicAIError
-        from airflow_provider_musicai.hooks.musicai import is_transient
-
         # One check before deferring: a job that already finished needs no deferral, and the
         # documents read tell each job's workflow, which lets the shared poller list instead of fetch.
         try:
@@ -273,37 +272,24 @@ class MusicAIJobSensor(BaseSensorOperator):
             if not is_transient(exc):
                 raise
             self.log.warning("Could not read the Music AI job(s) (%s); deferring anyway", exc)
-            ready = self._waiting_workflows()
+            ready = dict.fromkeys(self._job_ids())
         if isinstance(ready, PokeReturnValue):
             return ready.xcom_value
         self._defer(context, ready)
 
-    def _waiting_workflows(self) -> dict[str, str | None]:
-        if self._single:
-            return {job_id_of(self.job_id): None}
-        return dict.fromkeys(self._job_ids())
-
     def _check_before_deferral(self, context: Context) -> PokeReturnValue | dict[str, str | None]:
         """The final answer if every job is final already, else ``{job id: workflow}`` of every
         job (the trigger reports them all, so the task resumed after deferral has every document)."""
-        from airflow_provider_musicai.jobs import TERMINAL_STATUSES, raise_if_failed, workflow_slug
-
-        ids = [job_id_of(self.job_id)] if self._single else self._job_ids()
+        ids = self._job_ids()
         workflows: dict[str, str | None] = {}
         for job_id in ids:
             job = self.hook.get_job(job_id)
             workflows[job_id] = workflow_slug(job)
-            if job.get("status") not in TERMINAL_STATUSES:
-                continue
-            if self._single:
-                return self._done_one(job)
-            self._finished[job_id] = job
-            if self.fail_fast:
-                raise_if_failed(job)
+            if job.get("status") in TERMINAL_STATUSES:
+                self._finish(job_id, job)
         if len(self._finished) < len(ids):
             return workflows
-        documents = [public_job(self._finished[job_id]) for job_id in ids]
-        return PokeReturnValue(is_done=True, xcom_value=self._finish_many(context, documents))
+        return PokeReturnValue(is_done=True, xcom_value=self._answer(context, self._final_jobs(ids)))
 
     def _defer(self, context: Context, waiting: dict[str, str | None]) -> None:
         from airflow_provider_musicai.triggers.musicai import MusicAIJobsTrigger, MusicAIJobTrigger
@@ -319,7 +305,7 @@ class MusicAIJobSensor(BaseSensorOperator):
             (deadline or time.time()) - time.time(),
         )
         if self._single:
-            job_id, workflow = next(iter(waiting.items()))
+            [(job_id, workflow)] = waiting.items()
             trigger: MusicAIJobTrigger | MusicAIJobsTrigger = MusicAIJobTrigger(
                 job_id=job_id,
                 musicai_conn_id=self.musicai_conn_id,
@@ -343,31 +329,9 @@ class MusicAIJobSensor(BaseSensorOperator):
         """Resume after the trigger fired: the final document(s), or the error it reported."""
         from airflow.providers.common.compat.sdk import AirflowSensorTimeout
 
-        from airflow_provider_musicai.exceptions import MusicAITimeoutError
-
         with self._settle_on_timeout(context, AirflowSensorTimeout):
-            if isinstance(event, Mapping) and "job_ids" in event:
-                return self._complete_many(context, event)
             try:
-                job = job_from_event(event)
+                jobs = jobs_from_event(event, fail_fast=self.fail_fast)
             except MusicAITimeoutError as exc:
                 raise AirflowSensorTimeout(str(exc)) from exc
-        log_final_job(self.log, job)
-        return job
-
-    def _complete_many(self, context: Context, event: Mapping[str, Any]) -> list[dict[str, Any]]:
-        from airflow.providers.common.compat.sdk import AirflowSensorTimeout
-
-        from airflow_provider_musicai.exceptions import MusicAIError
-        from airflow_provider_musicai.jobs import raise_if_failed
-
-        if event.get("status") == "timeout":
-            raise AirflowSensorTimeout(str(event.get("message")))
-        by_id = {str(job.get("id")): dict(job) for job in event.get("jobs") or [] if isinstance(job, Mapping)}
-        if self.fail_fast:
-            for job in by_id.values():
-                raise_if_failed(job)
-        ids = [str(job_id) for job_id in event.get("job_ids") or []]
-        if event.get("status") != "success" and not all(job_id in by_id for job_id in ids):
-            raise MusicAIError(str(event.get("message") or "Waiting for the Music AI jobs failed"))
-        return self._finish_many(context, [by_id[job_id] for job_id in ids])
+            return self._answer(context, jobs)

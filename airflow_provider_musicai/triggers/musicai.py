@@ -3,16 +3,12 @@
 The trigger waits through the triggerer's shared poller (``_poller.py``): the triggers of one
 triggerer process that wait on jobs of the same connection share one loop that lists the active
 jobs (a request per 100) and fetches a job only once it has left that set, over one pooled httpx2
-client. Each trigger still emits exactly one event, with its own job::
-
-    {"status": "success" | "error" | "timeout", "job_id": str, "job": dict | None,
-     "message": str, "last_status": str | None}
-
-``job`` is the final job document when the job reached a final status (SUCCEEDED, or FAILED with
-its ``error``), else None. It carries no signed URL: Airflow logs trigger events and stores them in
-its database, and a signed URL's query string is a credential. URL results are
-``musicai-result://<job id>/<key>`` references (the hook resolves them to fresh URLs when a job is
-created from them or results are downloaded); input URLs lose their query string.
+client. Each trigger still emits exactly one event, with its own job, in the format
+:mod:`~airflow_provider_musicai.trigger_events` defines (and reads back for the resumed task). Events
+carry no signed URL: Airflow logs trigger events and stores them in its database, and a signed URL's
+query string is a credential. URL results are ``musicai-result://<job id>/<key>`` references (the
+hook resolves them to fresh URLs when a job is created from them or results are downloaded); input
+URLs lose their query string.
 
 Transient errors (network, 429, 5xx, unreadable bodies) are tolerated up to
 ``max_consecutive_errors`` poll cycles in a row; errors that retrying cannot fix (bad key, job
@@ -42,6 +38,7 @@ from airflow_provider_musicai.redaction import printable
 from airflow_provider_musicai.references import public_job_document
 from airflow_provider_musicai.status_log import StatusLog
 from airflow_provider_musicai.timestamps import utc_stamp
+from airflow_provider_musicai.trigger_events import failure_message, job_event, jobs_event
 
 if TYPE_CHECKING:
     from airflow_provider_musicai.hooks.musicai import MusicAIHook
@@ -51,22 +48,6 @@ TRIGGER_HAS_ON_KILL = "on_kill" in vars(BaseTrigger)
 #: Airflow 3.0-3.2: no ``on_kill``, and triggers run where the metadata database is out of reach, so
 #: a cancelled trigger cannot tell a user's kill from a triggerer restart.
 KILL_UNDETECTABLE = not TRIGGER_HAS_ON_KILL and airflow_version.split(".")[0] != "2"
-
-
-#: The job document without credentials: URL results become ``musicai-result://`` references
-#: (resolved to fresh URLs by the hook when used), input URLs lose their query string.
-public_job = public_job_document
-
-
-def failure_message(job: dict[str, Any]) -> str:
-    """``"Job X FAILED: CODE (title): message"`` from a FAILED job document."""
-    error = job.get("error")
-    if not isinstance(error, dict):
-        error = {}
-    return printable(
-        f"Music AI job {job.get('id')} FAILED: {error.get('code') or 'UNKNOWN'} "
-        f"({error.get('title') or 'no title'}): {error.get('message') or 'no message'}"
-    )
 
 
 class MusicAIJobTrigger(BaseTrigger):
@@ -128,15 +109,8 @@ class MusicAIJobTrigger(BaseTrigger):
         self, status: str, message: str, job: dict[str, Any] | None = None, last_status: str | None = None
     ) -> TriggerEvent:
         self._event_sent = True
-        return TriggerEvent(  # type: ignore[no-untyped-call]
-            {
-                "status": status,
-                "job_id": self.job_id,
-                "job": job,
-                "message": message,
-                "last_status": last_status,
-            }
-        )
+        payload = job_event(status, self.job_id, message, job, last_status)
+        return TriggerEvent(payload)  # type: ignore[no-untyped-call]
 
     def _remaining(self) -> float | None:
         return None if self.deadline is None else self.deadline - time.time()
@@ -196,12 +170,11 @@ class MusicAIJobTrigger(BaseTrigger):
             self.log.info(
                 "Music AI job %s SUCCEEDED; result keys: %s", self.job_id, ", ".join(keys) or "none"
             )
-            return self._event(
-                "success", f"Music AI job {self.job_id} SUCCEEDED", job=public_job(job), last_status=status
-            )
+            message = f"Music AI job {self.job_id} SUCCEEDED"
+            return self._event("success", message, job=public_job_document(job), last_status=status)
         message = failure_message(job)
         self.log.warning("%s", message)
-        return self._event("error", message, job=public_job(job), last_status=status)
+        return self._event("error", message, job=public_job_document(job), last_status=status)
 
     def _timeout_event(self, last_status: str | None) -> TriggerEvent:
         message = (
@@ -283,15 +256,9 @@ def _ti_left_deferral_by_user(ti: Any) -> bool:
 class MusicAIJobsTrigger(BaseTrigger):
     """Wait on many Music AI jobs with one trigger, through the triggerer's shared poller.
 
-    Emits one event::
-
-        {"status": "success" | "error" | "timeout", "job_ids": [str], "jobs": [dict],
-         "failed": [str], "message": str}
-
-    ``jobs`` holds the final documents seen so far (no signed URL, see
-    :func:`~airflow_provider_musicai.references.public_job_document`), in
-    ``job_ids`` order. ``success``: every job SUCCEEDED. ``error``: a job FAILED (at once with
-    ``fail_fast``, else once all are final) or polling failed. ``timeout``: the deadline passed.
+    Emits one event (format: :mod:`~airflow_provider_musicai.trigger_events`). ``success``: every
+    job SUCCEEDED. ``error``: a job FAILED (at once with ``fail_fast``, else once all are final) or
+    polling failed. ``timeout``: the deadline passed.
 
     :param job_ids: the jobs to wait for.
     :param workflows: each job's workflow slug where known (lets the poller list instead of fetch).
@@ -380,7 +347,7 @@ class MusicAIJobsTrigger(BaseTrigger):
                         finished,
                         f"Polling Music AI job {job_id} failed: {type(exc).__name__}: {exc}",
                     )
-                finished[job_id] = public_job(job)
+                finished[job_id] = public_job_document(job)
                 self.log.info("Music AI job %s is %s", job_id, job.get("status"))
                 if job.get("status") != "SUCCEEDED" and self.fail_fast:
                     return self._event("error", finished, failure_message(job))
@@ -393,12 +360,5 @@ class MusicAIJobsTrigger(BaseTrigger):
 
     def _event(self, status: str, finished: dict[str, dict[str, Any]], message: str) -> TriggerEvent:
         (self.log.info if status == "success" else self.log.warning)("%s", message)
-        return TriggerEvent(  # type: ignore[no-untyped-call]
-            {
-                "status": status,
-                "job_ids": self.job_ids,
-                "jobs": [finished[job_id] for job_id in self.job_ids if job_id in finished],
-                "failed": [j for j, job in finished.items() if job.get("status") != "SUCCEEDED"],
-                "message": message,
-            }
-        )
+        payload = jobs_event(status, self.job_ids, finished, message)
+        return TriggerEvent(payload)  # type: ignore[no-untyped-call]

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from airflow_provider_musicai.deadlines import TRIGGER_TIMEOUT_GRACE
 from airflow_provider_musicai.exceptions import (
     MusicAIError,
     MusicAIJobFailedError,
@@ -19,7 +20,6 @@ from airflow_provider_musicai.exceptions import (
     MusicAITimeoutError,
 )
 from airflow_provider_musicai.jobs import IDEMPOTENCY_METADATA_KEY
-from airflow_provider_musicai.operators._waiting import TRIGGER_TIMEOUT_GRACE
 from airflow_provider_musicai.operators.musicai import (
     MusicAICreateJobOperator,
     MusicAIDeleteJobOperator,

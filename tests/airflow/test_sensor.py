@@ -70,3 +70,26 @@ def test_deferrable_mode_does_not_defer_for_a_finished_job(
     job_id = hook.create_job("s", STEMS, {"inputUrl": input_url()})
     hook.wait_for_job(job_id, poll_interval=0.2)
     assert sensor(job_id, deferrable=True).execute(make_context())["id"] == job_id
+
+
+def test_a_success_event_in_the_released_format_resumes_to_the_document(make_context: Any) -> None:
+    # The payload a task deferred by the current release resumes with (triggers/musicai.py built it).
+    job = {"id": "j1", "status": "SUCCEEDED", "result": {"vocals": "musicai-result://j1/vocals"}}
+    event = {"status": "success", "job_id": "j1", "job": job, "message": "done", "last_status": "SUCCEEDED"}
+    assert sensor("j1", deferrable=True).execute_complete(make_context(), event) == job
+
+
+def test_parsing_a_dag_with_the_sensor_or_the_operators_imports_no_hook_or_trigger() -> None:
+    # DAG-parse cost: the event format and the waiting helpers are read without hooks/ or triggers/.
+    from tests.test_import_graph import PACKAGE, import_graphs
+
+    top, _ = import_graphs()
+    seen: set[str] = set()
+    todo = [f"{PACKAGE}.sensors.musicai", f"{PACKAGE}.operators.musicai"]
+    while todo:
+        module = todo.pop()
+        if module not in seen:
+            seen.add(module)
+            todo.extend(top[module])
+    assert f"{PACKAGE}.trigger_events" in seen
+    assert not [module for module in seen if module.startswith((f"{PACKAGE}.hooks", f"{PACKAGE}.triggers"))]

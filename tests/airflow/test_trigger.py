@@ -1,4 +1,5 @@
-"""MusicAIJobTrigger against the emulator: events, serialization, transient errors, deadline, kill."""
+"""MusicAIJobTrigger against the emulator: events (and reading them back), serialization, transient
+errors, deadline, kill."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from airflow_provider_musicai.exceptions import MusicAIError, MusicAIJobFailedError, MusicAITimeoutError
+from airflow_provider_musicai.trigger_events import job_from_event
 from airflow_provider_musicai.triggers import musicai as trigger_module
 from airflow_provider_musicai.triggers._poller import shared_poller
 from airflow_provider_musicai.triggers.musicai import MusicAIJobTrigger
@@ -76,6 +79,7 @@ def test_success_emits_one_event_with_a_document_free_of_signed_urls(hook: Any, 
     assert job["result"]["vocals"] == f"musicai-result://{job_id}/vocals"
     assert urlsplit(job["workflowParams"]["inputUrl"]).query in ("", "<redacted>")
     assert "X-Signature" not in json.dumps(payload)
+    assert job_from_event(payload) == job  # what the resumed task reads back
 
 
 def test_failed_job_is_an_error_event_with_code_title_and_message(
@@ -89,6 +93,9 @@ def test_failed_job_is_an_error_event_with_code_title_and_message(
     assert payload["job"]["status"] == "FAILED"
     assert payload["job"]["error"]["code"] == "BAD_INPUT"
     assert "BAD_INPUT (Invalid input)" in payload["message"]
+    with pytest.raises(MusicAIJobFailedError) as caught:
+        job_from_event(payload)
+    assert caught.value.job_id == job_id and caught.value.code == "BAD_INPUT"
 
 
 def test_transient_errors_are_tolerated(hook: Any, input_url: Any, musicai: Any) -> None:
@@ -121,6 +128,9 @@ def test_deadline_gives_a_timeout_event_with_the_last_status(hook: Any, input_ur
     payload = event.payload
     assert payload["status"] == "timeout" and payload["last_status"] == "QUEUED"
     assert job_id in payload["message"] and "deadline" in payload["message"]
+    with pytest.raises(MusicAITimeoutError) as caught:
+        job_from_event(payload)
+    assert caught.value.job_id == job_id and caught.value.last_status == "QUEUED"
 
 
 def test_a_deadline_already_past_times_out_without_a_request(musicai: Any) -> None:
@@ -135,6 +145,8 @@ def test_missing_job_is_an_immediate_error(musicai: Any) -> None:
     assert event.payload["status"] == "error"
     assert "404" in event.payload["message"]
     assert musicai.admin.counters()["statuses"] == {"404": 1}
+    with pytest.raises(MusicAIError, match="404"):
+        job_from_event(event.payload)
 
 
 def test_on_kill_deletes_the_job_when_asked(hook: Any, input_url: Any, musicai: Any) -> None:

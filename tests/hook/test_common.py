@@ -46,7 +46,7 @@ def test_utc_stamp() -> None:
 
 
 def test_failure_message_of_a_job_whose_error_is_not_an_object() -> None:
-    from airflow_provider_musicai.triggers.musicai import failure_message
+    from airflow_provider_musicai.trigger_events import failure_message
 
     text = failure_message({"id": "j", "status": "FAILED", "error": "boom"})
     assert text == "Music AI job j FAILED: UNKNOWN (no title): no message"

@@ -558,7 +558,7 @@ def test_upper_case_scheme_results_never_reach_xcom_signed() -> None:
 
 
 def test_upper_case_scheme_results_are_logged_redacted() -> None:
-    from airflow_provider_musicai.operators._waiting import describe_result
+    from airflow_provider_musicai.status_log import describe_result
 
     shown = describe_result({"result": {"vocals": "HTTPS://s.example/v.wav?X-Goog-Signature=deadbeefcafe"}})
     assert shown == "vocals=https://s.example/v.wav?<redacted>"

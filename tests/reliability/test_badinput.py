@@ -169,7 +169,7 @@ def _deleted_while_waiting(ctx: Ctx) -> Any:
 
 
 def _deleted_while_deferred(ctx: Ctx) -> Any:
-    from airflow_provider_musicai.operators._waiting import job_from_event
+    from airflow_provider_musicai.trigger_events import job_from_event
     from airflow_provider_musicai.triggers._poller import shared_poller
     from airflow_provider_musicai.triggers.musicai import MusicAIJobTrigger
 

@@ -32,8 +32,9 @@ from airflow_provider_musicai.hooks._calls import (
 )
 from airflow_provider_musicai.hooks._config import RetryPolicy
 from airflow_provider_musicai.jobs import raise_if_failed
-from airflow_provider_musicai.operators._waiting import describe_result, job_from_event
 from airflow_provider_musicai.references import public_job_document, resolve_references, seal
+from airflow_provider_musicai.status_log import describe_result
+from airflow_provider_musicai.trigger_events import job_from_event
 from tests.helpers.reliability import RawServer, record, size
 
 pytestmark = pytest.mark.fuzz
