@@ -33,6 +33,7 @@ from airflow_provider_musicai.exceptions import (
 from airflow_provider_musicai.hooks._transport import close_shared_async_clients, shared_async_client
 from airflow_provider_musicai.hooks.musicai import MusicAIHook
 from airflow_provider_musicai.jobs import IDEMPOTENCY_METADATA_KEY
+from tests.helpers.hooks import HookOn
 
 STEMS = "music-ai/stems-vocals-accompaniment"
 BEATS = "music-ai/beats-chords-key"
@@ -51,10 +52,8 @@ class TestApplicationAndConnection:
         assert ok
         assert "Default Application" in message
 
-    def test_wrong_key_is_an_auth_error_that_does_not_echo_the_key(
-        self, make_hook: Callable[..., MusicAIHook]
-    ) -> None:
-        hook = make_hook(key="not-a-real-key-123")
+    def test_wrong_key_is_an_auth_error_that_does_not_echo_the_key(self, hook_on: HookOn) -> None:
+        hook = hook_on(key="not-a-real-key-123")
         with pytest.raises(MusicAIAuthError) as caught:
             hook.get_application()
         assert caught.value.status_code == 401
@@ -63,9 +62,7 @@ class TestApplicationAndConnection:
         assert not ok
         assert "401" in message
 
-    def test_refused_port_is_a_transport_error(
-        self, make_hook: Callable[..., MusicAIHook], monkeypatch: Any
-    ) -> None:
+    def test_refused_port_is_a_transport_error(self, hook_on: HookOn, monkeypatch: Any) -> None:
         monkeypatch.setenv(
             "AIRFLOW_CONN_MUSICAI_DEAD",
             json.dumps(
@@ -280,10 +277,10 @@ class TestJobs:
         assert caught.value.status_code == 400
 
     def test_jobs_are_isolated_between_keys(
-        self, make_hook: Callable[..., MusicAIHook], musicai_emulator: Any, wav_file: Path
+        self, hook_on: HookOn, musicai_emulator: Any, wav_file: Path
     ) -> None:
-        mine = make_hook()
-        theirs = make_hook("musicai_other", key=musicai_emulator.other_api_key)
+        mine = hook_on()
+        theirs = hook_on(conn_id="musicai_other", key=musicai_emulator.other_api_key)
         job_id = mine.create_job("mine", STEMS, {"inputUrl": mine.upload_file(wav_file)})
         with pytest.raises(MusicAINotFoundError):
             theirs.get_job(job_id)
@@ -329,9 +326,9 @@ class TestRetries:
         assert musicai_emulator.admin.counters()["requests"]["GET /v1/application"] == 3
 
     def test_slow_answer_past_the_read_timeout_is_retried(
-        self, make_hook: Callable[..., MusicAIHook], musicai_emulator: Any
+        self, hook_on: HookOn, musicai_emulator: Any
     ) -> None:
-        hook = make_hook(timeout=0.5)
+        hook = hook_on(timeout=0.5)
         musicai_emulator.admin.script_faults({"match": "GET /v1/application", "fault": "slow", "seconds": 2})
         assert hook.get_application()["name"] == "Default Application"
 
@@ -563,9 +560,9 @@ class TestSecrets:
 
 class TestAsync:
     def test_async_calls_share_one_pooled_client(
-        self, make_hook: Callable[..., MusicAIHook], wav_file: Path, musicai_emulator: Any
+        self, hook_on: HookOn, wav_file: Path, musicai_emulator: Any
     ) -> None:
-        first, second = make_hook(), make_hook()
+        first, second = hook_on(), hook_on()
         job_id = first.create_job("async", STEMS, {"inputUrl": first.upload_file(wav_file)})
 
         async def scenario() -> None:
@@ -587,11 +584,9 @@ class TestAsync:
         asyncio.run(scenario())
 
     @pytest.mark.slow
-    def test_pooled_connections_outlive_a_poll_interval(
-        self, make_hook: Callable[..., MusicAIHook], musicai_emulator: Any
-    ) -> None:
+    def test_pooled_connections_outlive_a_poll_interval(self, hook_on: HookOn, musicai_emulator: Any) -> None:
         # httpx closes connections idle for 5 s by default: a 10 s poll would reconnect every cycle.
-        hook = make_hook()
+        hook = hook_on()
 
         async def scenario() -> None:
             try:
