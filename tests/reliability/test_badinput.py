@@ -39,7 +39,8 @@ from airflow_provider_musicai.exceptions import (
 from airflow_provider_musicai.hooks.musicai import MusicAIHook
 from tests.helpers.audio import wav_bytes
 from tests.helpers.hooks import HookOn
-from tests.helpers.reliability import RawServer, leftover_partials, record, wait_until, wait_until_async
+from tests.helpers.hostile import HostileServer, Reply
+from tests.helpers.reliability import leftover_partials, record, wait_until, wait_until_async
 
 pytestmark = pytest.mark.badinput
 
@@ -60,7 +61,7 @@ class Ctx:
     hook: MusicAIHook
     build_hook: HookOn
     setup_jobs: set[str] = field(default_factory=set)
-    servers: list[RawServer] = field(default_factory=list)
+    servers: list[HostileServer] = field(default_factory=list)
     built: int = 0
 
     def file(self, name: str = "track.wav", data: bytes | None = None) -> Path:
@@ -92,9 +93,9 @@ class Ctx:
         self.built += 1
         return self.build_hook(host, conn_id=conn_id, key=key, raw_extra=raw_extra, **FAST)
 
-    def raw_server(self, payload: bytes) -> RawServer:
-        server = RawServer()
-        server.payload = payload
+    def raw_server(self, payload: bytes) -> HostileServer:
+        """A server answering every request with the bytes ``payload``, then closing."""
+        server = HostileServer(lambda request: Reply(raw=payload))
         self.servers.append(server)
         return server
 
