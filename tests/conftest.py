@@ -6,8 +6,9 @@ DAGs, so tests never read or write ``~/airflow``. Each pytest-xdist worker is it
 imports this file itself: every worker has its own AIRFLOW_HOME, database and emulator.
 
 Fixtures: ``airflow_db`` (Airflow's metadata database, once per session), ``airflow_db_template``
-(a migrated database the suites running Airflow processes copy), ``make_hook``/``hook``
-(hooks on the session's emulator with quick retries), ``wav_file`` (a small stereo WAV),
+(a migrated database the suites running Airflow processes copy), ``hook_on`` (a hook on any
+server), ``musicai``/``hook`` (the emulator as ``musicai_default``, a hook on it), ``input_url`` and
+``make_context`` (an uploaded input, an execution context), ``wav_file`` (a small stereo WAV),
 ``allow_direct_execute`` (``operator.execute()`` outside the task runner). The reliability suites'
 figures are printed at the end of the session (gathered from every xdist worker).
 """
@@ -24,14 +25,18 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.helpers.audio import write_wav
+from tests.helpers import FAST_RETRIES
+from tests.helpers.airflow import FakeStateStore, FakeTI
+from tests.helpers.audio import wav_bytes, write_wav
+from tests.helpers.hooks import HookOn, set_connection
 from tests.helpers.reliability import FIGURES, FULL, record, write_figures
 
 pytest_plugins = ["tests.helpers.s3"]  # moto S3 fixtures, for the copy_results_to tests
 
 if TYPE_CHECKING:
     from airflow_provider_musicai.hooks.musicai import MusicAIHook
-    from tests.helpers.hostile_hook import HookBuilder
+    from airflow_provider_musicai.testing import EmulatorServer
+    from tests.helpers.hostile import HostileServer
 
 _REPO = Path(__file__).resolve().parents[1]
 AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="musicai-tests-home-"))
@@ -104,30 +109,88 @@ def allow_direct_execute(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def hook_on(monkeypatch: pytest.MonkeyPatch) -> Iterator[HookBuilder]:
-    """Build hooks on connections to a URL or a hostile server (see tests/helpers/hostile_hook.py);
-    a test file that wants its own key or connection id overrides this fixture with a partial."""
-    from tests.helpers.hostile_hook import HookBuilder
+def hook_on(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Iterator[HookOn]:
+    """The one way to get a hook on a server: ``hook_on(where=None, *, conn_id="musicai_test",
+    key=None, raw_extra=None, **extra)`` points the connection ``conn_id`` at ``where`` (a URL, a
+    hostile server, or the emulator when None, with its key unless ``key`` says otherwise) with quick
+    retries overridden by ``extra`` (or the extra field ``raw_extra``, verbatim, for unreadable
+    extras) and returns a hook on it, closed after the test. A test file that wants its own key or
+    connection id overrides this fixture with a ``functools.partial`` of it."""
+    from airflow_provider_musicai.hooks.musicai import MusicAIHook
 
-    builder = HookBuilder(monkeypatch)
-    yield builder
-    builder.close()
+    built: list[MusicAIHook] = []
+
+    def build(
+        where: str | HostileServer | EmulatorServer | None = None,
+        *,
+        conn_id: str = "musicai_test",
+        key: str | None = None,
+        raw_extra: str | None = None,
+        **extra: Any,
+    ) -> MusicAIHook:
+        target = request.getfixturevalue("musicai_emulator") if where is None else where
+        settings = {**FAST_RETRIES, **extra} if raw_extra is None else raw_extra
+        set_connection(monkeypatch, conn_id, target, key=key, extra=settings)
+        built.append(MusicAIHook(musicai_conn_id=conn_id))
+        return built[-1]
+
+    yield build
+    for hook in built:
+        hook.close()
 
 
 @pytest.fixture
-def make_hook(musicai_emulator: Any, hook_on: HookBuilder) -> Callable[..., MusicAIHook]:
-    """Build hooks on connections to the emulator (``key`` and ``extra`` override the defaults)."""
+def musicai_extra() -> dict[str, Any]:
+    """The extras of ``musicai_default`` on the emulator: quick retries (the Airflow suites, which
+    count attempts per poll, override this with fewer)."""
+    return FAST_RETRIES
 
-    def build(conn_id: str = "musicai_test", key: str | None = None, **extra: Any) -> MusicAIHook:
-        key = key or musicai_emulator.api_key
-        return hook_on(musicai_emulator.api_url, conn_id=conn_id, key=key, **extra)
+
+@pytest.fixture
+def musicai(
+    musicai_emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch, musicai_extra: dict[str, Any]
+) -> EmulatorServer:
+    """The reset emulator, with ``musicai_default`` (the connection operators use unless told)
+    pointing at it."""
+    set_connection(monkeypatch, "musicai_default", musicai_emulator, extra=musicai_extra)
+    return musicai_emulator
+
+
+@pytest.fixture
+def hook(musicai: EmulatorServer) -> Iterator[MusicAIHook]:
+    """A hook on ``musicai_default``: the emulator, as the operators of the test would reach it."""
+    from airflow_provider_musicai.hooks.musicai import MusicAIHook
+
+    hook = MusicAIHook()
+    yield hook
+    hook.close()
+
+
+@pytest.fixture
+def input_url(hook: MusicAIHook, tmp_path: Path) -> Callable[..., str]:
+    """Upload a small WAV (or ``data`` bytes) and return its ``downloadUrl`` sealed, as the upload
+    operator returns it: what DAGs carry, so no test puts a signed URL into Airflow's database (the
+    DAG tests scan it for signatures, and xdist workers share it between tests)."""
+
+    def upload(data: bytes | None = None, name: str = "track.wav") -> str:
+        path = tmp_path / name
+        path.write_bytes(wav_bytes(0.5) if data is None else data)
+        return str(hook.seal(hook.upload_file(str(path))))
+
+    return upload
+
+
+@pytest.fixture
+def make_context() -> Callable[..., dict[str, Any]]:
+    """``make_context(ti, store=None)``: a minimal execution context."""
+
+    def build(ti: FakeTI | None = None, store: FakeStateStore | None = None) -> dict[str, Any]:
+        context: dict[str, Any] = {"ti": ti or FakeTI()}
+        if store is not None:
+            context["task_state_store"] = store
+        return context
 
     return build
-
-
-@pytest.fixture
-def hook(make_hook: Callable[..., MusicAIHook]) -> MusicAIHook:
-    return make_hook()
 
 
 @pytest.fixture

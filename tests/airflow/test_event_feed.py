@@ -13,8 +13,8 @@ import pytest
 
 from tests.airflow.test_event_trigger_hostile import CONN, STEMS, watching
 from tests.helpers.airflow import airflow_major
+from tests.helpers.hooks import arun, set_connection
 from tests.helpers.hostile import HostileServer, JobListingAPI, Request
-from tests.helpers.hostile_hook import arun, set_connection
 
 pytestmark = pytest.mark.skipif(
     airflow_major() < 3, reason="asset watchers (BaseEventTrigger) need Airflow 3"

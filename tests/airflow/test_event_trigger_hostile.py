@@ -12,8 +12,8 @@ import pytest
 
 from tests.airflow.test_event_trigger import MemoryStore
 from tests.helpers.airflow import airflow_major
+from tests.helpers.hooks import arun, set_connection
 from tests.helpers.hostile import HostileServer, JobListingAPI
-from tests.helpers.hostile_hook import arun, set_connection
 from tests.helpers.reliability import wait_until_async
 
 pytestmark = pytest.mark.skipif(

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from tests.helpers.hooks import HookOn, arun
 from tests.helpers.hostile import HostileServer, JobListingAPI
-from tests.helpers.hostile_hook import arun, hook_on_url
 from tests.helpers.reliability import wait_until_async
 
 CONN = "musicai_test"
@@ -25,9 +25,9 @@ def api() -> JobListingAPI:
 
 
 @pytest.fixture
-def server(api: JobListingAPI, monkeypatch: pytest.MonkeyPatch) -> Iterator[HostileServer]:
+def server(api: JobListingAPI, hook_on: HookOn) -> Iterator[HostileServer]:
     with HostileServer(api) as running:
-        hook_on_url(monkeypatch, running, CONN, max_retries=1)
+        hook_on(running, conn_id=CONN, max_retries=1)
         yield running
 
 

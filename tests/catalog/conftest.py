@@ -1,14 +1,28 @@
-"""Catalog fixtures: the Airflow-side fixtures of tests/airflow, and a folder of small WAVs."""
+"""Catalog fixtures: as in tests/airflow (direct ``execute()``, fewer retries for ``musicai_default``),
+and a folder of small WAVs. ``musicai``, ``hook``, ``input_url`` and ``make_context`` are the root
+conftest's."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.airflow.conftest import _direct_execute, hook, input_url, make_context, musicai  # noqa: F401
+from tests.helpers import AIRFLOW_RETRIES
 from tests.helpers.audio import wav_bytes
+
+
+@pytest.fixture(autouse=True)
+def _direct_execute(allow_direct_execute: None) -> None:
+    """The catalog tests call ``operator.execute()`` directly, outside the task runner."""
+
+
+@pytest.fixture
+def musicai_extra() -> dict[str, Any]:
+    """``musicai_default`` takes fewer retries here than in the hook tests."""
+    return AIRFLOW_RETRIES
 
 
 @pytest.fixture

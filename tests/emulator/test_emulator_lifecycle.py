@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import http.server
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime
 
 import pytest
+
+from tests.helpers.hostile import HostileServer, Reply, Request
 
 pytestmark = pytest.mark.airflow_independent
 
@@ -22,25 +22,11 @@ BEATS = "music-ai/beats-chords-key"
 def http_input(wav) -> Iterator[str]:
     """A loopback HTTP server serving ``/song.wav`` (and 404 elsewhere); yields its base URL."""
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if self.path.startswith("/song.wav"):
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(wav)))
-                self.end_headers()
-                self.wfile.write(wav)
-            else:
-                self.send_error(404)
+    def serve(request: Request) -> Reply:
+        return Reply(200, body=wav) if request.path.startswith("/song.wav") else Reply(404)
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with HostileServer(serve) as server:
+        yield server.url()
 
 
 def free_port() -> int:

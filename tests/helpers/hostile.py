@@ -9,7 +9,7 @@ every request it receives, and serves both transports (requests and httpx2) over
         return Reply(200, json_body={"id": "job-1", "status": "QUEUED"})
 
     with HostileServer(answer) as server:
-        hook = hook_on(server.url("/v1"))
+        hook = hook_on(server)  # the hook_on fixture
         ...
         assert server.requests[0].headers["authorization"] == KEY
 """

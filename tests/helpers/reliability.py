@@ -272,37 +272,6 @@ async def wait_until_async(what: str, check: Any, timeout: float = 60.0, interva
     return value
 
 
-class RawServer:
-    """A loopback TCP server answering every connection with the current ``payload``, then closing."""
-
-    def __init__(self) -> None:
-        self.payload = b""
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self._stop = False
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while not self._stop:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                conn.settimeout(2)
-                with contextlib.suppress(OSError):
-                    conn.recv(65536)
-                    conn.sendall(self.payload)
-                    conn.shutdown(socket.SHUT_WR)
-
-    def close(self) -> None:
-        self._stop = True
-        self.sock.close()
-
-
 class GatedFileServer:
     """A loopback HTTP server (a third-party host holding the input) that serves one file, each
     request held until :meth:`release`: a job fetching its input from here stays STARTED."""

@@ -8,7 +8,7 @@ import asyncio
 import functools
 import logging
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,17 +16,15 @@ import pytest
 
 from airflow_provider_musicai.exceptions import MusicAIConfigurationError, MusicAITransportError
 from airflow_provider_musicai.hooks.musicai import MusicAIHook
+from tests.helpers.hooks import HookOn
 from tests.helpers.hostile import HostileServer, Reply, Request
-from tests.helpers.hostile_hook import HookBuilder
 from tests.helpers.tls import HttpsServer, make_ca_and_server_cert
 
 KEY = "mk-test-0123456789abcdef"
 
-HookOn = Callable[..., MusicAIHook]
-
 
 @pytest.fixture
-def hook_on(hook_on: HookBuilder) -> HookOn:
+def hook_on(hook_on: HookOn) -> HookOn:
     """Hooks on a connection (``musicai_settings`` unless named) to ``host``, with ``KEY``."""
     return functools.partial(hook_on, key=KEY, conn_id="musicai_settings")
 
@@ -185,8 +183,8 @@ def test_unusable_tls_extras_are_named(hook_on: HookOn, tmp_path: Path) -> None:
 # -- test_connection (issue 8 item 21) ---------------------------------------------------------
 
 
-def test_test_connection_succeeds_on_the_emulator(make_hook: Callable[..., MusicAIHook]) -> None:
-    ok, message = make_hook().test_connection()
+def test_test_connection_succeeds_on_the_emulator(hook: MusicAIHook) -> None:
+    ok, message = hook.test_connection()
     assert ok and message.startswith("Connected to Music AI application"), message
 
 

@@ -11,7 +11,6 @@ import threading
 import tracemalloc
 import wave
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,8 @@ from airflow_provider_musicai.exceptions import (
 from airflow_provider_musicai.hooks._transport import close_shared_async_clients, shared_async_client
 from airflow_provider_musicai.hooks.musicai import MusicAIHook
 from airflow_provider_musicai.jobs import IDEMPOTENCY_METADATA_KEY
+from tests.helpers.hooks import HookOn, set_connection
+from tests.helpers.hostile import HostileServer, Reply, Request
 
 STEMS = "music-ai/stems-vocals-accompaniment"
 BEATS = "music-ai/beats-chords-key"
@@ -51,10 +52,8 @@ class TestApplicationAndConnection:
         assert ok
         assert "Default Application" in message
 
-    def test_wrong_key_is_an_auth_error_that_does_not_echo_the_key(
-        self, make_hook: Callable[..., MusicAIHook]
-    ) -> None:
-        hook = make_hook(key="not-a-real-key-123")
+    def test_wrong_key_is_an_auth_error_that_does_not_echo_the_key(self, hook_on: HookOn) -> None:
+        hook = hook_on(key="not-a-real-key-123")
         with pytest.raises(MusicAIAuthError) as caught:
             hook.get_application()
         assert caught.value.status_code == 401
@@ -63,35 +62,15 @@ class TestApplicationAndConnection:
         assert not ok
         assert "401" in message
 
-    def test_refused_port_is_a_transport_error(
-        self, make_hook: Callable[..., MusicAIHook], monkeypatch: Any
-    ) -> None:
-        monkeypatch.setenv(
-            "AIRFLOW_CONN_MUSICAI_DEAD",
-            json.dumps(
-                {
-                    "conn_type": "musicai",
-                    "host": "http://127.0.0.1:9/v1",
-                    "password": "k",
-                    "extra": {"max_retries": 1, "retry_backoff": 0.01},
-                }
-            ),
-        )
+    def test_refused_port_is_a_transport_error(self, hook_on: HookOn, monkeypatch: Any) -> None:
+        extra = {"max_retries": 1, "retry_backoff": 0.01}
+        set_connection(monkeypatch, "musicai_dead", "http://127.0.0.1:9/v1", key="k", extra=extra)
         with pytest.raises(MusicAITransportError, match="cannot connect"):
             MusicAIHook("musicai_dead").get_application()
 
     def test_unresolvable_host_is_a_transport_error(self, monkeypatch: Any) -> None:
-        monkeypatch.setenv(
-            "AIRFLOW_CONN_MUSICAI_NXDOMAIN",
-            json.dumps(
-                {
-                    "conn_type": "musicai",
-                    "host": "https://no-such-host.invalid/v1",
-                    "password": "k",
-                    "extra": {"max_retries": 0},
-                }
-            ),
-        )
+        invalid = "https://no-such-host.invalid/v1"
+        set_connection(monkeypatch, "musicai_nxdomain", invalid, key="k", extra={"max_retries": 0})
         with pytest.raises(MusicAITransportError, match="cannot connect"):
             MusicAIHook("musicai_nxdomain").get_application()
 
@@ -280,10 +259,10 @@ class TestJobs:
         assert caught.value.status_code == 400
 
     def test_jobs_are_isolated_between_keys(
-        self, make_hook: Callable[..., MusicAIHook], musicai_emulator: Any, wav_file: Path
+        self, hook_on: HookOn, musicai_emulator: Any, wav_file: Path
     ) -> None:
-        mine = make_hook()
-        theirs = make_hook("musicai_other", key=musicai_emulator.other_api_key)
+        mine = hook_on()
+        theirs = hook_on(conn_id="musicai_other", key=musicai_emulator.other_api_key)
         job_id = mine.create_job("mine", STEMS, {"inputUrl": mine.upload_file(wav_file)})
         with pytest.raises(MusicAINotFoundError):
             theirs.get_job(job_id)
@@ -329,9 +308,9 @@ class TestRetries:
         assert musicai_emulator.admin.counters()["requests"]["GET /v1/application"] == 3
 
     def test_slow_answer_past_the_read_timeout_is_retried(
-        self, make_hook: Callable[..., MusicAIHook], musicai_emulator: Any
+        self, hook_on: HookOn, musicai_emulator: Any
     ) -> None:
-        hook = make_hook(timeout=0.5)
+        hook = hook_on(timeout=0.5)
         musicai_emulator.admin.script_faults({"match": "GET /v1/application", "fault": "slow", "seconds": 2})
         assert hook.get_application()["name"] == "Default Application"
 
@@ -529,43 +508,23 @@ class TestSecrets:
     def test_cross_origin_redirect_drops_the_key(self, musicai_emulator: Any, monkeypatch: Any) -> None:
         target = musicai_emulator.api_url
 
-        class Redirect(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                self.send_response(307)
-                self.send_header("Location", target + self.path.removeprefix("/v1"))
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+        def redirect(request: Request) -> Reply:
+            return Reply(307, headers={"location": target + request.path.removeprefix("/v1")})
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        try:
-            monkeypatch.setenv(
-                "AIRFLOW_CONN_MUSICAI_REDIRECT",
-                json.dumps(
-                    {
-                        "conn_type": "musicai",
-                        "host": f"http://127.0.0.1:{server.server_port}/v1",
-                        "password": musicai_emulator.api_key,
-                    }
-                ),
-            )
+        with HostileServer(redirect) as server:
+            set_connection(monkeypatch, "musicai_redirect", server, key=musicai_emulator.api_key)
             hook = MusicAIHook("musicai_redirect")
             with pytest.raises(MusicAIAuthError):
                 hook.get_application()
             with pytest.raises(MusicAIAuthError):
                 asyncio.run(hook.aget_application())
-        finally:
-            server.shutdown()
 
 
 class TestAsync:
     def test_async_calls_share_one_pooled_client(
-        self, make_hook: Callable[..., MusicAIHook], wav_file: Path, musicai_emulator: Any
+        self, hook_on: HookOn, wav_file: Path, musicai_emulator: Any
     ) -> None:
-        first, second = make_hook(), make_hook()
+        first, second = hook_on(), hook_on()
         job_id = first.create_job("async", STEMS, {"inputUrl": first.upload_file(wav_file)})
 
         async def scenario() -> None:
@@ -587,11 +546,9 @@ class TestAsync:
         asyncio.run(scenario())
 
     @pytest.mark.slow
-    def test_pooled_connections_outlive_a_poll_interval(
-        self, make_hook: Callable[..., MusicAIHook], musicai_emulator: Any
-    ) -> None:
+    def test_pooled_connections_outlive_a_poll_interval(self, hook_on: HookOn, musicai_emulator: Any) -> None:
         # httpx closes connections idle for 5 s by default: a 10 s poll would reconnect every cycle.
-        hook = make_hook()
+        hook = hook_on()
 
         async def scenario() -> None:
             try:
@@ -607,30 +564,9 @@ class TestAsync:
 
 
 def test_an_answer_requests_cannot_parse_is_a_typed_transport_error(monkeypatch: Any) -> None:
-    import socket
-
-    listener = socket.create_server(("127.0.0.1", 0))
-
-    def serve() -> None:
-        for _ in range(3):
-            connection, _ = listener.accept()
-            with connection:
-                connection.recv(65536)
-                connection.sendall(b"HTTP/1.1 302 Found\r\nLocation: \x80\xff\r\nContent-Length: 0\r\n\r\n")
-
-    threading.Thread(target=serve, daemon=True).start()
-    port = listener.getsockname()[1]
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_MUSICAI_GARBLED",
-        json.dumps(
-            {
-                "conn_type": "musicai",
-                "host": f"http://127.0.0.1:{port}/v1",
-                "password": "k",
-                "extra": {"max_retries": 2, "retry_backoff": 0.01},
-            }
-        ),
-    )
-    with pytest.raises(MusicAITransportError, match="unreadable answer"):
-        MusicAIHook("musicai_garbled").get_application()
-    listener.close()
+    garbled = Reply(raw=b"HTTP/1.1 302 Found\r\nLocation: \x80\xff\r\nContent-Length: 0\r\n\r\n")
+    with HostileServer(lambda request: garbled) as server:
+        extra = {"max_retries": 2, "retry_backoff": 0.01}
+        set_connection(monkeypatch, "musicai_garbled", server, key="k", extra=extra)
+        with pytest.raises(MusicAITransportError, match="unreadable answer"):
+            MusicAIHook("musicai_garbled").get_application()

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import wave
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from airflow_provider_musicai.exceptions import MusicAITransportError
-from airflow_provider_musicai.hooks.musicai import MusicAIHook
 from airflow_provider_musicai.testing import EmulatorServer
+from tests.helpers.hooks import HookOn
 
 STEMS = "music-ai/stems-vocals-accompaniment"
 
@@ -30,7 +30,7 @@ def https_emulator() -> Iterator[EmulatorServer]:
 
 @pytest.fixture
 def musicai_emulator(https_emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> EmulatorServer:
-    """The HTTPS emulator in place of the session's plain one, so ``make_hook`` builds hooks on it."""
+    """The HTTPS emulator in place of the session's plain one, so ``hook_on`` builds hooks on it."""
     https_emulator.admin.reset(config=True)
     https_emulator.admin.configure(queued_seconds=0.05, processing_seconds=0.1)
     monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
@@ -40,12 +40,12 @@ def musicai_emulator(https_emulator: EmulatorServer, monkeypatch: pytest.MonkeyP
 
 
 def test_sync_upload_job_and_download_over_https(
-    make_hook: Callable[..., MusicAIHook], https_emulator: EmulatorServer, wav_file: Path, tmp_path: Path
+    hook_on: HookOn, https_emulator: EmulatorServer, wav_file: Path, tmp_path: Path
 ) -> None:
     assert https_emulator.api_url.startswith("https://")
     assert https_emulator.results_url.startswith("https://")
     assert https_emulator.results_url != https_emulator.storage_url
-    hook = make_hook("musicai_tls", ca_bundle=https_emulator.ca_path)
+    hook = hook_on(conn_id="musicai_tls", ca_bundle=https_emulator.ca_path)
     url = hook.upload_file(wav_file)
     assert url.startswith(https_emulator.storage_url)
     job_id = hook.create_job("over tls", STEMS, {"inputUrl": url})
@@ -60,10 +60,8 @@ def test_sync_upload_job_and_download_over_https(
     assert https_emulator.admin.counters()["credential_leaks"] == 0
 
 
-def test_async_calls_over_https(
-    make_hook: Callable[..., MusicAIHook], https_emulator: EmulatorServer, wav_file: Path
-) -> None:
-    hook = make_hook("musicai_tls_async", ca_bundle=https_emulator.ca_path)
+def test_async_calls_over_https(hook_on: HookOn, https_emulator: EmulatorServer, wav_file: Path) -> None:
+    hook = hook_on(conn_id="musicai_tls_async", ca_bundle=https_emulator.ca_path)
     job_id = hook.create_job("async over tls", STEMS, {"inputUrl": hook.upload_file(wav_file)})
 
     async def follow() -> tuple[dict[str, Any], list[str]]:
@@ -82,9 +80,9 @@ def test_async_calls_over_https(
 
 
 def test_without_ca_bundle_the_certificate_error_is_typed_and_not_retried(
-    make_hook: Callable[..., MusicAIHook], https_emulator: EmulatorServer
+    hook_on: HookOn, https_emulator: EmulatorServer
 ) -> None:
-    hook = make_hook("musicai_tls_untrusted")
+    hook = hook_on(conn_id="musicai_tls_untrusted")
     before = https_emulator.admin.counters()
     with pytest.raises(MusicAITransportError, match="TLS certificate verification failed") as sync_error:
         hook.get_upload_url()

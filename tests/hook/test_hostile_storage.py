@@ -29,8 +29,8 @@ from airflow_provider_musicai.exceptions import (
     MusicAITransportError,
 )
 from airflow_provider_musicai.hooks.musicai import MusicAIHook
+from tests.helpers.hooks import HookOn
 from tests.helpers.hostile import HostileServer, Reply, Request
-from tests.helpers.hostile_hook import HookBuilder
 
 KEY = "hostile-storage-key"
 SIGNATURE = "X-Goog-Signature=deadbeefcafe"
@@ -48,7 +48,7 @@ AUDIO = bytes(range(256)) * 64  # 16 KiB
 
 
 @pytest.fixture
-def hook_on(hook_on: HookBuilder) -> Callable[..., MusicAIHook]:
+def hook_on(hook_on: HookOn) -> HookOn:
     """A hook whose connection points at ``server``'s ``/v1`` (extras override the quick retries)."""
     return functools.partial(hook_on, key=KEY, conn_id="musicai_hostile", max_retries=MAX_RETRIES, timeout=10)
 

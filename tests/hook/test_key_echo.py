@@ -19,17 +19,14 @@ from airflow_provider_musicai.exceptions import (
     MusicAINotFoundError,
     MusicAIServerError,
 )
-from airflow_provider_musicai.hooks.musicai import MusicAIHook
+from tests.helpers.hooks import HookOn, arun
 from tests.helpers.hostile import HostileServer, Reply, Request
-from tests.helpers.hostile_hook import HookBuilder, arun
 
 KEY = "mk-live-Echoed/Key+0123456789abcdef"
 
-HookOn = Callable[..., MusicAIHook]
-
 
 @pytest.fixture
-def hook_on(hook_on: HookBuilder) -> HookOn:
+def hook_on(hook_on: HookOn) -> HookOn:
     """Hooks on a connection ``musicai_echo`` to a hostile server, with the key ``KEY`` (2 retries)."""
     return functools.partial(hook_on, key=KEY, conn_id="musicai_echo", max_retries=2)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from airflow_provider_musicai.references import (
     seal,
     unseal,
 )
+from tests.helpers.hooks import HookOn
 
 STEMS = "music-ai/stems-vocals-accompaniment"
 LYRICS = "music-ai/transcribe-vocals"
@@ -54,13 +54,11 @@ def test_unknown_result_key_names_the_job_and_its_results(hook: MusicAIHook, wav
         hook.create_job("x", LYRICS, {"inputUrl": result_reference(job_id, "drums")})
 
 
-def test_sealed_urls_open_only_with_the_same_key(
-    make_hook: Callable[..., MusicAIHook], musicai_emulator: Any
-) -> None:
+def test_sealed_urls_open_only_with_the_same_key(hook_on: HookOn, musicai_emulator: Any) -> None:
     token = seal("http://127.0.0.1:1/storage/x?X-Signature=abc", musicai_emulator.api_key)
     assert "abc" not in token
     assert unseal(token, musicai_emulator.api_key).endswith("X-Signature=abc")
-    other = make_hook("musicai_other", key=musicai_emulator.other_api_key)
+    other = hook_on(conn_id="musicai_other", key=musicai_emulator.other_api_key)
     with pytest.raises(MusicAIConfigurationError, match="another connection's API key"):
         other.create_job("x", STEMS, {"inputUrl": token})
     assert musicai_emulator.admin.counters()["jobs_created"] == 0

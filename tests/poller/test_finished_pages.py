@@ -20,8 +20,8 @@ import pytest
 from airflow_provider_musicai.exceptions import MusicAINotFoundError
 from airflow_provider_musicai.hooks.musicai import MusicAIHook
 from airflow_provider_musicai.triggers._poller import SharedJobPoller
+from tests.helpers.hooks import HookOn, arun
 from tests.helpers.hostile import HostileServer, JobListingAPI, Reply, Request
-from tests.helpers.hostile_hook import arun, hook_on_url
 from tests.helpers.reliability import wait_until, wait_until_async
 
 STEMS = "music-ai/stems-vocals-accompaniment"
@@ -156,7 +156,7 @@ def test_a_listing_oldest_first_falls_back_to_single_reads_with_a_warning(
 # -- servers that misbehave -----------------------------------------------------------------------
 
 
-def test_pages_that_shift_down_while_a_burst_is_read_lose_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pages_that_shift_down_while_a_burst_is_read_lose_nothing(hook_on: HookOn) -> None:
     """30 newer finished jobs appear before each further page: the next page repeats 30 jobs of the
     previous one. They are neither handed over twice nor taken for a listing out of order."""
     inserted: set[str] = set()
@@ -175,7 +175,7 @@ def test_pages_that_shift_down_while_a_burst_is_read_lose_nothing(monkeypatch: p
     for n, job_id in enumerate(ids):
         api.put(job_id, status="SUCCEEDED", createdAt=stamp(n), result={"n": n})
     with HostileServer(api) as server:
-        poller = SharedJobPoller(hook_on_url(monkeypatch, server, max_retries=1), 0.05)
+        poller = SharedJobPoller(hook_on(server, max_retries=1), 0.05)
         jobs = arun(waits(poller, ids))
 
     assert [(job["id"], job["result"]["n"]) for job in jobs] == [(job_id, n) for n, job_id in enumerate(ids)]
@@ -186,7 +186,7 @@ def test_pages_that_shift_down_while_a_burst_is_read_lose_nothing(monkeypatch: p
 
 
 def test_pages_that_shift_up_while_a_burst_is_read_leave_the_skipped_jobs_to_single_reads(
-    monkeypatch: pytest.MonkeyPatch,
+    hook_on: HookOn,
 ) -> None:
     """The 30 newest jobs (nobody waits on them) are deleted before the second page: 30 waited jobs
     move onto the page already read and are never listed. Each is read on its own, none is lost."""
@@ -204,7 +204,7 @@ def test_pages_that_shift_up_while_a_burst_is_read_leave_the_skipped_jobs_to_sin
     for n in range(30):
         api.put(f"newest-{n}", status="SUCCEEDED", createdAt=stamp(1000 + n))
     with HostileServer(api) as server:
-        poller = SharedJobPoller(hook_on_url(monkeypatch, server, max_retries=1), 0.05)
+        poller = SharedJobPoller(hook_on(server, max_retries=1), 0.05)
         jobs = arun(waits(poller, ids))
 
     assert [job["id"] for job in jobs] == ids
@@ -215,7 +215,7 @@ def test_pages_that_shift_up_while_a_burst_is_read_leave_the_skipped_jobs_to_sin
 
 
 def test_a_job_that_vanishes_between_listing_and_confirmation_is_an_error_for_its_waiter(
-    monkeypatch: pytest.MonkeyPatch,
+    hook_on: HookOn,
 ) -> None:
     """``gone`` is not in the active listing (it finished), then is deleted before the finished
     listing is read: no page shows it, its single read answers 404, its waiter alone gets the error."""
@@ -229,7 +229,7 @@ def test_a_job_that_vanishes_between_listing_and_confirmation_is_an_error_for_it
     api.put("kept", status="SUCCEEDED", createdAt=stamp(1))
     api.put("gone", status="SUCCEEDED", createdAt=stamp(2))
     with HostileServer(api) as server:
-        poller = SharedJobPoller(hook_on_url(monkeypatch, server, max_retries=1), 0.05)
+        poller = SharedJobPoller(hook_on(server, max_retries=1), 0.05)
         kept, gone = arun(waits(poller, ["kept", "gone"]))
 
     assert kept["id"] == "kept" and kept["status"] == "SUCCEEDED"
@@ -238,7 +238,7 @@ def test_a_job_that_vanishes_between_listing_and_confirmation_is_an_error_for_it
 
 
 def test_a_listing_out_of_order_is_not_trusted_to_bound_the_walk(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    hook_on: HookOn, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A finished listing in creation order (oldest first): one warning, no further walks, every
     job still handed over."""
@@ -247,7 +247,7 @@ def test_a_listing_out_of_order_is_not_trusted_to_bound_the_walk(
     for n, job_id in enumerate(ids):
         api.put(job_id, status="SUCCEEDED", createdAt=stamp(n))
     with HostileServer(api) as server:
-        poller = SharedJobPoller(hook_on_url(monkeypatch, server, max_retries=1), 0.05)
+        poller = SharedJobPoller(hook_on(server, max_retries=1), 0.05)
         with caplog.at_level(logging.WARNING, logger="airflow_provider_musicai.triggers._poller"):
             first = arun(waits(poller, ids))
             listings = api.listings
@@ -274,7 +274,7 @@ class FinishedListingIgnoresStatus(JobListingAPI):
 
 
 def test_a_finished_listing_that_ignores_its_filters_hands_over_only_what_the_documents_say(
-    monkeypatch: pytest.MonkeyPatch,
+    hook_on: HookOn,
 ) -> None:
     """The "finished" listing also lists active jobs and other workflows' jobs. ``running`` (missed
     by the active listing) stays waited on because its own status says STARTED; ``elsewhere``,
@@ -294,7 +294,7 @@ def test_a_finished_listing_that_ignores_its_filters_hands_over_only_what_the_do
         return reply
 
     with HostileServer(answer) as server:
-        poller = SharedJobPoller(hook_on_url(monkeypatch, server, max_retries=1), 0.05)
+        poller = SharedJobPoller(hook_on(server, max_retries=1), 0.05)
 
         async def scenario() -> list[Any]:
             gathered = asyncio.ensure_future(waits(poller, ["done", "running", "elsewhere"]))
@@ -311,7 +311,7 @@ def test_a_finished_listing_that_ignores_its_filters_hands_over_only_what_the_do
 
 
 def test_the_finished_listing_is_filtered_by_the_batch_all_waited_jobs_share(
-    monkeypatch: pytest.MonkeyPatch,
+    hook_on: HookOn,
 ) -> None:
     asked: list[dict[str, list[str]]] = []
 
@@ -323,7 +323,7 @@ def test_the_finished_listing_is_filtered_by_the_batch_all_waited_jobs_share(
     for n in range(3):
         api.put(f"job-{n}", status="STARTED", createdAt=stamp(n), batchName="nightly")
     with HostileServer(api) as server:
-        poller = SharedJobPoller(hook_on_url(monkeypatch, server, max_retries=1), 0.05)
+        poller = SharedJobPoller(hook_on(server, max_retries=1), 0.05)
 
         async def scenario() -> list[Any]:
             gathered = asyncio.ensure_future(waits(poller, [f"job-{n}" for n in range(3)]))
@@ -340,7 +340,7 @@ def test_the_finished_listing_is_filtered_by_the_batch_all_waited_jobs_share(
 
 
 def test_a_job_a_shift_hid_from_both_listings_gets_one_more_cycle_before_a_single_read(
-    monkeypatch: pytest.MonkeyPatch,
+    hook_on: HookOn,
 ) -> None:
     """``hidden`` (listed active, then skipped once by the active listing, as pages shifting under
     a burst skip jobs) is not read on its own: the next cycle lists it again. ``deleted`` (listed
@@ -359,7 +359,7 @@ def test_a_job_a_shift_hid_from_both_listings_gets_one_more_cycle_before_a_singl
         return reply
 
     with HostileServer(answer) as server:
-        poller = SharedJobPoller(hook_on_url(monkeypatch, server, max_retries=1), 0.05)
+        poller = SharedJobPoller(hook_on(server, max_retries=1), 0.05)
 
         async def scenario() -> list[Any]:
             gathered = asyncio.ensure_future(waits(poller, ["hidden", "deleted"]))
@@ -382,7 +382,7 @@ def test_a_job_a_shift_hid_from_both_listings_gets_one_more_cycle_before_a_singl
 
 
 def test_many_jobs_hidden_twice_are_listed_again_rather_than_read_one_by_one(
-    monkeypatch: pytest.MonkeyPatch,
+    hook_on: HookOn,
 ) -> None:
     """Ten active jobs skipped by two active listings in a row (pages shifting under a burst):
     ten single reads would cost more than the one page of listing them again, so they are listed
@@ -402,7 +402,7 @@ def test_many_jobs_hidden_twice_are_listed_again_rather_than_read_one_by_one(
         return reply
 
     with HostileServer(answer) as server:
-        poller = SharedJobPoller(hook_on_url(monkeypatch, server, max_retries=1), 0.05)
+        poller = SharedJobPoller(hook_on(server, max_retries=1), 0.05)
 
         async def scenario() -> list[Any]:
             gathered = asyncio.ensure_future(waits(poller, ids))

@@ -7,12 +7,10 @@ import asyncio
 import threading
 from typing import Any
 
-import pytest
-
 from airflow_provider_musicai.exceptions import MusicAIError
 from airflow_provider_musicai.triggers._poller import SharedJobPoller
+from tests.helpers.hooks import HookOn, arun
 from tests.helpers.hostile import HostileServer, JobListingAPI, Reply, Request, paged
-from tests.helpers.hostile_hook import arun, hook_on_url
 from tests.helpers.reliability import wait_until_async
 
 HTML = b"<html><body>502 Bad Gateway</body></html>"
@@ -50,10 +48,10 @@ class FakeAPI:
             self.status = dict.fromkeys(self.status, "SUCCEEDED")
 
 
-def test_a_silent_page_size_cap_does_not_hide_active_jobs(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_silent_page_size_cap_does_not_hide_active_jobs(hook_on: HookOn) -> None:
     api = FakeAPI(30, served_size=7)
     with HostileServer(api) as server:
-        poller = SharedJobPoller(hook_on_url(monkeypatch, server, max_retries=2), 0.05, page_size=20)
+        poller = SharedJobPoller(hook_on(server, max_retries=2), 0.05, page_size=20)
 
         async def scenario() -> list[dict[str, Any]]:
             waits = asyncio.gather(*(poller.wait(job_id, "wf") for job_id in api.status))
@@ -69,9 +67,9 @@ def test_a_silent_page_size_cap_does_not_hide_active_jobs(monkeypatch: pytest.Mo
     assert poller.stats.finished_from_pages == 30
 
 
-def test_an_endless_listing_ends_each_wait_typed_instead_of_hanging(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_endless_listing_ends_each_wait_typed_instead_of_hanging(hook_on: HookOn) -> None:
     with HostileServer(FakeAPI(20, repeat_pages=True)) as server:
-        hook = hook_on_url(monkeypatch, server, max_retries=2)
+        hook = hook_on(server, max_retries=2)
         poller = SharedJobPoller(hook, 0.01, page_size=7, max_consecutive_failures=3)
 
         async def scenario() -> list[Any]:
@@ -83,13 +81,11 @@ def test_an_endless_listing_ends_each_wait_typed_instead_of_hanging(monkeypatch:
     assert all("3 times in a row" in str(o) and "repeats the previous page" in str(o) for o in outcomes)
 
 
-def test_one_unreadable_answer_fails_no_waiter(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_one_unreadable_answer_fails_no_waiter(hook_on: HookOn) -> None:
     api = FakeAPI(3)
     api.html_for = {"list", "job-01"}  # the first listing, and job-01's first fetch, are HTML
     with HostileServer(api) as server:
-        poller = SharedJobPoller(
-            hook_on_url(monkeypatch, server, max_retries=2), 0.05, max_consecutive_failures=3
-        )
+        poller = SharedJobPoller(hook_on(server, max_retries=2), 0.05, max_consecutive_failures=3)
 
         async def scenario() -> list[dict[str, Any]]:
             waits = [poller.wait("job-00", "wf"), poller.wait("job-01", None), poller.wait("job-02", "wf")]
@@ -106,7 +102,7 @@ def test_one_unreadable_answer_fails_no_waiter(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_a_listing_that_ignores_the_status_filter_does_not_keep_finished_jobs_waiting(
-    monkeypatch: pytest.MonkeyPatch,
+    hook_on: HookOn,
 ) -> None:
     """Each listed job's own status decides: a SUCCEEDED or FAILED job in the "active" listing is
     confirmed and handed over within a cycle or two, not waited on until a timeout."""
@@ -114,7 +110,7 @@ def test_a_listing_that_ignores_the_status_filter_does_not_keep_finished_jobs_wa
     for n in range(3):
         api.put(f"job-{n:02d}")
     with HostileServer(api) as server:
-        poller = SharedJobPoller(hook_on_url(monkeypatch, server, max_retries=2), 0.02)
+        poller = SharedJobPoller(hook_on(server, max_retries=2), 0.02)
 
         async def scenario() -> tuple[list[dict[str, Any]], int]:
             waits = asyncio.gather(*(poller.wait(f"job-{n:02d}", "wf") for n in range(3)))

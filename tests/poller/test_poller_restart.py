@@ -8,11 +8,9 @@ import asyncio
 import threading
 from typing import Any
 
-import pytest
-
 from airflow_provider_musicai.triggers._poller import SharedJobPoller
+from tests.helpers.hooks import HookOn, arun
 from tests.helpers.hostile import HostileServer, Reply, Request
-from tests.helpers.hostile_hook import arun, hook_on_url
 from tests.helpers.reliability import wait_until_async
 from tests.poller.test_hostile_poller import FakeAPI
 
@@ -33,12 +31,12 @@ class GatedListing(FakeAPI):
 
 
 def test_waiters_arriving_during_a_listing_are_not_fetched_one_by_one(
-    monkeypatch: pytest.MonkeyPatch,
+    hook_on: HookOn,
 ) -> None:
     api = GatedListing(40)
     jobs = sorted(api.status)
     with HostileServer(api) as server:
-        poller = SharedJobPoller(hook_on_url(monkeypatch, server, max_retries=2), 0.05)
+        poller = SharedJobPoller(hook_on(server, max_retries=2), 0.05)
 
         async def scenario() -> list[dict[str, Any]]:
             first = asyncio.ensure_future(poller.wait(jobs[0], "wf"))

@@ -12,7 +12,7 @@ from airflow_provider_musicai.common import DEFAULT_POLLER_LOG_INTERVAL
 from airflow_provider_musicai.get_provider_info import get_provider_info
 from airflow_provider_musicai.hooks.musicai import MusicAIHook
 from airflow_provider_musicai.triggers._poller import SharedJobPoller, configured_log_interval
-from tests.helpers.hostile_hook import arun
+from tests.helpers.hooks import arun
 from tests.helpers.reliability import POLLER_SUMMARY, poller_summaries
 
 STEMS = "music-ai/stems-vocals-accompaniment"

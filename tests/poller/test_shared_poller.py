@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import Any
 
 from airflow_provider_musicai.exceptions import MusicAIAuthError, MusicAINotFoundError
 from airflow_provider_musicai.hooks.musicai import MusicAIHook
 from airflow_provider_musicai.triggers._poller import SharedJobPoller, shared_poller
-from tests.helpers.hostile_hook import arun
+from tests.helpers.hooks import HookOn, arun
 from tests.helpers.reliability import wait_until_async
 
 STEMS = "music-ai/stems-vocals-accompaniment"
@@ -141,10 +140,8 @@ def test_deleted_job_fails_only_its_waiter(hook: MusicAIHook, musicai_emulator: 
     assert job["id"] == kept
 
 
-def test_transient_list_failures_are_survived(
-    make_hook: Callable[..., MusicAIHook], musicai_emulator: Any
-) -> None:
-    hook = make_hook(max_retries=0)
+def test_transient_list_failures_are_survived(hook_on: HookOn, musicai_emulator: Any) -> None:
+    hook = hook_on(max_retries=0)
     musicai_emulator.admin.configure(queued_seconds=0.5, input_timeout_seconds=0.2)
     ids = create(hook, 2)
     musicai_emulator.admin.script_faults({"match": "GET /v1/job", "fault": "503", "count": 3})
@@ -157,10 +154,10 @@ def test_transient_list_failures_are_survived(
     assert poller.stats.failures == 3
 
 
-def test_revoked_key_fails_every_waiter(make_hook: Callable[..., MusicAIHook], musicai_emulator: Any) -> None:
-    good = make_hook()
+def test_revoked_key_fails_every_waiter(hook_on: HookOn, musicai_emulator: Any) -> None:
+    good = hook_on()
     ids = create(good, 2)
-    revoked = make_hook("musicai_revoked", key="revoked-key")
+    revoked = hook_on(conn_id="musicai_revoked", key="revoked-key")
     poller = SharedJobPoller(revoked, poll_interval=0.1)
 
     async def scenario() -> list[Any]:
@@ -171,8 +168,8 @@ def test_revoked_key_fails_every_waiter(make_hook: Callable[..., MusicAIHook], m
     assert all(isinstance(error, MusicAIAuthError) for error in arun(scenario()))
 
 
-def test_one_poller_per_loop_and_connection(make_hook: Callable[..., MusicAIHook]) -> None:
-    make_hook("musicai_default")
+def test_one_poller_per_loop_and_connection(hook_on: HookOn) -> None:
+    hook_on(conn_id="musicai_default")
 
     async def scenario() -> tuple[SharedJobPoller, SharedJobPoller, SharedJobPoller]:
         return (
@@ -189,7 +186,7 @@ def test_one_poller_per_loop_and_connection(make_hook: Callable[..., MusicAIHook
 
 
 def test_a_loop_per_trigger_run_leaves_no_loop_client_or_poller_behind(
-    make_hook: Callable[..., MusicAIHook],
+    hook_on: HookOn,
 ) -> None:
     """``dag.test()`` runs each trigger with ``asyncio.run``: a closed loop's client and poller go.
 
@@ -204,7 +201,7 @@ def test_a_loop_per_trigger_run_leaves_no_loop_client_or_poller_behind(
     from airflow_provider_musicai.hooks import _transport
     from airflow_provider_musicai.triggers import _poller
 
-    make_hook("musicai_default")
+    hook_on(conn_id="musicai_default")
     loops: list[weakref.ref[asyncio.AbstractEventLoop]] = []
 
     async def trigger_run() -> None:
@@ -229,10 +226,8 @@ def test_cycles_start_every_poll_interval_however_long_they_take() -> None:
     assert poller.pause_after(12.0) == 0.0
 
 
-def test_a_job_that_can_never_be_read_ends_only_its_own_wait(
-    make_hook: Callable[..., MusicAIHook], musicai_emulator: Any
-) -> None:
-    hook = make_hook(max_retries=0)
+def test_a_job_that_can_never_be_read_ends_only_its_own_wait(hook_on: HookOn, musicai_emulator: Any) -> None:
+    hook = hook_on(max_retries=0)
     musicai_emulator.admin.configure(queued_seconds=0.3, input_timeout_seconds=0.2)
     unreadable, fine = create(hook, 2)
     musicai_emulator.admin.set_faults(rate=1.0, weights={"503": 1}, match=[f"GET /v1/job/{unreadable}"])

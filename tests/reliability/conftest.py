@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from tests.helpers.hooks import set_connection
 from tests.helpers.reliability import LoopbackGuard, signatures_in
 
 
@@ -48,12 +49,8 @@ def connect(emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Callable[..., dic
     """``connect(conn_id="musicai_default", key=None, **extra)``: point an Airflow connection (an
     ``AIRFLOW_CONN_*`` variable) at the emulator with these extras; returns the connection dict."""
 
-    from tests.helpers.hostile_hook import set_connection
-
     def point(conn_id: str = "musicai_default", key: str | None = None, **extra: Any) -> dict[str, Any]:
-        return set_connection(
-            monkeypatch, conn_id, emulator.api_url, key=key or emulator.api_key, extra=extra
-        )
+        return set_connection(monkeypatch, conn_id, emulator, key=key or None, extra=extra)
 
     return point
 

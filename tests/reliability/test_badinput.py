@@ -38,8 +38,9 @@ from airflow_provider_musicai.exceptions import (
 )
 from airflow_provider_musicai.hooks.musicai import MusicAIHook
 from tests.helpers.audio import wav_bytes
-from tests.helpers.hostile_hook import hook_on_url
-from tests.helpers.reliability import RawServer, leftover_partials, record, wait_until, wait_until_async
+from tests.helpers.hooks import HookOn
+from tests.helpers.hostile import HostileServer, Reply
+from tests.helpers.reliability import leftover_partials, record, wait_until, wait_until_async
 
 pytestmark = pytest.mark.badinput
 
@@ -58,9 +59,10 @@ class Ctx:
     tmp: Path
     monkeypatch: pytest.MonkeyPatch
     hook: MusicAIHook
+    build_hook: HookOn
     setup_jobs: set[str] = field(default_factory=set)
-    servers: list[RawServer] = field(default_factory=list)
-    hooks: list[MusicAIHook] = field(default_factory=list)
+    servers: list[HostileServer] = field(default_factory=list)
+    built: int = 0
 
     def file(self, name: str = "track.wav", data: bytes | None = None) -> Path:
         path = self.tmp / "inputs" / name
@@ -87,15 +89,13 @@ class Ctx:
     def hook_on(self, host: str, *, password: str | None = None, raw_extra: str | None = None) -> MusicAIHook:
         """A hook on a connection to ``host`` (an http(s) URL) with this key and extra."""
         key = self.emulator.api_key if password is None else password
-        hook = hook_on_url(
-            self.monkeypatch, host, f"musicai_case_{len(self.hooks)}", key=key, raw_extra=raw_extra, **FAST
-        )
-        self.hooks.append(hook)
-        return hook
+        conn_id = f"musicai_case_{self.built}"
+        self.built += 1
+        return self.build_hook(host, conn_id=conn_id, key=key, raw_extra=raw_extra, **FAST)
 
-    def raw_server(self, payload: bytes) -> RawServer:
-        server = RawServer()
-        server.payload = payload
+    def raw_server(self, payload: bytes) -> HostileServer:
+        """A server answering every request with the bytes ``payload``, then closing."""
+        server = HostileServer(lambda request: Reply(raw=payload))
         self.servers.append(server)
         return server
 
@@ -628,16 +628,18 @@ def ctx(
     connect: Callable[..., dict[str, Any]],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    hook_on: HookOn,
 ) -> Iterator[Ctx]:
     emulator.admin.configure(queued_seconds=0.05, processing_seconds=0.1)
     connect(**FAST)
     connect("musicai_other", key=emulator.other_api_key, **FAST)
-    context = Ctx(emulator=emulator, tmp=tmp_path, monkeypatch=monkeypatch, hook=MusicAIHook())
+    context = Ctx(
+        emulator=emulator, tmp=tmp_path, monkeypatch=monkeypatch, hook=MusicAIHook(), build_hook=hook_on
+    )
     yield context
     for server in context.servers:
         server.close()
-    for hook in [context.hook, *context.hooks]:
-        hook.close()
+    context.hook.close()
 
 
 ANSWERED: dict[str, str] = {}

@@ -35,7 +35,9 @@ from airflow_provider_musicai.jobs import raise_if_failed
 from airflow_provider_musicai.references import public_job_document, resolve_references, seal
 from airflow_provider_musicai.status_log import describe_result
 from airflow_provider_musicai.trigger_events import job_from_event
-from tests.helpers.reliability import RawServer, record, size
+from tests.helpers.hooks import set_connection
+from tests.helpers.hostile import HostileServer, Reply
+from tests.helpers.reliability import record, size
 
 pytestmark = pytest.mark.fuzz
 
@@ -344,20 +346,16 @@ def raw_responses(draw: Callable[..., Any]) -> bytes:
 
 
 @pytest.fixture
-def raw_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[RawServer]:
-    server = RawServer()
-    connection = {
-        "conn_type": "musicai",
-        "host": f"http://127.0.0.1:{server.port}/v1",
-        "password": "fuzz-api-key",
-        "extra": json.dumps({"max_retries": 0, "timeout": 2, "connect_timeout": 2}),
-    }
-    monkeypatch.setenv("AIRFLOW_CONN_MUSICAI_FUZZ", json.dumps(connection))
-    yield server
-    server.close()
+def raw_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[HostileServer]:
+    """A server answering every request with the bytes its test sets, then closing; ``musicai_fuzz``
+    points at it."""
+    with HostileServer(lambda request: Reply(raw=b"")) as server:
+        extra = {"max_retries": 0, "timeout": 2, "connect_timeout": 2}
+        set_connection(monkeypatch, "musicai_fuzz", server, key="fuzz-api-key", extra=extra)
+        yield server
 
 
-def test_the_hook_survives_any_bytes_on_the_wire(raw_server: RawServer) -> None:
+def test_the_hook_survives_any_bytes_on_the_wire(raw_server: HostileServer) -> None:
     """Sync (requests) and async (httpx2) calls, uploads and downloads, each answered with
     hypothesis-made HTTP responses: a value of the right type or a MusicAIError, nothing else."""
     from airflow_provider_musicai.hooks._transport import close_shared_async_clients
@@ -384,7 +382,7 @@ def test_the_hook_survives_any_bytes_on_the_wire(raw_server: RawServer) -> None:
     )
     @given(payload=raw_responses(), name=st.sampled_from(sorted(calls)))
     def run(payload: bytes, name: str) -> None:
-        raw_server.payload = payload
+        raw_server.handler = lambda request: Reply(raw=payload)
         seen[name] += 1
         try:
             calls[name]()

@@ -16,12 +16,11 @@ import json
 import logging
 import os
 import pickle
-import threading
 import traceback
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
@@ -30,6 +29,8 @@ from airflow_provider_musicai.hooks.musicai import MusicAIHook
 from airflow_provider_musicai.triggers.musicai import MusicAIJobTrigger
 from tests.helpers.airflow import load_example, run_dag, task_states, xcom_value
 from tests.helpers.audio import wav_bytes
+from tests.helpers.hooks import set_connection
+from tests.helpers.hostile import HostileServer, Reply
 from tests.helpers.reliability import all_rows_text, record, secret_hits, signatures_in
 
 pytestmark = [pytest.mark.secrets, pytest.mark.usefixtures("airflow_db")]
@@ -205,58 +206,23 @@ def test_exception_texts_of_storage_failures(scanner: Scanner, emulator: Any, tm
     hook.close()
 
 
-class _Recorder(BaseHTTPRequestHandler):
-    """A third-party host: records every request line and header it receives."""
-
-    seen: list[str] = []
-
-    def do_GET(self) -> None:
-        _Recorder.seen.append(f"{self.requestline}\n{self.headers}")
-        body = b'{"id": "app", "name": "elsewhere"}'
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-def _redirecting_to(target: str) -> type[BaseHTTPRequestHandler]:
-    class Redirect(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(307)
-            self.send_header("Location", target + self.path)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    return Redirect
-
-
 def test_the_key_reaches_no_other_host(monkeypatch: pytest.MonkeyPatch, emulator: Any) -> None:
     """An API that redirects to another origin (a compromised proxy, a misconfigured gateway):
     the third-party host gets the request without the key, from requests and from httpx2."""
-    servers = [ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)]
-    third_party = f"http://127.0.0.1:{servers[0].server_port}"
-    servers.append(ThreadingHTTPServer(("127.0.0.1", 0), _redirecting_to(third_party)))
-    for server in servers:
-        threading.Thread(target=server.serve_forever, daemon=True).start()
     key = "key-that-must-stay-home-0123456789"
-    connection = {"conn_type": "musicai", "host": f"http://127.0.0.1:{servers[1].server_port}/v1"}
-    monkeypatch.setenv("AIRFLOW_CONN_MUSICAI_REDIRECTED", json.dumps({**connection, "password": key}))
-    _Recorder.seen = []
-    try:
+    elsewhere = Reply(200, json_body={"id": "app", "name": "elsewhere"})
+    with (
+        HostileServer(lambda request: elsewhere) as third_party,
+        HostileServer(lambda request: Reply(307, headers={"location": third_party.url(request.path)})) as api,
+    ):
+        set_connection(monkeypatch, "musicai_redirected", api, key=key)
         hook = MusicAIHook("musicai_redirected")
         assert hook.get_application()["name"] == "elsewhere"
         assert asyncio.run(hook.aget_application())["name"] == "elsewhere"
-    finally:
-        for server in servers:
-            server.shutdown()
-    assert len(_Recorder.seen) == 2
-    assert secret_hits("\n".join(_Recorder.seen), {key}) == []
-    assert not signatures_in("\n".join(_Recorder.seen))
-    record("secrets", "third_party_requests_without_the_key", len(_Recorder.seen))
+    seen = [
+        f"{r.method} {r.path}?{urlencode(r.query, doseq=True)}\n{r.headers}" for r in third_party.requests
+    ]
+    assert len(seen) == 2
+    assert secret_hits("\n".join(seen), {key}) == []
+    assert not signatures_in("\n".join(seen))
+    record("secrets", "third_party_requests_without_the_key", len(seen))
