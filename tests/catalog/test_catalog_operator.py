@@ -184,6 +184,48 @@ def test_deferred_one_trigger_holds_only_the_window(
     assert all(kwargs["carry"]["after"] == ordered[kwargs["carry"]["cursor"] - 1] for _, kwargs in triggers)
 
 
+@pytest.mark.parametrize("release", ["current", "before-after"])
+@pytest.mark.musicai_config(max_concurrent_jobs=4, **QUICK)
+def test_a_deferred_run_resumes_from_the_carry_an_earlier_release_wrote(
+    musicai: Any, make_catalog: Any, make_context: Any, tmp_path: Path, release: str
+) -> None:
+    """The trigger's carry as this release and the one before ``after`` wrote it (the keys they
+    read): a worker of this release resumes it without a second job or a lost track."""
+    from airflow.providers.common.compat.sdk import TaskDeferred
+
+    folder = make_catalog(6)
+    context = make_context()
+    with pytest.raises(TaskDeferred) as deferred:
+        catalog(sources=str(folder), manifest=str(tmp_path / "m"), max_in_flight=2, deferrable=True).execute(
+            context
+        )
+    carry = deferred.value.trigger.serialize()[1]["carry"]
+    window = carry["window"]
+    assert sorted(window.values()) == ["album0/track000000.wav", "album0/track000002.wav"]
+    written: dict[str, Any] = {
+        "cursor": 2,
+        "after": "album0/track000002.wav",
+        "window": window,
+        "ahead": [],
+        "succeeded": 0,
+        "failed": 0,
+        "skipped": 0,
+        "removed": 0,
+    }
+    if release == "before-after":  # resumed by count
+        written = {key: written[key] for key in ("cursor", "window", "ahead", "succeeded", "failed")}
+    else:  # what this release writes still holds every key an earlier release reads
+        assert {key: carry[key] for key in written} == written
+    event = {"status": "finished", "finished": {}, "message": "", "carry": written}
+    summary = catalog(sources=str(folder), manifest=str(tmp_path / "m"), max_in_flight=2).execute_complete(
+        context, event
+    )
+    assert (summary["total"], summary["succeeded"], summary["failed"]) == (6, 6, 0)
+    assert musicai.admin.counters()["jobs_created"] == 6
+    sources = sorted(line["source"] for line in manifest_lines(summary))
+    assert sources == sorted(str(p.relative_to(folder)) for p in folder.rglob("*.wav"))
+
+
 def test_copy_results_to_places_each_track_in_its_folder(
     musicai: Any, make_catalog: Any, make_context: Any, tmp_path: Path, s3: Any
 ) -> None:
