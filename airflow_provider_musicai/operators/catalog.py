@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from airflow_provider_musicai.operators._catalog import Manifest, Track, TrackStream
     from airflow_provider_musicai.operators._reattach import TaskIdentity
     from airflow_provider_musicai.operators._state import CatalogState, StateReader
+    from airflow_provider_musicai.operators._task_state import TaskStateSlot
 
 #: Key of the catalog run's record in Airflow 3.3's task state store.
 STATE_STORE_KEY = "musicai_catalog"
@@ -496,7 +497,7 @@ class MusicAICatalogOperator(_MusicAIOperator):
         done = FinishedTracks(
             self._count_removed(manifest.read(), run)
         )  # 8 bytes a track, never a dict of the catalog
-        saved = self._load(context)
+        saved = self._task_state(context).get()
         if not done and identity.try_number <= 1 and saved is None:
             return run  # a first try with nothing behind it: no lookup at all
         jobs: dict[str, str] = {}  # track digest -> job id, when the jobs are scanned
@@ -807,25 +808,15 @@ class MusicAICatalogOperator(_MusicAIOperator):
             safe[-1] += f".{map_index}"
         return join(base, kind, *safe)
 
-    def _load(self, context: Context) -> dict[str, Any] | None:
-        store = context.get("task_state_store")  # type: ignore[misc]  # Airflow 3.3+ only
-        if store is None:
-            return None
-        try:
-            record = store.get(STATE_STORE_KEY)
-        except Exception as exc:
-            self.log.warning("Could not read the task state store (%s); scanning the jobs instead", exc)
-            return None
-        return dict(record) if isinstance(record, Mapping) else None
-
     def _save(self, context: Context, run: CatalogRun, creating: bool = False) -> None:
-        store = context.get("task_state_store")  # type: ignore[misc]  # Airflow 3.3+ only
-        if store is None:
-            return
-        try:
-            store.set(STATE_STORE_KEY, {"window": dict(run.window), "creating": creating})
-        except Exception as exc:
-            self.log.warning("Could not write the task state store (%s); a retry will scan instead", exc)
+        """Record the window (and whether jobs are being created) for the next try."""
+        self._task_state(context).set({"window": dict(run.window), "creating": creating})
+
+    def _task_state(self, context: Context) -> TaskStateSlot:
+        """The run's record in Airflow 3.3's task state store (none on earlier releases)."""
+        from airflow_provider_musicai.operators._task_state import TaskStateSlot
+
+        return TaskStateSlot.of(context, STATE_STORE_KEY, self.log, "a retry scans the jobs instead")
 
 
 def forced(force: Any, name: str) -> bool:

@@ -131,13 +131,23 @@ class Crash(BaseException):
     """The worker dies (not an exception the operator could handle)."""
 
 
-@pytest.mark.parametrize("with_store", [False, True], ids=["scan", "state-store"])
+class FailingStateStore:
+    """A task state store whose every read and write fails: the run falls back to scanning."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        raise OSError("the task state store is unreachable")
+
+    def set(self, key: str, value: Any, **_: Any) -> None:
+        raise OSError("the task state store is unreachable")
+
+
+@pytest.mark.parametrize("store_kind", ["scan", "state-store", "failing-store"])
 @pytest.mark.musicai_config(max_concurrent_jobs=3, **QUICK)
 def test_a_new_try_resumes_without_a_second_job(
-    musicai: Any, make_catalog: Any, make_context: Any, tmp_path: Path, with_store: bool
+    musicai: Any, make_catalog: Any, make_context: Any, tmp_path: Path, store_kind: str
 ) -> None:
     folder = make_catalog(20)
-    store = FakeStateStore() if with_store else None
+    store = {"scan": None, "state-store": FakeStateStore(), "failing-store": FailingStateStore()}[store_kind]
     first = catalog(sources=str(folder), manifest=str(tmp_path / "m"), max_in_flight=6)
     recorded = 0
     original = first._record
