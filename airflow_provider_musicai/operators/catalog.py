@@ -25,7 +25,6 @@ What survives a wake-up or a retry, and where:
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -383,31 +382,34 @@ class MusicAICatalogOperator(_MusicAIOperator):
         )
 
     def _wait_here(self, window: Mapping[str, str]) -> dict[str, dict[str, Any]]:
-        """Poll on the worker as the shared poller does: list the active jobs, fetch the others."""
-        from airflow_provider_musicai.exceptions import MusicAINotFoundError
-        from airflow_provider_musicai.jobs import ACTIVE_STATUSES, is_active
-        from airflow_provider_musicai.triggers.catalog import gone_outcome, track_outcome
+        """Wait on the worker as a deferred run waits in the triggerer: its trigger, run in an event
+        loop of its own (the shared poller's cycle: a job missing from the listings is read to
+        confirm it, a deleted one is FAILED ``GONE``); the outcomes of the first cycle with any."""
+        import asyncio
 
-        while True:
-            time.sleep(self.poll_interval)
-            active = {  # by each job's own status: the listing's filter is not trusted
-                str(job.get("id"))
-                for job in self.hook.list_jobs(status=sorted(ACTIVE_STATUSES), workflow=self.workflow)
-                if is_active(job)
-            }
-            finished: dict[str, dict[str, Any]] = {}
-            for job_id in window:
-                if job_id in active:
-                    continue
-                try:
-                    job = self.hook.get_job(job_id)
-                except MusicAINotFoundError:
-                    finished[job_id] = gone_outcome(job_id)
-                    continue
-                if job.get("status") not in ACTIVE_STATUSES:
-                    finished[job_id] = track_outcome(job)
-            if finished:
-                return finished
+        from airflow_provider_musicai.exceptions import MusicAIError
+        from airflow_provider_musicai.triggers._job_feed import aclosing
+        from airflow_provider_musicai.triggers.catalog import MusicAICatalogTrigger
+
+        trigger = MusicAICatalogTrigger(
+            job_ids=list(window),
+            workflow=self.workflow,
+            musicai_conn_id=self.musicai_conn_id,
+            poll_interval=self.poll_interval,
+            hold=0.0,
+        )
+
+        async def first_event() -> dict[str, Any]:
+            events = trigger.run()  # yields one event
+            try:
+                return dict((await anext(events)).payload)
+            finally:
+                await aclosing(events)
+
+        event = asyncio.run(first_event())
+        if event.get("status") != "finished":
+            raise MusicAIError(f"Waiting for the catalog's jobs failed: {event.get('message')}")
+        return dict(event["finished"])
 
     # -- recording --------------------------------------------------------------------------
 

@@ -127,6 +127,27 @@ def test_the_log_has_a_line_per_batch_not_per_track(
     assert sum("Catalog: " in line and "job(s) created" in line for line in lines) >= 6  # 24 / 4
 
 
+@pytest.mark.musicai_config(**QUICK)
+def test_the_wait_on_the_worker_hands_over_finished_jobs_and_a_deleted_one_as_gone(
+    musicai: Any, hook: Any, input_url: Callable[..., str], tmp_path: Path
+) -> None:
+    """Not deferred, the run waits with the deferred wait's own poller cycle: a job deleted behind
+    its back is read to confirm it (never taken as final from a listing) and recorded FAILED GONE."""
+    from tests.helpers.reliability import wait_until
+
+    url = input_url()
+    done, gone = (hook.create_job(name, STEMS, {"inputUrl": url}) for name in ("done", "gone"))
+    wait_until("both jobs final", lambda: {hook.get_job(j)["status"] for j in (done, gone)} == {"SUCCEEDED"})
+    hook.delete_job(gone)
+    finished = catalog(sources=[], manifest=str(tmp_path / "m"))._wait_here({done: "a.wav", gone: "b.wav"})
+    assert {job_id: outcome["status"] for job_id, outcome in finished.items()} == {
+        done: "SUCCEEDED",
+        gone: "FAILED",
+    }
+    assert finished[gone]["error"]["code"] == "GONE"
+    assert "?" not in json.dumps(finished)  # results as references, never a signed URL
+
+
 class Crash(BaseException):
     """The worker dies (not an exception the operator could handle)."""
 
