@@ -96,10 +96,5 @@ class CatalogRun:
         return self.succeeded + self.failed
 
     def counts(self) -> dict[str, int]:
-        """``{"succeeded", "failed", "skipped", "removed"}``."""
-        return {
-            "succeeded": self.succeeded,
-            "failed": self.failed,
-            "skipped": self.skipped,
-            "removed": self.removed,
-        }
+        """``{"succeeded", "failed", "skipped", "removed"}``, as the summary and the carry name them."""
+        return {key: getattr(self, key) for key in ("succeeded", "failed", "skipped", "removed")}
