@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_musicai import metrics
 from airflow_provider_musicai.exceptions import MusicAINotFoundError
 from airflow_provider_musicai.jobs import JobStatus
+from airflow_provider_musicai.operators._task_state import TaskStateSlot
 
 if TYPE_CHECKING:
     from airflow_provider_musicai.common import SupportsLog
@@ -132,8 +133,8 @@ class JobLedger:
         self.hook = hook
         self.identity = identity
         self.workflow = workflow
-        self.store = store
         self.log = log
+        self.slot = TaskStateSlot(store, STATE_STORE_KEY, log, "a retry looks the job up by its key")
         self.base = identity.base_key
 
     # -- deciding ---------------------------------------------------------------------------
@@ -213,23 +214,12 @@ class JobLedger:
     # -- recording (Airflow 3.3+ task state store) ------------------------------------------
 
     def _read_record(self) -> dict[str, Any] | None:
-        if self.store is None:
-            return None
-        try:
-            record = self.store.get(STATE_STORE_KEY)
-        except Exception as exc:
-            self.log.warning("Could not read the task state store (%s); looking the job up instead", exc)
-            return None
-        if isinstance(record, Mapping) and generation_of(self.base, record.get("key")) is not None:
-            return dict(record)
+        """The record of this task instance's key (a record of another key is not ours)."""
+        record = self.slot.get()
+        if record is not None and generation_of(self.base, record.get("key")) is not None:
+            return record
         return None
 
     def record(self, resolution: Resolution, job_id: str | None) -> None:
         """Remember the key (before creating) or the job id (after) for the next try."""
-        if self.store is None:
-            return
-        value: dict[str, Any] = {"key": resolution.key, "generation": resolution.generation, "job_id": job_id}
-        try:
-            self.store.set(STATE_STORE_KEY, value)
-        except Exception as exc:
-            self.log.warning("Could not write the task state store (%s); a retry will look the job up", exc)
+        self.slot.set({"key": resolution.key, "generation": resolution.generation, "job_id": job_id})

@@ -25,7 +25,6 @@ What survives a wake-up or a retry, and where:
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -33,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import conf
 
 from airflow_provider_musicai.common import DEFAULT_DEFERRAL_HOLD
+from airflow_provider_musicai.operators._catalog_run import CatalogRun, track_record
 from airflow_provider_musicai.operators.musicai import _MusicAIOperator
 
 if TYPE_CHECKING:
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from airflow_provider_musicai.operators._catalog import Manifest, Track, TrackStream
     from airflow_provider_musicai.operators._reattach import TaskIdentity
     from airflow_provider_musicai.operators._state import CatalogState, StateReader
+    from airflow_provider_musicai.operators._task_state import TaskStateSlot
 
 #: Key of the catalog run's record in Airflow 3.3's task state store.
 STATE_STORE_KEY = "musicai_catalog"
@@ -210,10 +211,9 @@ class MusicAICatalogOperator(_MusicAIOperator):
             store = self._state_store(context)
             store.acquire(self._holder(context), self.lease_timeout)
             snapshot = store.compact()  # what earlier runs and tries recorded, merged and sorted
-        state = self._resume(context, manifest)
-        if self.incremental:
-            state["state"] = {"snapshot": snapshot, "offset": 0}
-        return self._drive(context, manifest, state)
+        run = self._resume(context, manifest)
+        run.snapshot, run.offset = snapshot, 0
+        return self._drive(context, manifest, run)
 
     def execute_complete(
         self, context: Context, event: dict[str, Any] | None = None, state: dict[str, Any] | None = None
@@ -229,7 +229,7 @@ class MusicAICatalogOperator(_MusicAIOperator):
                 f"Unexpected wake-up of the Music AI catalog run: state {type(state).__name__}, "
                 f"event {event!r:.200}"
             )
-        run = dict(state)
+        run = CatalogRun.from_carry(state)
         manifest = Manifest(self._manifest_folder(context))
         if self.incremental:  # renews the lease (or raises if another run took it over)
             self._forced = force_patterns(self.force)
@@ -252,29 +252,27 @@ class MusicAICatalogOperator(_MusicAIOperator):
 
     # -- the loop ---------------------------------------------------------------------------
 
-    def _drive(self, context: Context, manifest: Manifest, run: dict[str, Any]) -> dict[str, Any]:
+    def _drive(self, context: Context, manifest: Manifest, run: CatalogRun) -> dict[str, Any]:
         from airflow_provider_musicai.operators._catalog import TrackStream
 
         # The catalog is streamed from the cursor: each call walks it again from the last track
         # taken (a carry without "after", from an earlier release, resumes by count), never holds it.
-        tracks = TrackStream(self.sources, run["cursor"], run.get("after"))
-        for key in ("skipped", "removed"):
-            run.setdefault(key, 0)
+        tracks = TrackStream(self.sources, run.cursor, run.after)
         previous = self._state_reader(context, run)
         try:
             while True:
-                if not tracks.exhausted and len(run["window"]) < self.max_in_flight:
+                if not tracks.exhausted and len(run.window) < self.max_in_flight:
                     self._save(context, run, creating=True)  # a crash now means: scan on the next try
                 self._top_up(context, tracks, manifest, run, previous)
-                self.window = dict(run["window"])
+                self.window = dict(run.window)
                 self._save(context, run)
-                if not run["window"]:
+                if not run.window:
                     if previous is not None:
                         self._removed(run, manifest, previous.rest())
-                    return self._finish(context, run["cursor"], manifest, run)  # cursor = total
+                    return self._finish(context, run.cursor, manifest, run)  # cursor = total
                 if self.deferrable:
                     self._defer(run)
-                self._record(run, manifest, self._wait_here(run["window"]))
+                self._record(run, manifest, self._wait_here(run.window))
         finally:
             if previous is not None:
                 previous.close()
@@ -284,7 +282,7 @@ class MusicAICatalogOperator(_MusicAIOperator):
         context: Context,
         tracks: TrackStream,
         manifest: Manifest,
-        run: dict[str, Any],
+        run: CatalogRun,
         previous: StateReader | None = None,
     ) -> None:
         """Upload and create jobs for the next tracks until ``max_in_flight`` jobs run; an
@@ -292,17 +290,16 @@ class MusicAICatalogOperator(_MusicAIOperator):
         from airflow_provider_musicai.operators._reattach import TaskIdentity
 
         identity = TaskIdentity.from_context(context)
-        ahead = set(run["ahead"])
+        ahead = set(run.ahead)
         skipped: list[dict[str, Any]] = []
         refreshed: list[dict[str, Any]] = []
         gone: list[dict[str, Any]] = []  # state lines of tracks no longer in the catalog
         with ThreadPoolExecutor(self.upload_concurrency, thread_name_prefix="musicai-catalog") as pool:
-            while not tracks.exhausted and len(run["window"]) < self.max_in_flight:
+            while not tracks.exhausted and len(run.window) < self.max_in_flight:
                 batch: list[Track] = []
-                while not tracks.exhausted and len(batch) + len(run["window"]) < self.max_in_flight:
+                while not tracks.exhausted and len(batch) + len(run.window) < self.max_in_flight:
                     track = tracks.take()
-                    run["cursor"] += 1
-                    run["after"] = track.name
+                    run.take(track.name)
                     line = None
                     if previous is not None:
                         line, passed = previous.lookup(track.name)
@@ -323,21 +320,21 @@ class MusicAICatalogOperator(_MusicAIOperator):
                 outcomes = pool.map(lambda t: self._submit(identity, t), batch)
                 for track, outcome in zip(batch, outcomes, strict=True):
                     if isinstance(outcome, str):
-                        run["window"][outcome] = track.name
+                        run.window[outcome] = track.name
                     else:
                         failures.append(outcome)
                 self._write(run, manifest, failures)
                 if previous is not None:
-                    run["state"]["offset"] = previous.offset
+                    run.offset = previous.offset
                 if batch:
                     self.log.info(
                         "Catalog: %d job(s) created (%d source(s) unusable); %d running, %d track(s) taken",
                         len(batch) - len(failures),
                         len(failures),
-                        len(run["window"]),
-                        run["cursor"],
+                        len(run.window),
+                        run.cursor,
                     )
-        run["ahead"] = sorted(ahead)
+        run.ahead = sorted(ahead)
 
     def _submit(self, identity: TaskIdentity, track: Track) -> str | dict[str, Any]:
         """Upload one track and create its job: the job id, or the record of a source that failed."""
@@ -348,7 +345,7 @@ class MusicAICatalogOperator(_MusicAIOperator):
         except MusicAIInputError as exc:
             self.log.warning("Catalog track %s cannot be uploaded: %s", track.name, exc)
             error = {"code": BAD_SOURCE, "title": "Source not usable", "message": str(exc)}
-            return {"source": track.name, "job_id": None, "status": "FAILED", "outputs": None, "error": error}
+            return track_record(track.name, "FAILED", error=error)
         extra: dict[str, Any] = {}
         if self.copy_results_to is not None:
             from airflow_provider_musicai.operators._catalog import join
@@ -366,10 +363,10 @@ class MusicAICatalogOperator(_MusicAIOperator):
             **extra,
         )
 
-    def _defer(self, run: dict[str, Any]) -> None:
+    def _defer(self, run: CatalogRun) -> None:
         from airflow_provider_musicai.triggers.catalog import MusicAICatalogTrigger
 
-        window = list(run["window"])
+        window = list(run.window)
         self.defer(
             trigger=MusicAICatalogTrigger(
                 job_ids=window,
@@ -378,156 +375,131 @@ class MusicAICatalogOperator(_MusicAIOperator):
                 musicai_conn_id=self.musicai_conn_id,
                 poll_interval=self.poll_interval,
                 delete_on_kill=self.delete_on_kill,
-                carry=run,
+                carry=run.to_carry(),
                 hold=self.deferral_hold,
             ),
             method_name="execute_complete",
         )
 
     def _wait_here(self, window: Mapping[str, str]) -> dict[str, dict[str, Any]]:
-        """Poll on the worker as the shared poller does: list the active jobs, fetch the others."""
-        from airflow_provider_musicai.exceptions import MusicAINotFoundError
-        from airflow_provider_musicai.jobs import ACTIVE_STATUSES, is_active
-        from airflow_provider_musicai.triggers.catalog import gone_outcome, track_outcome
+        """Wait on the worker as a deferred run waits in the triggerer: its trigger, run in an event
+        loop of its own (the shared poller's cycle: a job missing from the listings is read to
+        confirm it, a deleted one is FAILED ``GONE``); the outcomes of the first cycle with any."""
+        import asyncio
 
-        while True:
-            time.sleep(self.poll_interval)
-            active = {  # by each job's own status: the listing's filter is not trusted
-                str(job.get("id"))
-                for job in self.hook.list_jobs(status=sorted(ACTIVE_STATUSES), workflow=self.workflow)
-                if is_active(job)
-            }
-            finished: dict[str, dict[str, Any]] = {}
-            for job_id in window:
-                if job_id in active:
-                    continue
-                try:
-                    job = self.hook.get_job(job_id)
-                except MusicAINotFoundError:
-                    finished[job_id] = gone_outcome(job_id)
-                    continue
-                if job.get("status") not in ACTIVE_STATUSES:
-                    finished[job_id] = track_outcome(job)
-            if finished:
-                return finished
+        from airflow_provider_musicai.exceptions import MusicAIError
+        from airflow_provider_musicai.triggers._job_feed import aclosing
+        from airflow_provider_musicai.triggers.catalog import MusicAICatalogTrigger
+
+        trigger = MusicAICatalogTrigger(
+            job_ids=list(window),
+            workflow=self.workflow,
+            musicai_conn_id=self.musicai_conn_id,
+            poll_interval=self.poll_interval,
+            hold=0.0,
+        )
+
+        async def first_event() -> dict[str, Any]:
+            events = trigger.run()  # yields one event
+            try:
+                return dict((await anext(events)).payload)
+            finally:
+                await aclosing(events)
+
+        event = asyncio.run(first_event())
+        if event.get("status") != "finished":
+            raise MusicAIError(f"Waiting for the catalog's jobs failed: {event.get('message')}")
+        return dict(event["finished"])
 
     # -- recording --------------------------------------------------------------------------
 
-    def _record(
-        self,
-        run: dict[str, Any],
-        manifest: Manifest,
-        finished: Mapping[str, Mapping[str, Any]],
-    ) -> None:
+    def _record(self, run: CatalogRun, manifest: Manifest, finished: Mapping[str, Mapping[str, Any]]) -> None:
         """Move finished jobs from the window to the manifest (downloading results if asked)."""
-        items = [(job_id, outcome) for job_id, outcome in finished.items() if job_id in run["window"]]
+        items = [(job_id, outcome) for job_id, outcome in finished.items() if job_id in run.window]
         with ThreadPoolExecutor(self.upload_concurrency, thread_name_prefix="musicai-catalog") as pool:
             records = list(pool.map(lambda item: self._outcome_record(item[0], item[1], run), items))
         for job_id, _ in items:
-            run["window"].pop(job_id, None)
+            run.window.pop(job_id, None)
         self._write(run, manifest, records)
         if records:
             self.log.info(
                 "Catalog: %d track(s) finished and recorded; %d succeeded and %d failed so far",
                 len(records),
-                run["succeeded"],
-                run["failed"],
+                run.succeeded,
+                run.failed,
             )
         if self.delete_after:
             for job_id, _ in items:
                 self._delete_quietly(job_id, "delete_after", log_deletion=False)
 
-    def _outcome_record(self, job_id: str, outcome: Mapping[str, Any], run: dict[str, Any]) -> dict[str, Any]:
+    def _outcome_record(self, job_id: str, outcome: Mapping[str, Any], run: CatalogRun) -> dict[str, Any]:
+        """The manifest record of a finished job: its outputs where the results went."""
         from airflow_provider_musicai.exceptions import MusicAIError
         from airflow_provider_musicai.operators._catalog import Track, join
 
-        name = run["window"][job_id]
-        record = {"source": name, "job_id": job_id, "status": outcome.get("status"), "outputs": None}
-        record["error"] = outcome.get("error")
-        if record["status"] != "SUCCEEDED":
-            error = outcome.get("error") or {}
-            self.log.warning("Catalog track %s: job %s FAILED (%s)", name, job_id, error.get("code"))
-            return record
+        name, status, error = run.window[job_id], outcome.get("status"), outcome.get("error")
+        if status != "SUCCEEDED":
+            self.log.warning("Catalog track %s: job %s FAILED (%s)", name, job_id, (error or {}).get("code"))
+            return track_record(name, status, job_id, error=error)
         stem = Track(name=name, source=None).stem  # the stem derives from the name alone
         if self.destination is not None:
             try:
                 written = self.hook.download_results(job_id, join(self.destination, stem))
             except MusicAIError as exc:
-                record["status"] = "FAILED"
-                error = {"code": "DOWNLOAD_FAILED", "title": type(exc).__name__, "message": str(exc)}
-                record["error"] = error
-                return record
-            record["outputs"] = {key: str(path) for key, path in written.items()}
+                failure = {"code": "DOWNLOAD_FAILED", "title": type(exc).__name__, "message": str(exc)}
+                return track_record(name, "FAILED", job_id, error=failure)
+            outputs: Any = {key: str(path) for key, path in written.items()}
         elif self.copy_results_to is not None:
-            record["outputs"] = {"folder": str(join(self.copy_results_to, stem)) + "/"}
+            outputs = {"folder": str(join(self.copy_results_to, stem)) + "/"}
         else:
-            record["outputs"] = outcome.get("result")
-        return record
+            outputs = outcome.get("result")
+        return track_record(name, status, job_id, outputs, error)
 
-    def _write(self, run: dict[str, Any], manifest: Manifest, records: list[dict[str, Any]]) -> None:
+    def _write(self, run: CatalogRun, manifest: Manifest, records: list[dict[str, Any]]) -> None:
         """Record finished tracks: the state first (a crash between the two leaves a track the
         retry reattaches to and records again), then the manifest."""
         if self.incremental and records:
             self._state_store(None).write([self._state_line(run, record) for record in records])
         manifest.write(records)
         for record in records:
-            tally(run, record["status"])
+            run.tally(record["status"])
 
-    def _finish(
-        self, context: Context, total: int, manifest: Manifest, run: dict[str, Any]
-    ) -> dict[str, Any]:
+    def _finish(self, context: Context, total: int, manifest: Manifest, run: CatalogRun) -> dict[str, Any]:
         from airflow_provider_musicai.exceptions import MusicAICatalogFailedError
 
-        processed = run["succeeded"] + run["failed"]
-        summary = {
-            "total": total,
-            "processed": processed,
-            "succeeded": run["succeeded"],
-            "failed": run["failed"],
-            "skipped": run.get("skipped", 0),
-            "removed": run.get("removed", 0),
-            "manifest": str(manifest),
-        }
+        processed = run.processed
+        summary = {"total": total, "processed": processed, **run.counts(), "manifest": str(manifest)}
         self.log.info(
             "Music AI catalog done: %d track(s): %d processed (%d succeeded, %d failed), "
             "%d skipped (unchanged), %d removed; manifest %s",
             total,
             processed,
-            run["succeeded"],
-            run["failed"],
-            summary["skipped"],
-            summary["removed"],
+            run.succeeded,
+            run.failed,
+            run.skipped,
+            run.removed,
             manifest,
         )
         if self.incremental:
             self._announce(context, summary, manifest)
             self._state_store(context).release(self._holder(context))
-        if processed and run["failed"] / processed > self.max_failed_fraction:
-            raise MusicAICatalogFailedError(run["failed"], processed, self.max_failed_fraction, str(manifest))
+        if processed and run.failed / processed > self.max_failed_fraction:
+            raise MusicAICatalogFailedError(run.failed, processed, self.max_failed_fraction, str(manifest))
         return summary
 
     # -- resuming ---------------------------------------------------------------------------
 
-    def _resume(self, context: Context, manifest: Manifest) -> dict[str, Any]:
+    def _resume(self, context: Context, manifest: Manifest) -> CatalogRun:
         """The run's state at the start of a try: fresh, or rebuilt from the manifest and jobs."""
         from airflow_provider_musicai.operators._catalog import FinishedTracks, iter_tracks
         from airflow_provider_musicai.operators._reattach import TaskIdentity
 
         identity = TaskIdentity.from_context(context)
-        run: dict[str, Any] = {
-            "cursor": 0,
-            "after": None,
-            "window": {},
-            "ahead": [],
-            "succeeded": 0,
-            "failed": 0,
-            "skipped": 0,
-            "removed": 0,
-        }
+        run = CatalogRun()
         done = FinishedTracks(
             self._count_removed(manifest.read(), run)
         )  # 8 bytes a track, never a dict of the catalog
-        saved = self._load(context)
+        saved = self._task_state(context).get()
         if not done and identity.try_number <= 1 and saved is None:
             return run  # a first try with nothing behind it: no lookup at all
         jobs: dict[str, str] = {}  # track digest -> job id, when the jobs are scanned
@@ -545,7 +517,7 @@ class MusicAICatalogOperator(_MusicAIOperator):
             total = position + 1
             status = done.status(track.name)
             if status is not None:
-                tally(run, status)
+                run.tally(status)
             elif track.digest in jobs:
                 window[jobs[track.digest]] = track.name
                 self._reprint(run, track)
@@ -558,7 +530,8 @@ class MusicAICatalogOperator(_MusicAIOperator):
                 after = track.name
             else:
                 ahead.append(track.name)
-        run.update(cursor=total if cursor is None else cursor, after=after, window=window, ahead=ahead)
+        run.cursor, run.after = total if cursor is None else cursor, after
+        run.window, run.ahead = window, ahead
         self.log.info(
             "Resuming the Music AI catalog: %d track(s) recorded, %d job(s) reattached (found by %s)",
             len(done),
@@ -599,19 +572,18 @@ class MusicAICatalogOperator(_MusicAIOperator):
         self._holder_id = f"{ti.dag_id}/{ti.run_id}/{ti.task_id}/{-1 if map_index is None else map_index}"
         return self._holder_id
 
-    def _state_reader(self, context: Context, run: dict[str, Any]) -> StateReader | None:
+    def _state_reader(self, context: Context, run: CatalogRun) -> StateReader | None:
         """The state read in step with the catalog, from where this call's walk resumes."""
         if not self.incremental:
             return None
         store = self._state_store(context)
-        where = run.setdefault("state", {"snapshot": None, "offset": 0})
         try:
-            reader = store.reader(where.get("snapshot"), int(where.get("offset") or 0))
+            reader = store.reader(run.snapshot, run.offset)
         except FileNotFoundError:  # compacted away meanwhile (a lease taken over): read the newest
-            where.update(snapshot=store.compact(), offset=0)
-            reader = store.reader(where["snapshot"])
-        if not where.get("offset") and run.get("after") is not None:
-            reader.skip_to(str(run["after"]))
+            run.snapshot, run.offset = store.compact(), 0
+            reader = store.reader(run.snapshot)
+        if not run.offset and run.after is not None:
+            reader.skip_to(run.after)
         return reader
 
     def _request(self) -> str:
@@ -633,16 +605,16 @@ class MusicAICatalogOperator(_MusicAIOperator):
             self.log.warning("Catalog track %s cannot be fingerprinted: %s", track.name, exc)
             return {"content": None, "size": None, "mtime": None}
 
-    def _reprint(self, run: dict[str, Any], track: Track) -> None:
+    def _reprint(self, run: CatalogRun, track: Track) -> None:
         """Fingerprint a track reattached by a new try (its state line is written when it ends)."""
         if self.incremental:
-            run.setdefault("prints", {})[track.name] = self._fingerprint(track, None)
+            run.prints[track.name] = self._fingerprint(track, None)
 
     def _unchanged(
         self,
         track: Track,
         line: Mapping[str, Any] | None,
-        run: dict[str, Any],
+        run: CatalogRun,
         skipped: list[dict[str, Any]],
         refreshed: list[dict[str, Any]],
     ) -> bool:
@@ -660,24 +632,16 @@ class MusicAICatalogOperator(_MusicAIOperator):
             and not forced(self._forced, track.name)
             and self._outputs_exist(line.get("outputs"))
         ):
-            skipped.append(
-                {
-                    "source": track.name,
-                    "job_id": line.get("job_id"),
-                    "status": "SKIPPED",
-                    "outputs": line.get("outputs"),
-                    "error": None,
-                }
-            )
+            skipped.append(track_record(track.name, "SKIPPED", line.get("job_id"), line.get("outputs")))
             if (line.get("size"), line.get("mtime")) != (fingerprint["size"], fingerprint["mtime"]):
                 refreshed.append({**line, **fingerprint, "at": now_iso()})  # touched, same bytes
             return True
-        run.setdefault("prints", {})[track.name] = fingerprint
+        run.prints[track.name] = fingerprint
         return False
 
     def _flush_skipped(
         self,
-        run: dict[str, Any],
+        run: CatalogRun,
         manifest: Manifest,
         pending: tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]],
         previous: StateReader,
@@ -687,20 +651,20 @@ class MusicAICatalogOperator(_MusicAIOperator):
         self._state_store(None).write(refreshed)
         manifest.write(skipped)
         for record in skipped:
-            tally(run, record["status"])
+            run.tally(record["status"])
         self._removed(run, manifest, gone)
         for gathered in pending:
             gathered.clear()
-        run["state"]["offset"] = previous.offset
+        run.offset = previous.offset
 
-    def _state_line(self, run: dict[str, Any], record: Mapping[str, Any]) -> dict[str, Any]:
+    def _state_line(self, run: CatalogRun, record: Mapping[str, Any]) -> dict[str, Any]:
         """The state's line for a recorded track (a removed one: forget it)."""
         from airflow_provider_musicai.operators._state import now_iso
 
         name = str(record["source"])
         if record["status"] == "REMOVED":
             return {"source": name, "removed": True}
-        fingerprint = dict(run.get("prints", {}).pop(name, None) or {"content": None})
+        fingerprint = run.prints.pop(name, None) or {"content": None}
         return {
             "source": name,
             **fingerprint,
@@ -744,7 +708,7 @@ class MusicAICatalogOperator(_MusicAIOperator):
             self._unchecked = True
         return True
 
-    def _removed(self, run: dict[str, Any], manifest: Manifest, lines: Iterable[Mapping[str, Any]]) -> None:
+    def _removed(self, run: CatalogRun, manifest: Manifest, lines: Iterable[Mapping[str, Any]]) -> None:
         """Report tracks gone from the catalog (and delete their outputs if ``prune_removed``),
         ``SKIPPED_PER_PART`` records at a time."""
         records: list[dict[str, Any]] = []
@@ -753,8 +717,7 @@ class MusicAICatalogOperator(_MusicAIOperator):
             if self.prune_removed and outputs:
                 self._prune(outputs)
                 outputs = None
-            record = {"source": line["source"], "job_id": line.get("job_id"), "status": "REMOVED"}
-            records.append({**record, "outputs": outputs, "error": None})
+            records.append(track_record(line["source"], "REMOVED", line.get("job_id"), outputs))
             if len(records) >= SKIPPED_PER_PART:
                 self._write(run, manifest, records)
                 records = []
@@ -779,11 +742,11 @@ class MusicAICatalogOperator(_MusicAIOperator):
             except Exception as exc:
                 self.log.debug("Left the folder %s of a removed track: %s", folder, exc)
 
-    def _count_removed(self, records: Any, run: dict[str, Any]) -> Any:
+    def _count_removed(self, records: Any, run: CatalogRun) -> Any:
         """``records``, counting the REMOVED ones in ``run`` (they are not tracks of the catalog)."""
         for record in records:
             if record.get("status") == "REMOVED":
-                tally(run, "REMOVED")
+                run.tally("REMOVED")
             yield record
 
     def _announce(self, context: Context, summary: Mapping[str, Any], manifest: Manifest) -> None:
@@ -847,25 +810,15 @@ class MusicAICatalogOperator(_MusicAIOperator):
             safe[-1] += f".{map_index}"
         return join(base, kind, *safe)
 
-    def _load(self, context: Context) -> dict[str, Any] | None:
-        store = context.get("task_state_store")  # type: ignore[misc]  # Airflow 3.3+ only
-        if store is None:
-            return None
-        try:
-            record = store.get(STATE_STORE_KEY)
-        except Exception as exc:
-            self.log.warning("Could not read the task state store (%s); scanning the jobs instead", exc)
-            return None
-        return dict(record) if isinstance(record, Mapping) else None
+    def _save(self, context: Context, run: CatalogRun, creating: bool = False) -> None:
+        """Record the window (and whether jobs are being created) for the next try."""
+        self._task_state(context).set({"window": dict(run.window), "creating": creating})
 
-    def _save(self, context: Context, run: Mapping[str, Any], creating: bool = False) -> None:
-        store = context.get("task_state_store")  # type: ignore[misc]  # Airflow 3.3+ only
-        if store is None:
-            return
-        try:
-            store.set(STATE_STORE_KEY, {"window": dict(run["window"]), "creating": creating})
-        except Exception as exc:
-            self.log.warning("Could not write the task state store (%s); a retry will scan instead", exc)
+    def _task_state(self, context: Context) -> TaskStateSlot:
+        """The run's record in Airflow 3.3's task state store (none on earlier releases)."""
+        from airflow_provider_musicai.operators._task_state import TaskStateSlot
+
+        return TaskStateSlot.of(context, STATE_STORE_KEY, self.log, "a retry scans the jobs instead")
 
 
 def forced(force: Any, name: str) -> bool:
@@ -898,12 +851,6 @@ def force_patterns(force: Any) -> bool | list[str]:
         else:
             force = text.split(",")
     return [str(pattern).strip().strip("'\"") for pattern in force if str(pattern).strip()]
-
-
-def tally(run: dict[str, Any], status: Any) -> None:
-    """Count one recorded track in the run's totals."""
-    key = {"SUCCEEDED": "succeeded", "SKIPPED": "skipped", "REMOVED": "removed"}.get(str(status), "failed")
-    run[key] = run.get(key, 0) + 1
 
 
 def track_key(identity: TaskIdentity, track: Track) -> str:

@@ -127,17 +127,48 @@ def test_the_log_has_a_line_per_batch_not_per_track(
     assert sum("Catalog: " in line and "job(s) created" in line for line in lines) >= 6  # 24 / 4
 
 
+@pytest.mark.musicai_config(**QUICK)
+def test_the_wait_on_the_worker_hands_over_finished_jobs_and_a_deleted_one_as_gone(
+    musicai: Any, hook: Any, input_url: Callable[..., str], tmp_path: Path
+) -> None:
+    """Not deferred, the run waits with the deferred wait's own poller cycle: a job deleted behind
+    its back is read to confirm it (never taken as final from a listing) and recorded FAILED GONE."""
+    from tests.helpers.reliability import wait_until
+
+    url = input_url()
+    done, gone = (hook.create_job(name, STEMS, {"inputUrl": url}) for name in ("done", "gone"))
+    wait_until("both jobs final", lambda: {hook.get_job(j)["status"] for j in (done, gone)} == {"SUCCEEDED"})
+    hook.delete_job(gone)
+    finished = catalog(sources=[], manifest=str(tmp_path / "m"))._wait_here({done: "a.wav", gone: "b.wav"})
+    assert {job_id: outcome["status"] for job_id, outcome in finished.items()} == {
+        done: "SUCCEEDED",
+        gone: "FAILED",
+    }
+    assert finished[gone]["error"]["code"] == "GONE"
+    assert "?" not in json.dumps(finished)  # results as references, never a signed URL
+
+
 class Crash(BaseException):
     """The worker dies (not an exception the operator could handle)."""
 
 
-@pytest.mark.parametrize("with_store", [False, True], ids=["scan", "state-store"])
+class FailingStateStore:
+    """A task state store whose every read and write fails: the run falls back to scanning."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        raise OSError("the task state store is unreachable")
+
+    def set(self, key: str, value: Any, **_: Any) -> None:
+        raise OSError("the task state store is unreachable")
+
+
+@pytest.mark.parametrize("store_kind", ["scan", "state-store", "failing-store"])
 @pytest.mark.musicai_config(max_concurrent_jobs=3, **QUICK)
 def test_a_new_try_resumes_without_a_second_job(
-    musicai: Any, make_catalog: Any, make_context: Any, tmp_path: Path, with_store: bool
+    musicai: Any, make_catalog: Any, make_context: Any, tmp_path: Path, store_kind: str
 ) -> None:
     folder = make_catalog(20)
-    store = FakeStateStore() if with_store else None
+    store = {"scan": None, "state-store": FakeStateStore(), "failing-store": FailingStateStore()}[store_kind]
     first = catalog(sources=str(folder), manifest=str(tmp_path / "m"), max_in_flight=6)
     recorded = 0
     original = first._record
@@ -182,6 +213,48 @@ def test_deferred_one_trigger_holds_only_the_window(
     # The next wake-up resumes the walk after the last track taken (a name, not a count).
     ordered = sorted(str(p.relative_to(folder)) for p in folder.rglob("*.wav"))
     assert all(kwargs["carry"]["after"] == ordered[kwargs["carry"]["cursor"] - 1] for _, kwargs in triggers)
+
+
+@pytest.mark.parametrize("release", ["current", "before-after"])
+@pytest.mark.musicai_config(max_concurrent_jobs=4, **QUICK)
+def test_a_deferred_run_resumes_from_the_carry_an_earlier_release_wrote(
+    musicai: Any, make_catalog: Any, make_context: Any, tmp_path: Path, release: str
+) -> None:
+    """The trigger's carry as this release and the one before ``after`` wrote it (the keys they
+    read): a worker of this release resumes it without a second job or a lost track."""
+    from airflow.providers.common.compat.sdk import TaskDeferred
+
+    folder = make_catalog(6)
+    context = make_context()
+    with pytest.raises(TaskDeferred) as deferred:
+        catalog(sources=str(folder), manifest=str(tmp_path / "m"), max_in_flight=2, deferrable=True).execute(
+            context
+        )
+    carry = deferred.value.trigger.serialize()[1]["carry"]
+    window = carry["window"]
+    assert sorted(window.values()) == ["album0/track000000.wav", "album0/track000002.wav"]
+    written: dict[str, Any] = {
+        "cursor": 2,
+        "after": "album0/track000002.wav",
+        "window": window,
+        "ahead": [],
+        "succeeded": 0,
+        "failed": 0,
+        "skipped": 0,
+        "removed": 0,
+    }
+    if release == "before-after":  # resumed by count
+        written = {key: written[key] for key in ("cursor", "window", "ahead", "succeeded", "failed")}
+    else:  # what this release writes still holds every key an earlier release reads
+        assert {key: carry[key] for key in written} == written
+    event = {"status": "finished", "finished": {}, "message": "", "carry": written}
+    summary = catalog(sources=str(folder), manifest=str(tmp_path / "m"), max_in_flight=2).execute_complete(
+        context, event
+    )
+    assert (summary["total"], summary["succeeded"], summary["failed"]) == (6, 6, 0)
+    assert musicai.admin.counters()["jobs_created"] == 6
+    sources = sorted(line["source"] for line in manifest_lines(summary))
+    assert sources == sorted(str(p.relative_to(folder)) for p in folder.rglob("*.wav"))
 
 
 def test_copy_results_to_places_each_track_in_its_folder(

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_musicai.common import DEFAULT_DEFERRAL_HOLD
+from airflow_provider_musicai.operators._catalog_run import CatalogRun
 from airflow_provider_musicai.operators.catalog import MusicAICatalogOperator
 from airflow_provider_musicai.triggers._poller import shared_poller
 from airflow_provider_musicai.triggers.catalog import MusicAICatalogTrigger
@@ -92,7 +93,7 @@ def test_the_hold_is_a_serialized_kwarg_set_from_the_operator(musicai: Any) -> N
         operator = MusicAICatalogOperator(task_id="c", workflow=STEMS, sources=[], manifest="m", **given)
         run = {"cursor": 1, "window": {"job-1": "t.wav"}, "ahead": [], "succeeded": 0, "failed": 0}
         with pytest.raises(TaskDeferred) as deferred:
-            operator._defer(run)
+            operator._defer(CatalogRun.from_carry(run))
         assert deferred.value.trigger.serialize()[1]["hold"] == expected
     with pytest.raises(ValueError, match="deferral_hold"):
         MusicAICatalogOperator(task_id="c", workflow=STEMS, sources=[], manifest="m", deferral_hold=-1)
