@@ -10,15 +10,15 @@ from typing import Any
 import pytest
 
 from airflow_provider_musicai.exceptions import MusicAIConfigurationError
-from airflow_provider_musicai.hooks._copy_targets import (
+from airflow_provider_musicai.hooks._presign import presign
+from airflow_provider_musicai.lineage import static_outlets, storage_uri
+from airflow_provider_musicai.locations import (
     CUSTOM_STORAGE,
     CopyTarget,
     copy_targets,
     destinations,
-    presign,
     with_destinations,
 )
-from airflow_provider_musicai.lineage import static_outlets, storage_uri
 from tests.helpers.hostile import HostileServer, Reply, Request
 
 STEMS = "music-ai/stems-vocals-accompaniment"
@@ -124,6 +124,13 @@ def test_destinations_are_trimmed_and_name_their_connection_in_either_spelling()
     assert folder == {"vocals": CopyTarget("vocals", "gs://g/stems/vocals", "c")}
 
 
+def test_targets_parsed_already_are_taken_as_they_are() -> None:
+    """The operator parses once and hands the hook its targets: they are presigned, not read again."""
+    targets = copy_targets({"vocals": "https://h/v.wav?sig=s3cret", "bpm": "s3://c@b/bpm"})
+    assert copy_targets(targets) == targets
+    assert presign(copy_targets(targets)["vocals"]) == "https://h/v.wav?sig=s3cret"
+
+
 def test_copied_outputs_show_their_destination() -> None:
     targets = copy_targets({"vocals": "s3://b/v.wav"})
     job = {"id": "j", "result": {"vocals": CUSTOM_STORAGE, "accompaniments": "musicai-result://j/acc"}}
@@ -144,7 +151,9 @@ def test_static_destinations_become_assets_templated_or_presigned_do_not() -> No
 class _StoragePath:
     """What the parsers read of an ``ObjectStoragePath``."""
 
-    def __init__(self, protocol: str | None, bucket: str | None, key: str, conn_id: str | None = None) -> None:
+    def __init__(
+        self, protocol: str | None, bucket: str | None, key: str, conn_id: str | None = None
+    ) -> None:
         self.protocol, self.bucket, self.key, self.conn_id = protocol, bucket, key, conn_id
 
 
