@@ -31,18 +31,15 @@ PRESIGNED = ("https", "http")
 
 @dataclasses.dataclass(frozen=True)
 class Location:
-    """What a URL or ``ObjectStoragePath`` names."""
+    """What a URL or ``ObjectStoragePath`` names: ``scheme`` (lower case; "" for a path), ``bucket``
+    (bucket, container or host, without a storage URL's ``conn_id@``), ``path`` (the rest, as
+    written), the ``conn_id`` it names, and ``text``, the URL as given (trimmed) or spelled from the
+    ``ObjectStoragePath``: never shown, as a presigned URL's signature is in it."""
 
-    #: Lower case: ``s3``, ``gs``, ``file``, ``https``...; "" for a path without a scheme.
     scheme: str
-    #: The bucket, container or host; without the ``conn_id@`` of a storage URL.
     bucket: str
-    #: What follows the bucket, as written (leading slash included).
     path: str
-    #: The Airflow connection named by ``s3://conn_id@...`` or by the ``ObjectStoragePath``.
     conn_id: str | None
-    #: The URL as given (trimmed) or spelled from the ``ObjectStoragePath``; never shown, as a
-    #: presigned URL's signature is in it.
     text: str = dataclasses.field(repr=False, compare=False)
 
     @property
@@ -64,14 +61,13 @@ def parse_location(value: Any) -> Location | None:
     """The :class:`Location` of a string or an ``ObjectStoragePath``-like object (its ``protocol``,
     ``bucket``, ``key`` and ``conn_id``); None for anything else."""
     if isinstance(value, str):
-        return _parse(value.strip(), None)
-    protocol, bucket = getattr(value, "protocol", None), getattr(value, "bucket", None)
-    if not protocol or bucket is None:
-        return None
-    return _parse(f"{protocol}://{bucket}/{getattr(value, 'key', '') or ''}", getattr(value, "conn_id", None))
-
-
-def _parse(text: str, conn_id: str | None) -> Location:
+        text, conn_id = value.strip(), None
+    else:
+        protocol, bucket = getattr(value, "protocol", None), getattr(value, "bucket", None)
+        if not protocol or bucket is None:
+            return None
+        text = f"{protocol}://{bucket}/{getattr(value, 'key', '') or ''}"
+        conn_id = getattr(value, "conn_id", None)
     parts = urlsplit(text)
     scheme = parts.scheme.lower()
     named, _, bucket = parts.netloc.rpartition("@") if scheme in STORAGE_SCHEMES else ("", "", parts.netloc)
@@ -87,11 +83,6 @@ class CopyTarget:
     uri: str
     conn_id: str | None = None
     presigned: str | None = dataclasses.field(default=None, repr=False)
-
-    @property
-    def location(self) -> Location:
-        """Where ``uri`` points, with the connection that presigns it."""
-        return _parse(self.uri, self.conn_id)
 
 
 def copy_targets(

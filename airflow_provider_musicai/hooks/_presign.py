@@ -1,8 +1,5 @@
-"""Presigned PUT URLs for ``copyResultsTo``: where the service writes each copied output.
-
-Each :class:`~airflow_provider_musicai.locations.CopyTarget` (parsed by
-:func:`~airflow_provider_musicai.locations.copy_targets`) is signed through Airflow's own storage
-providers, imported only when used. The URLs are credentials: they only go into the request.
+"""Presigned PUT URLs for ``copyResultsTo``: each ``CopyTarget`` signed through Airflow's storage
+providers (imported only when used). They are credentials: they go into the request only.
 """
 
 from __future__ import annotations
@@ -12,7 +9,7 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 from airflow_provider_musicai.exceptions import MusicAIConfigurationError
-from airflow_provider_musicai.locations import PRESIGNED, CopyTarget
+from airflow_provider_musicai.locations import PRESIGNED, CopyTarget, parse_location
 
 #: How long a presigned PUT URL stays valid: the job must finish (queue included) within it.
 DEFAULT_EXPIRES_IN = timedelta(hours=24)
@@ -24,7 +21,7 @@ def presign(target: CopyTarget, expires_in: timedelta = DEFAULT_EXPIRES_IN) -> s
     """A URL the service can PUT ``target``'s output to (a credential: keep it out of logs and XCom)."""
     if target.presigned is not None:
         return target.presigned
-    place = target.location
+    place = parse_location(target.uri)
     if place.scheme == "s3":
         url = _presign_s3(place.bucket, place.key, target.conn_id, expires_in)
     else:
