@@ -1,25 +1,16 @@
-"""Where storage is named: the one parser of locations, and of ``copy_results_to``.
+"""What a storage location names: the one parser of URLs and ``ObjectStoragePath`` values.
 
-A location is a URL (``s3://conn_id@bucket/key``, ``gs://``, ``file://``, a presigned ``https://``
-URL...) or an ``ObjectStoragePath``. :func:`parse_location` reads one into a :class:`Location`, and
-everything that names storage derives from it: lineage's Asset URIs, OpenLineage's dataset names,
-and the :class:`CopyTarget` of each output Music AI writes to the user's storage, which the hook
-presigns (:mod:`airflow_provider_musicai.hooks._presign`). Cheap to import: lineage needs it while
-DAG files are parsed.
+:func:`parse_location` reads ``s3://conn_id@bucket/key``, ``gs://``, ``file://``, a presigned
+``https://`` URL... or an ``ObjectStoragePath`` into a :class:`Location`, from which lineage's Asset
+URIs, OpenLineage's dataset names and ``copy_results_to``'s targets
+(:mod:`airflow_provider_musicai.copy_results`) all derive. Lineage imports it while DAG files are
+parsed: it stays a few plain definitions (no dataclass, nothing of ours imported).
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping, Sequence
 from typing import Any, overload
 from urllib.parse import urlsplit, urlunsplit
-
-from airflow_provider_musicai.exceptions import MusicAIConfigurationError
-from airflow_provider_musicai.redaction import redact_url
-
-#: The value the service reports for an output it wrote to ``copyResultsTo`` (musicai-sdk README).
-CUSTOM_STORAGE = "[custom storage]"
 
 #: Schemes that name storage: an Asset each, and a ``conn_id@`` before the bucket names a connection.
 STORAGE_SCHEMES = ("s3", "gs", "gcs", "file")
@@ -29,18 +20,16 @@ OBJECT_STORES = ("s3", "gs", "gcs")
 PRESIGNED = ("https", "http")
 
 
-@dataclasses.dataclass(frozen=True)
 class Location:
     """What a URL or ``ObjectStoragePath`` names: ``scheme`` (lower case; "" for a path), ``bucket``
     (bucket, container or host, without a storage URL's ``conn_id@``), ``path`` (the rest, as
     written), the ``conn_id`` it names, and ``text``, the URL as given (trimmed) or spelled from the
     ``ObjectStoragePath``: never shown, as a presigned URL's signature is in it."""
 
-    scheme: str
-    bucket: str
-    path: str
-    conn_id: str | None
-    text: str = dataclasses.field(repr=False, compare=False)
+    __slots__ = ("bucket", "conn_id", "path", "scheme", "text")
+
+    def __init__(self, scheme: str, bucket: str, path: str, conn_id: str | None, text: str) -> None:
+        self.scheme, self.bucket, self.path, self.conn_id, self.text = scheme, bucket, path, conn_id, text
 
     @property
     def key(self) -> str:
@@ -72,105 +61,3 @@ def parse_location(value: Any) -> Location | None:
     scheme = parts.scheme.lower()
     named, _, bucket = parts.netloc.rpartition("@") if scheme in STORAGE_SCHEMES else ("", "", parts.netloc)
     return Location(scheme, bucket, parts.path, named or conn_id or None, text)
-
-
-@dataclasses.dataclass(frozen=True)
-class CopyTarget:
-    """One output's destination: ``uri`` (no credential in it) and the storage connection that
-    presigns it, or the ``presigned`` URL it was given as (a credential: ``uri`` is its redacted form)."""
-
-    output: str
-    uri: str
-    conn_id: str | None = None
-    presigned: str | None = dataclasses.field(default=None, repr=False)
-
-
-def copy_targets(
-    copy_results_to: Any, outputs: Sequence[str] | None = None, conn_id: str | None = None
-) -> dict[str, CopyTarget]:
-    """``{output: CopyTarget}`` from a mapping ``{output: destination}`` or a folder plus ``outputs``.
-
-    A destination is an ``s3://``/``gs://`` URL, an ``ObjectStoragePath``, a presigned ``https://``
-    URL, or a :class:`CopyTarget` parsed already (taken as is: the operator parses once, and the
-    hook presigns what the operator shows). A folder (a URL or ``ObjectStoragePath``) gets one
-    object per output, named after it: ``s3://bucket/stems/`` with ``outputs=["vocals"]`` writes
-    ``s3://bucket/stems/vocals``. ``conn_id`` is the storage connection for destinations that do
-    not name one (``s3://conn_id@bucket/key``, as ``ObjectStoragePath`` spells it, does).
-    """
-    if copy_results_to is None or copy_results_to == {}:
-        return {}
-    if isinstance(copy_results_to, Mapping):
-        if outputs:
-            raise MusicAIConfigurationError(
-                "copy_results_to is a mapping {output: destination}: do not pass outputs as well"
-            )
-        return {
-            str(output): _target(str(output), destination, conn_id)
-            for output, destination in copy_results_to.items()
-        }
-    if isinstance(outputs, str) or not outputs:
-        raise MusicAIConfigurationError(
-            "copy_results_to is a folder: name the outputs to write under it (a list, e.g. "
-            "outputs=['vocals', 'accompaniment']), or pass a mapping {output: destination}"
-        )
-    folder = _location_of(copy_results_to)
-    if folder.scheme in PRESIGNED:
-        raise MusicAIConfigurationError(
-            "copy_results_to: a presigned http(s) URL is one object, not a folder; pass a mapping "
-            "{output: presigned URL}"
-        )
-    base = folder.text if folder.text.endswith("/") else folder.text + "/"
-    return {
-        str(output): _target(str(output), base + str(output), folder.conn_id or conn_id) for output in outputs
-    }
-
-
-def _location_of(destination: Any) -> Location:
-    place: Location | None = parse_location(destination)
-    if place is not None:
-        return place
-    raise MusicAIConfigurationError(
-        f"copy_results_to destinations must be URLs or ObjectStoragePath, got {type(destination).__name__}"
-    )
-
-
-def _target(output: str, destination: Any, conn_id: str | None) -> CopyTarget:
-    if isinstance(destination, CopyTarget):
-        return destination
-    if not output:
-        raise MusicAIConfigurationError("copy_results_to: an output name must not be empty")
-    place = _location_of(destination)
-    if place.scheme in PRESIGNED:
-        if not urlsplit(place.text).hostname:
-            raise MusicAIConfigurationError(
-                f"copy_results_to[{output!r}]: {redact_url(place.text)} has no host"
-            )
-        return CopyTarget(output, redact_url(place.text), None, presigned=place.text)
-    if place.scheme not in OBJECT_STORES:
-        raise MusicAIConfigurationError(
-            f"copy_results_to[{output!r}]: unsupported destination {place.scheme or 'without a scheme'!s}: "
-            "use s3://bucket/key, gs://bucket/key, an ObjectStoragePath or a presigned https:// URL"
-        )
-    object_uri = f"{place.scheme}://{place.bucket}/{place.key}"
-    if not place.bucket or not place.key or place.key.endswith("/"):
-        raise MusicAIConfigurationError(
-            f"copy_results_to[{output!r}]: {object_uri} must name an object (bucket and key)"
-        )
-    return CopyTarget(output, object_uri, place.conn_id or conn_id)
-
-
-def destinations(targets: Mapping[str, CopyTarget]) -> dict[str, str]:
-    """``{output: destination URI}``: what XCom, logs and lineage may show."""
-    return {output: target.uri for output, target in targets.items()}
-
-
-def with_destinations(job: Mapping[str, Any], targets: Mapping[str, CopyTarget]) -> dict[str, Any]:
-    """``job`` with each ``[custom storage]`` result of a copied output replaced by its destination URI."""
-    result = job.get("result")
-    if not targets or not isinstance(result, Mapping):
-        return dict(job)
-    copied = {
-        key: targets[key].uri if key in targets and value == CUSTOM_STORAGE else value
-        for key, value in result.items()
-    }
-    return {**job, "result": copied}

@@ -8,8 +8,9 @@ from collections.abc import Mapping
 from datetime import timedelta
 from urllib.parse import urlsplit
 
+from airflow_provider_musicai.copy_results import CopyTarget
 from airflow_provider_musicai.exceptions import MusicAIConfigurationError
-from airflow_provider_musicai.locations import PRESIGNED, CopyTarget, parse_location
+from airflow_provider_musicai.locations import PRESIGNED, parse_location
 
 #: How long a presigned PUT URL stays valid: the job must finish (queue included) within it.
 DEFAULT_EXPIRES_IN = timedelta(hours=24)

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_musicai import references
+from airflow_provider_musicai.copy_results import CUSTOM_STORAGE
 from airflow_provider_musicai.exceptions import MusicAIAPIError, MusicAIError
 from airflow_provider_musicai.hooks import _api
 from airflow_provider_musicai.hooks._destination import (
@@ -22,7 +23,6 @@ from airflow_provider_musicai.hooks._destination import (
 )
 from airflow_provider_musicai.jobs import JobStatus, raise_if_failed
 from airflow_provider_musicai.lineage import report_hook_lineage
-from airflow_provider_musicai.locations import CUSTOM_STORAGE
 
 if TYPE_CHECKING:
     from airflow_provider_musicai.hooks.musicai import MusicAIHook

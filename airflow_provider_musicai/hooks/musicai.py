@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider_musicai import metrics, references
+from airflow_provider_musicai.copy_results import copy_targets
 from airflow_provider_musicai.defaults import DEFAULT_CONN_ID
 from airflow_provider_musicai.exceptions import (
     MusicAIAuthError,
@@ -49,7 +50,6 @@ from airflow_provider_musicai.jobs import (
     validate_metadata,
 )
 from airflow_provider_musicai.lineage import report_hook_lineage
-from airflow_provider_musicai.locations import copy_targets
 from airflow_provider_musicai.redaction import install_log_redaction, printable, redact_url
 from airflow_provider_musicai.status_log import StatusLog
 
@@ -293,7 +293,7 @@ class MusicAIHook(BaseHook):
         ``copy_outputs`` gets an object named after it. Destinations are ``s3://``/``gs://`` URLs or
         ``ObjectStoragePath`` (presigned here through the Amazon/Google provider, with the path's
         connection or ``storage_conn_id``), or presigned ``https://`` URLs. See
-        :func:`airflow_provider_musicai.locations.copy_targets`.
+        :func:`airflow_provider_musicai.copy_results.copy_targets`.
 
         ``params`` may hold references that tasks pass through XCom instead of signed URLs
         (``musicai-result://<job>/<key>``, ``musicai-sealed:...``): they are resolved to fresh URLs

@@ -33,8 +33,8 @@ from airflow_provider_musicai.operators._waiting import (
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context, XComArg
 
+    from airflow_provider_musicai.copy_results import CopyTarget
     from airflow_provider_musicai.hooks.musicai import MusicAIHook
-    from airflow_provider_musicai.locations import CopyTarget
 
 RESULT_XCOM_PREFIX = "result."
 """XCom key prefix under which the create-job operator pushes each result: ``result.vocals``..."""
@@ -302,8 +302,8 @@ class MusicAICreateJobOperator(_MusicAIOperator):
     def _finish(self, context: Context, outcome: Any) -> Any:
         """Show copied outputs by their destination URI, push each result for ``result()`` and put the
         job on the outlets' events."""
+        from airflow_provider_musicai.copy_results import destinations, with_destinations
         from airflow_provider_musicai.lineage import record_asset_events, report_hook_lineage
-        from airflow_provider_musicai.locations import destinations, with_destinations
 
         copied = destinations(self._copy_targets)
         if isinstance(outcome, Mapping):
@@ -406,7 +406,7 @@ class MusicAICreateJobOperator(_MusicAIOperator):
     def _copy_targets(self) -> dict[str, CopyTarget]:
         """``copy_results_to`` (rendered) parsed once a run: the hook presigns these targets, and
         ``_finish`` shows the same ones, so a task names exactly where the service wrote."""
-        from airflow_provider_musicai.locations import copy_targets
+        from airflow_provider_musicai.copy_results import copy_targets
 
         return copy_targets(self.copy_results_to, self.copy_outputs, self.storage_conn_id)
 

@@ -9,16 +9,16 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_musicai.exceptions import MusicAIConfigurationError
-from airflow_provider_musicai.hooks._presign import presign
-from airflow_provider_musicai.lineage import static_outlets, storage_uri
-from airflow_provider_musicai.locations import (
+from airflow_provider_musicai.copy_results import (
     CUSTOM_STORAGE,
     CopyTarget,
     copy_targets,
     destinations,
     with_destinations,
 )
+from airflow_provider_musicai.exceptions import MusicAIConfigurationError
+from airflow_provider_musicai.hooks._presign import presign
+from airflow_provider_musicai.lineage import static_outlets, storage_uri
 from tests.helpers.hostile import HostileServer, Reply, Request
 
 STEMS = "music-ai/stems-vocals-accompaniment"
