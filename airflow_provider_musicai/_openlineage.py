@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import urlsplit
+
+from airflow_provider_musicai.locations import OBJECT_STORES, parse_location
 
 
 def dataset_name(location: str) -> tuple[str, str] | None:
@@ -18,15 +19,13 @@ def dataset_name(location: str) -> tuple[str, str] | None:
     text = str(location)
     if text.startswith("/"):
         return "file", text
-    parts = urlsplit(text)
-    scheme = parts.scheme.lower()
-    if scheme == "file":
-        return "file", parts.path
-    if scheme in ("s3", "gs", "gcs"):
-        bucket = parts.netloc.rpartition("@")[2]
-        return f"{scheme}://{bucket}", parts.path.lstrip("/")
-    if scheme == "musicai-result":
-        return "musicai", f"{parts.netloc}{parts.path}"
+    place = parse_location(text)
+    if place.scheme == "file":
+        return "file", place.path
+    if place.scheme in OBJECT_STORES:
+        return f"{place.scheme}://{place.bucket}", place.key
+    if place.scheme == "musicai-result":
+        return "musicai", place.bucket + place.path
     return None
 
 

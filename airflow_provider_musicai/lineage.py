@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-_STORAGE_SCHEMES = ("s3", "gs", "gcs", "file")
+from airflow_provider_musicai.locations import STORAGE_SCHEMES, Location, parse_location
 
 
 def asset_class() -> type[Any]:
@@ -33,19 +32,12 @@ def is_asset(outlet: Any) -> bool:
 
 def storage_uri(destination: Any) -> str | None:
     """``s3://bucket/key`` for a storage URL or ``ObjectStoragePath`` (connection id dropped); None
-    for anything that is not named storage (an http(s) URL is a signed URL: never an asset)."""
-    if isinstance(destination, str):
-        text = destination.strip()
-    else:
-        protocol, bucket = getattr(destination, "protocol", None), getattr(destination, "bucket", None)
-        if not protocol or bucket is None:
-            return None
-        text = f"{protocol}://{bucket}/{getattr(destination, 'key', '') or ''}"
-    parts = urlsplit(text)
-    if parts.scheme.lower() not in _STORAGE_SCHEMES or "{{" in text:
+    for anything that is not named storage (an http(s) URL is a signed URL: never an asset) or is
+    still a template."""
+    place: Location | None = parse_location(destination)
+    if place is None or place.scheme not in STORAGE_SCHEMES or "{{" in place.text:
         return None
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit((parts.scheme.lower(), host, parts.path, "", ""))
+    return place.uri
 
 
 def static_outlets(copy_results_to: Any) -> list[Any]:

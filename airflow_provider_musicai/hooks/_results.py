@@ -10,9 +10,9 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_musicai import references
+from airflow_provider_musicai.copy_results import CUSTOM_STORAGE
 from airflow_provider_musicai.exceptions import MusicAIAPIError, MusicAIError
 from airflow_provider_musicai.hooks import _api
-from airflow_provider_musicai.hooks._copy_targets import CUSTOM_STORAGE
 from airflow_provider_musicai.hooks._destination import (
     check_existing,
     overwrite_flag,

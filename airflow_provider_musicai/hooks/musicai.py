@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider_musicai import metrics, references
+from airflow_provider_musicai.copy_results import copy_targets
 from airflow_provider_musicai.defaults import DEFAULT_CONN_ID
 from airflow_provider_musicai.exceptions import (
     MusicAIAuthError,
@@ -31,9 +32,9 @@ from airflow_provider_musicai.hooks import _api
 from airflow_provider_musicai.hooks._api import ApiRequest, build_request
 from airflow_provider_musicai.hooks._calls import Lookup, call_plan, run_async, run_sync
 from airflow_provider_musicai.hooks._config import ConnectionConfig
-from airflow_provider_musicai.hooks._copy_targets import copy_targets, presign_all
 from airflow_provider_musicai.hooks._diagnosis import failure_verdict, for_a_test, success_verdict
 from airflow_provider_musicai.hooks._paging import Listing, ServedSizes
+from airflow_provider_musicai.hooks._presign import presign_all
 from airflow_provider_musicai.hooks._results import download_results
 from airflow_provider_musicai.hooks._sources import guess_content_type, resolve_source
 from airflow_provider_musicai.hooks._storage import StorageClient
@@ -292,7 +293,7 @@ class MusicAIHook(BaseHook):
         ``copy_outputs`` gets an object named after it. Destinations are ``s3://``/``gs://`` URLs or
         ``ObjectStoragePath`` (presigned here through the Amazon/Google provider, with the path's
         connection or ``storage_conn_id``), or presigned ``https://`` URLs. See
-        :func:`airflow_provider_musicai.hooks._copy_targets.copy_targets`.
+        :func:`airflow_provider_musicai.copy_results.copy_targets`.
 
         ``params`` may hold references that tasks pass through XCom instead of signed URLs
         (``musicai-result://<job>/<key>``, ``musicai-sealed:...``): they are resolved to fresh URLs

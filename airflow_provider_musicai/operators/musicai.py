@@ -28,6 +28,7 @@ from airflow_provider_musicai.trigger_events import job_from_event
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context, XComArg
 
+    from airflow_provider_musicai.copy_results import CopyTarget
     from airflow_provider_musicai.hooks.musicai import MusicAIHook
 
 RESULT_XCOM_PREFIX = "result."
@@ -296,13 +297,12 @@ class MusicAICreateJobOperator(_MusicAIOperator):
     def _finish(self, context: Context, outcome: Any) -> Any:
         """Show copied outputs by their destination URI, push each result for ``result()`` and put the
         job on the outlets' events."""
-        from airflow_provider_musicai.hooks._copy_targets import copy_targets, destinations, with_destinations
+        from airflow_provider_musicai.copy_results import destinations, with_destinations
         from airflow_provider_musicai.lineage import record_asset_events, report_hook_lineage
 
-        targets = copy_targets(self.copy_results_to, self.copy_outputs, self.storage_conn_id)
-        copied = destinations(targets)
+        copied = destinations(self._copy_targets)
         if isinstance(outcome, Mapping):
-            outcome = self._push_results(context, with_destinations(outcome, targets))
+            outcome = self._push_results(context, with_destinations(outcome, self._copy_targets))
             if outcome.get("status") == "SUCCEEDED" and copied:
                 report_hook_lineage(self.hook, outputs=copied.values())
         self._lineage_inputs = _result_references(self.workflow_params)
@@ -356,7 +356,12 @@ class MusicAICreateJobOperator(_MusicAIOperator):
         if not self.reattach:
             key = generation_key(f"{identity.base_key}-try", identity.try_number)
             self.job_id = self.hook.create_job(
-                self.name, self.workflow, self.workflow_params, metadata, idempotency_key=key, **self._copy()
+                self.name,
+                self.workflow,
+                self.workflow_params,
+                metadata,
+                idempotency_key=key,
+                copy_results_to=self._copy_targets,
             )
             return None
         store = context.get("task_state_store")  # type: ignore[misc]  # Airflow 3.3+ only
@@ -375,7 +380,7 @@ class MusicAICreateJobOperator(_MusicAIOperator):
             self.workflow_params,
             metadata,
             idempotency_key=resolution.key,
-            **self._copy(),
+            copy_results_to=self._copy_targets,
         )
         ledger.record(resolution, self.job_id)
         self.log.info("Music AI job %s created (workflow %s, name %r)", self.job_id, self.workflow, self.name)
@@ -392,13 +397,13 @@ class MusicAICreateJobOperator(_MusicAIOperator):
             raise MusicAIError(f"Task {self.task_id}: no Music AI job was created or reattached to wait on")
         return self.job_id
 
-    def _copy(self) -> dict[str, Any]:
-        """The hook's ``create_job`` arguments for ``copy_results_to``."""
-        return {
-            "copy_results_to": self.copy_results_to,
-            "copy_outputs": self.copy_outputs,
-            "storage_conn_id": self.storage_conn_id,
-        }
+    @cached_property
+    def _copy_targets(self) -> dict[str, CopyTarget]:
+        """``copy_results_to`` (rendered) parsed once a run: the hook presigns these targets, and
+        ``_finish`` shows the same ones, so a task names exactly where the service wrote."""
+        from airflow_provider_musicai.copy_results import copy_targets
+
+        return copy_targets(self.copy_results_to, self.copy_outputs, self.storage_conn_id)
 
     def _defer(self, deadline: float | None) -> None:
         from airflow_provider_musicai.triggers.musicai import MusicAIJobTrigger

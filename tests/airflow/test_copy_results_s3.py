@@ -16,7 +16,8 @@ import pytest
 pytest.importorskip("airflow.providers.amazon.aws.hooks.s3")
 moto_server = pytest.importorskip("moto.server")
 
-from airflow_provider_musicai.hooks._copy_targets import copy_targets, presign  # noqa: E402
+from airflow_provider_musicai.copy_results import copy_targets  # noqa: E402
+from airflow_provider_musicai.hooks._presign import presign  # noqa: E402
 from tests.airflow.test_lineage import asset_event_extras, with_datasets_registered  # noqa: E402
 from tests.helpers.airflow import load_dag_file, run_dag, task_states, xcom_value  # noqa: E402
 from tests.helpers.copy_results import STEMS, assert_outputs_copied_whole  # noqa: E402

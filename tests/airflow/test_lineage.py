@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.helpers.airflow import FakeTI, airflow_major, load_dag_file, run_dag, task_states, xcom_value
+from tests.helpers.hostile import HostileServer, Reply
 
 DAGS = Path(__file__).resolve().parent / "dags" / "musicai_lineage_dags.py"
 STEMS = "music-ai/stems-vocals-accompaniment"
@@ -128,3 +129,38 @@ def test_uploads_and_downloads_report_hook_lineage(
     assert f"file://{track}" in inputs
     assert {f"file://{path}" for path in written.values()} <= outputs
     assert not any("?" in uri for uri in inputs | outputs)
+
+
+def test_the_document_names_the_object_written_even_for_a_destination_read_differently_twice(
+    musicai: Any, input_url: Any, make_context: Any
+) -> None:
+    """``copy_results_to`` is read once a run: what the hook sends the service is what the task's
+    document (and with it its lineage) shows, even for a destination naming another object each read."""
+    from airflow_provider_musicai.operators.musicai import MusicAICreateJobOperator
+
+    class Shifting:
+        """An ObjectStoragePath-like destination (a presigned http URL) that moves at each read."""
+
+        protocol = "http"
+
+        def __init__(self, host: str) -> None:
+            self.bucket, self.reads = host, 0
+
+        @property
+        def key(self) -> str:
+            self.reads += 1
+            return f"stems/vocals-{self.reads}.wav"
+
+    with HostileServer(lambda request: Reply(200)) as server:
+        operator = MusicAICreateJobOperator(
+            task_id="stems",
+            name="stems",
+            workflow=STEMS,
+            workflow_params={"inputUrl": input_url()},
+            copy_results_to={"vocals": Shifting(f"127.0.0.1:{server.port}")},
+            poll_interval=0.2,
+            deferrable=False,
+        )
+        job = operator.execute(make_context(FakeTI()))
+        (put,) = server.requests_to("PUT", "/stems/")
+    assert job["result"]["vocals"] == server.url(put.path)

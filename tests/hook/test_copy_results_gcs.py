@@ -23,7 +23,8 @@ except ImportError:
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from airflow_provider_musicai.hooks._copy_targets import copy_targets, presign_all
+from airflow_provider_musicai.copy_results import copy_targets
+from airflow_provider_musicai.hooks._presign import presign_all
 
 EMAIL = "musicai-tests@musicai-tests.iam.gserviceaccount.com"
 

@@ -9,15 +9,15 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_musicai.exceptions import MusicAIConfigurationError
-from airflow_provider_musicai.hooks._copy_targets import (
+from airflow_provider_musicai.copy_results import (
     CUSTOM_STORAGE,
     CopyTarget,
     copy_targets,
     destinations,
-    presign,
     with_destinations,
 )
+from airflow_provider_musicai.exceptions import MusicAIConfigurationError
+from airflow_provider_musicai.hooks._presign import presign
 from airflow_provider_musicai.lineage import static_outlets, storage_uri
 from tests.helpers.hostile import HostileServer, Reply, Request
 
@@ -57,6 +57,11 @@ def test_an_object_storage_path_like_value_carries_its_connection() -> None:
         ({"vocals": "s3://bucket/"}, None, "must name an object"),
         ({"vocals": 3}, None, "must be URLs or ObjectStoragePath"),
         ("https://host/folder?sig=s3cret", ["vocals"], "one object, not a folder"),
+        ({"vocals": "https:///v.wav?sig=s3cret"}, None, "has no host"),
+        ({"vocals": "bucket/v.wav"}, None, "unsupported destination without a scheme"),
+        ({"vocals": "/data/v.wav"}, None, "unsupported destination without a scheme"),
+        ({"vocals": "file:///data/v.wav"}, None, "unsupported destination file"),
+        ({"": "s3://b/v"}, None, "an output name must not be empty"),
     ],
     ids=[
         "folder-no-outputs",
@@ -66,6 +71,11 @@ def test_an_object_storage_path_like_value_carries_its_connection() -> None:
         "no-key",
         "int",
         "https-folder",
+        "https-no-host",
+        "no-scheme",
+        "local-path",
+        "file",
+        "empty-output",
     ],
 )
 def test_bad_destinations_are_named(value: Any, outputs: Any, words: str) -> None:
@@ -104,6 +114,23 @@ def test_hints_come_first_in_long_configuration_errors() -> None:
     assert str(raised.value).startswith("Use an https:// host, or set the connection extra")
 
 
+def test_destinations_are_trimmed_and_name_their_connection_in_either_spelling() -> None:
+    class Path_:
+        protocol, bucket, key, conn_id = "gs", "g", "out", "gcp_x"
+
+    targets = copy_targets({"a": " S3://c@b/k.wav\n", "b": Path_()}, conn_id="fallback")
+    assert targets == {"a": CopyTarget("a", "s3://b/k.wav", "c"), "b": CopyTarget("b", "gs://g/out", "gcp_x")}
+    folder = copy_targets("gs://c@g/stems", ["vocals"], conn_id="fallback")
+    assert folder == {"vocals": CopyTarget("vocals", "gs://g/stems/vocals", "c")}
+
+
+def test_targets_parsed_already_are_taken_as_they_are() -> None:
+    """The operator parses once and hands the hook its targets: they are presigned, not read again."""
+    targets = copy_targets({"vocals": "https://h/v.wav?sig=s3cret", "bpm": "s3://c@b/bpm"})
+    assert copy_targets(targets) == targets
+    assert presign(copy_targets(targets)["vocals"]) == "https://h/v.wav?sig=s3cret"
+
+
 def test_copied_outputs_show_their_destination() -> None:
     targets = copy_targets({"vocals": "s3://b/v.wav"})
     job = {"id": "j", "result": {"vocals": CUSTOM_STORAGE, "accompaniments": "musicai-result://j/acc"}}
@@ -119,6 +146,59 @@ def test_static_destinations_become_assets_templated_or_presigned_do_not() -> No
     assert static_outlets("s3://bucket/{{ ds }}/") == []
     assert static_outlets({"v": "https://h/v?sig=s3cret"}) == []
     assert storage_uri("https://h/v?sig=1") is None
+
+
+class _StoragePath:
+    """What the parsers read of an ``ObjectStoragePath``."""
+
+    def __init__(
+        self, protocol: str | None, bucket: str | None, key: str, conn_id: str | None = None
+    ) -> None:
+        self.protocol, self.bucket, self.key, self.conn_id = protocol, bucket, key, conn_id
+
+
+@pytest.mark.parametrize(
+    ("value", "uri"),
+    [
+        ("s3://conn@bucket/stems/", "s3://bucket/stems/"),
+        (" gs://b/k.wav\n", "gs://b/k.wav"),
+        ("GCS://b/k", "gcs://b/k"),
+        ("s3://b/k?versionId=1#part", "s3://b/k"),
+        ("file:///data/stems", "file:///data/stems"),
+        (_StoragePath("s3", "bucket", "p/q", "aws_x"), "s3://bucket/p/q"),
+        ("/data/stems", None),
+        ("stems/vocals.wav", None),
+        ("https://h/v?sig=1", None),
+        ("ftp://h/v", None),
+        ("s3://b/{{ ds }}", None),
+        (_StoragePath("s3", None, "k"), None),
+        (_StoragePath(None, "b", "k"), None),
+        (3, None),
+    ],
+)
+def test_storage_uri_names_storage_without_its_connection(value: Any, uri: str | None) -> None:
+    assert storage_uri(value) == uri
+
+
+@pytest.mark.parametrize(
+    ("location", "name"),
+    [
+        ("/data/a b#1?.wav", ("file", "/data/a b#1?.wav")),
+        ("file:///data/x.wav", ("file", "/data/x.wav")),
+        ("s3://conn@b/k/x.wav", ("s3://b", "k/x.wav")),
+        ("gs://b/x.wav", ("gs://b", "x.wav")),
+        ("musicai-result://job-1/vocals", ("musicai", "job-1/vocals")),
+        ("https://h/v.wav?X-Amz-Signature=s3cret", None),
+        ("musicai-sealed:abc", None),
+        ("relative/x.wav", None),
+    ],
+)
+def test_openlineage_names_storage_local_files_and_results_never_a_signed_url(
+    location: str, name: tuple[str, str] | None
+) -> None:
+    from airflow_provider_musicai._openlineage import dataset_name
+
+    assert dataset_name(location) == name
 
 
 def test_outputs_are_put_to_a_presigned_url_and_skipped_by_downloads(
