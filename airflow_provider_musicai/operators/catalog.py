@@ -31,8 +31,30 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import conf
 
+from airflow_provider_musicai import metrics
 from airflow_provider_musicai.common import DEFAULT_DEFERRAL_HOLD
+from airflow_provider_musicai.exceptions import (
+    MusicAICatalogFailedError,
+    MusicAIConfigurationError,
+    MusicAIError,
+    MusicAIInputError,
+)
+from airflow_provider_musicai.lineage import record_asset_events
+from airflow_provider_musicai.operators._catalog import (
+    FinishedTracks,
+    Manifest,
+    Track,
+    TrackStream,
+    iter_tracks,
+    join,
+    names_connection,
+    storage_path,
+)
 from airflow_provider_musicai.operators._catalog_run import CatalogRun, track_record
+from airflow_provider_musicai.operators._fingerprint import _fs_and_path, content_identity, request_digest
+from airflow_provider_musicai.operators._reattach import TaskIdentity
+from airflow_provider_musicai.operators._state import CatalogState, now_iso
+from airflow_provider_musicai.operators._task_state import TaskStateSlot
 from airflow_provider_musicai.operators.musicai import _MusicAIOperator
 
 if TYPE_CHECKING:
@@ -202,7 +224,6 @@ class MusicAICatalogOperator(_MusicAIOperator):
     # -- entry points -----------------------------------------------------------------------
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_provider_musicai.operators._catalog import Manifest
 
         manifest = Manifest(self._manifest_folder(context))
         snapshot = None
@@ -219,8 +240,6 @@ class MusicAICatalogOperator(_MusicAIOperator):
         self, context: Context, event: dict[str, Any] | None = None, state: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         """Wake-up after the trigger fired: record the finished jobs, top up, defer again or end."""
-        from airflow_provider_musicai.exceptions import MusicAIError
-        from airflow_provider_musicai.operators._catalog import Manifest
 
         if isinstance(event, Mapping) and state is None:
             state = event.get("carry")
@@ -244,8 +263,6 @@ class MusicAICatalogOperator(_MusicAIOperator):
     def on_kill(self) -> None:
         """Delete the jobs still running when the task is killed on a worker."""
         if self.delete_on_kill:
-            from airflow_provider_musicai import metrics
-
             for job_id in list(self.window):
                 if self._delete_quietly(job_id, "the task was killed", log_deletion=False):
                     metrics.job_deleted("kill")
@@ -253,7 +270,6 @@ class MusicAICatalogOperator(_MusicAIOperator):
     # -- the loop ---------------------------------------------------------------------------
 
     def _drive(self, context: Context, manifest: Manifest, run: CatalogRun) -> dict[str, Any]:
-        from airflow_provider_musicai.operators._catalog import TrackStream
 
         # The catalog is streamed from the cursor: each call walks it again from the last track
         # taken (a carry without "after", from an earlier release, resumes by count), never holds it.
@@ -287,7 +303,6 @@ class MusicAICatalogOperator(_MusicAIOperator):
     ) -> None:
         """Upload and create jobs for the next tracks until ``max_in_flight`` jobs run; an
         incremental run records the unchanged tracks it passes as SKIPPED (no API call)."""
-        from airflow_provider_musicai.operators._reattach import TaskIdentity
 
         identity = TaskIdentity.from_context(context)
         ahead = set(run.ahead)
@@ -338,7 +353,6 @@ class MusicAICatalogOperator(_MusicAIOperator):
 
     def _submit(self, identity: TaskIdentity, track: Track) -> str | dict[str, Any]:
         """Upload one track and create its job: the job id, or the record of a source that failed."""
-        from airflow_provider_musicai.exceptions import MusicAIInputError
 
         try:
             url = self.hook.upload_file(track.source)
@@ -348,8 +362,6 @@ class MusicAICatalogOperator(_MusicAIOperator):
             return track_record(track.name, "FAILED", error=error)
         extra: dict[str, Any] = {}
         if self.copy_results_to is not None:
-            from airflow_provider_musicai.operators._catalog import join
-
             extra["copy_results_to"] = str(join(self.copy_results_to, track.stem)) + "/"
             extra["copy_outputs"] = self.copy_outputs
             extra["storage_conn_id"] = self.storage_conn_id
@@ -387,7 +399,6 @@ class MusicAICatalogOperator(_MusicAIOperator):
         confirm it, a deleted one is FAILED ``GONE``); the outcomes of the first cycle with any."""
         import asyncio
 
-        from airflow_provider_musicai.exceptions import MusicAIError
         from airflow_provider_musicai.triggers._job_feed import aclosing
         from airflow_provider_musicai.triggers.catalog import MusicAICatalogTrigger
 
@@ -434,8 +445,6 @@ class MusicAICatalogOperator(_MusicAIOperator):
 
     def _outcome_record(self, job_id: str, outcome: Mapping[str, Any], run: CatalogRun) -> dict[str, Any]:
         """The manifest record of a finished job: its outputs where the results went."""
-        from airflow_provider_musicai.exceptions import MusicAIError
-        from airflow_provider_musicai.operators._catalog import Track, join
 
         name, status, error = run.window[job_id], outcome.get("status"), outcome.get("error")
         if status != "SUCCEEDED":
@@ -465,7 +474,6 @@ class MusicAICatalogOperator(_MusicAIOperator):
             run.tally(record["status"])
 
     def _finish(self, context: Context, total: int, manifest: Manifest, run: CatalogRun) -> dict[str, Any]:
-        from airflow_provider_musicai.exceptions import MusicAICatalogFailedError
 
         processed = run.processed
         summary = {"total": total, "processed": processed, **run.counts(), "manifest": str(manifest)}
@@ -491,8 +499,6 @@ class MusicAICatalogOperator(_MusicAIOperator):
 
     def _resume(self, context: Context, manifest: Manifest) -> CatalogRun:
         """The run's state at the start of a try: fresh, or rebuilt from the manifest and jobs."""
-        from airflow_provider_musicai.operators._catalog import FinishedTracks, iter_tracks
-        from airflow_provider_musicai.operators._reattach import TaskIdentity
 
         identity = TaskIdentity.from_context(context)
         run = CatalogRun()
@@ -555,8 +561,6 @@ class MusicAICatalogOperator(_MusicAIOperator):
     def _state_store(self, context: Context | None) -> CatalogState:
         """The processed-state folder (set up on the first call of a worker process)."""
         if self._store is None:
-            from airflow_provider_musicai.operators._state import CatalogState
-
             if context is None:
                 raise RuntimeError("the catalog state is used before it was set up")
             self._store = CatalogState(
@@ -588,7 +592,6 @@ class MusicAICatalogOperator(_MusicAIOperator):
 
     def _request(self) -> str:
         """The request digest (of the rendered fields; computed once per worker call)."""
-        from airflow_provider_musicai.operators._fingerprint import request_digest
 
         if self._request_digest is None:
             self._request_digest = request_digest(
@@ -597,7 +600,6 @@ class MusicAICatalogOperator(_MusicAIOperator):
         return self._request_digest
 
     def _fingerprint(self, track: Track, line: Mapping[str, Any] | None) -> dict[str, Any]:
-        from airflow_provider_musicai.operators._fingerprint import content_identity
 
         try:
             return content_identity(track.source, track.info, line)
@@ -620,7 +622,6 @@ class MusicAICatalogOperator(_MusicAIOperator):
     ) -> bool:
         """Whether ``track`` is skipped (then its SKIPPED record is added to ``skipped``); a track to
         process keeps its fingerprint in the run until its outcome is recorded."""
-        from airflow_provider_musicai.operators._state import now_iso
 
         fingerprint = self._fingerprint(track, line)
         if (
@@ -659,7 +660,6 @@ class MusicAICatalogOperator(_MusicAIOperator):
 
     def _state_line(self, run: CatalogRun, record: Mapping[str, Any]) -> dict[str, Any]:
         """The state's line for a recorded track (a removed one: forget it)."""
-        from airflow_provider_musicai.operators._state import now_iso
 
         name = str(record["source"])
         if record["status"] == "REMOVED":
@@ -682,8 +682,6 @@ class MusicAICatalogOperator(_MusicAIOperator):
         outputs are looked at through the connection that presigned them (the one the URL names,
         else ``storage_conn_id``); a store with no filesystem here (``s3fs``, ``gcsfs`` missing)
         cannot be checked: its outputs are taken as present, with one warning."""
-        from airflow_provider_musicai.operators._catalog import names_connection, storage_path
-        from airflow_provider_musicai.operators._fingerprint import _fs_and_path
 
         if self.destination is None and self.copy_results_to is None:
             return True  # result references: nothing of ours to look at
@@ -724,7 +722,6 @@ class MusicAICatalogOperator(_MusicAIOperator):
         self._write(run, manifest, records)
 
     def _prune(self, outputs: Mapping[str, Any]) -> None:
-        from airflow_provider_musicai.operators._fingerprint import _fs_and_path
 
         paths = [str(path) for path in outputs.values()]
         for path in paths:
@@ -752,7 +749,6 @@ class MusicAICatalogOperator(_MusicAIOperator):
     def _announce(self, context: Context, summary: Mapping[str, Any], manifest: Manifest) -> None:
         """Put what changed on the event of each Asset outlet: counts, and up to
         ``CHANGED_NAMED`` processed (succeeded) and removed tracks (the manifest has them all)."""
-        from airflow_provider_musicai.lineage import record_asset_events
 
         if not self.outlets:
             return
@@ -790,9 +786,6 @@ class MusicAICatalogOperator(_MusicAIOperator):
         """``given``, or ``<destination or copy_results_to>/<kind>/<dag>[/<run>]/<task>``."""
         import re
 
-        from airflow_provider_musicai.exceptions import MusicAIConfigurationError
-        from airflow_provider_musicai.operators._catalog import join
-
         if given is not None:
             return given
         base = self.destination if self.destination is not None else self.copy_results_to
@@ -816,7 +809,6 @@ class MusicAICatalogOperator(_MusicAIOperator):
 
     def _task_state(self, context: Context) -> TaskStateSlot:
         """The run's record in Airflow 3.3's task state store (none on earlier releases)."""
-        from airflow_provider_musicai.operators._task_state import TaskStateSlot
 
         return TaskStateSlot.of(context, STATE_STORE_KEY, self.log, "a retry scans the jobs instead")
 

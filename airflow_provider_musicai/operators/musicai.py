@@ -16,11 +16,22 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.providers.common.compat.sdk import BaseOperator, conf
 
-from airflow_provider_musicai.common import DEFAULT_CONN_ID
+from airflow_provider_musicai import metrics
+from airflow_provider_musicai.common import DEFAULT_CONN_ID, redact_url
+from airflow_provider_musicai.copy_results import copy_targets, destinations, with_destinations
 from airflow_provider_musicai.deadlines import as_seconds, defer_timeout, wait_deadline
+from airflow_provider_musicai.exceptions import (
+    MusicAIBadInputError,
+    MusicAIError,
+    MusicAIJobFailedError,
+    MusicAINotFoundError,
+    MusicAITimeoutError,
+)
 from airflow_provider_musicai.jobs import job_id_of, job_ids_of
-from airflow_provider_musicai.links import MusicAIJobLink
-from airflow_provider_musicai.operators._on_timeout import decide, is_trigger_timeout, validate_on_timeout
+from airflow_provider_musicai.lineage import record_asset_events, report_hook_lineage, static_outlets
+from airflow_provider_musicai.links import MusicAIJobLink, push_job_link
+from airflow_provider_musicai.on_timeout import decide, is_trigger_timeout, validate_on_timeout
+from airflow_provider_musicai.operators._reattach import JobLedger, TaskIdentity, generation_key
 from airflow_provider_musicai.references import public_job_document
 from airflow_provider_musicai.status_log import log_final_job
 from airflow_provider_musicai.trigger_events import job_from_event
@@ -78,7 +89,6 @@ class _MusicAIOperator(BaseOperator):
     def _delete_quietly(self, job_id: str, reason: str, *, log_deletion: bool = True) -> bool:
         """Delete the job, a job already gone or an API error being logged, not raised; whether
         this call deleted it. ``log_deletion=False``: no INFO line per deleted job (a catalog's)."""
-        from airflow_provider_musicai.exceptions import MusicAIError
 
         try:
             deleted = self.hook.delete_job_if_exists(job_id)
@@ -92,7 +102,6 @@ class _MusicAIOperator(BaseOperator):
         return deleted
 
     def _application_name(self) -> str | None:
-        from airflow_provider_musicai.exceptions import MusicAIError
 
         try:
             name = self.hook.get_application().get("name")
@@ -136,7 +145,6 @@ class MusicAIUploadOperator(_MusicAIOperator):
         self.content_type = content_type
 
     def execute(self, context: Context) -> str:
-        from airflow_provider_musicai.common import redact_url
 
         shown = redact_url(self.source) if isinstance(self.source, str) else str(self.source)
         self.log.info("Uploading %s to Music AI", shown)
@@ -242,8 +250,6 @@ class MusicAICreateJobOperator(_MusicAIOperator):
         if workflow_params is None or (not workflow_params and kwargs.get("params")):
             _reject_missing_workflow_params(kwargs.get("params"))
         if copy_results_to is not None and "outlets" not in kwargs:
-            from airflow_provider_musicai.lineage import static_outlets
-
             kwargs["outlets"] = static_outlets(copy_results_to)
         super().__init__(**kwargs)
         self.copy_results_to = copy_results_to
@@ -285,8 +291,6 @@ class MusicAICreateJobOperator(_MusicAIOperator):
     def execute(self, context: Context) -> Any:
         from airflow.providers.common.compat.sdk import AirflowTaskTimeout
 
-        from airflow_provider_musicai.exceptions import MusicAITimeoutError
-
         with (
             self._no_paid_retry_of_bad_input(),
             self._settle_on_timeout(context, MusicAITimeoutError, AirflowTaskTimeout),
@@ -297,8 +301,6 @@ class MusicAICreateJobOperator(_MusicAIOperator):
     def _finish(self, context: Context, outcome: Any) -> Any:
         """Show copied outputs by their destination URI, push each result for ``result()`` and put the
         job on the outlets' events."""
-        from airflow_provider_musicai.copy_results import destinations, with_destinations
-        from airflow_provider_musicai.lineage import record_asset_events, report_hook_lineage
 
         copied = destinations(self._copy_targets)
         if isinstance(outcome, Mapping):
@@ -313,7 +315,6 @@ class MusicAICreateJobOperator(_MusicAIOperator):
         return outcome
 
     def _execute(self, context: Context) -> Any:
-        from airflow_provider_musicai.links import push_job_link
 
         try:
             job = self._create_or_reattach(context)
@@ -349,7 +350,6 @@ class MusicAICreateJobOperator(_MusicAIOperator):
 
     def _create_or_reattach(self, context: Context) -> dict[str, Any] | None:
         """Set ``self.job_id``; return the job document when an earlier try's job is reused."""
-        from airflow_provider_musicai.operators._reattach import JobLedger, TaskIdentity, generation_key
 
         identity = TaskIdentity.from_context(context)
         metadata = {**identity.metadata(), **dict(self.metadata or {})}
@@ -392,8 +392,6 @@ class MusicAICreateJobOperator(_MusicAIOperator):
         """The job this task created or reattached to; a typed error (not an ``assert``, which
         ``python -O`` removes) if there is none yet."""
         if self.job_id is None:
-            from airflow_provider_musicai.exceptions import MusicAIError
-
             raise MusicAIError(f"Task {self.task_id}: no Music AI job was created or reattached to wait on")
         return self.job_id
 
@@ -401,7 +399,6 @@ class MusicAICreateJobOperator(_MusicAIOperator):
     def _copy_targets(self) -> dict[str, CopyTarget]:
         """``copy_results_to`` (rendered) parsed once a run: the hook presigns these targets, and
         ``_finish`` shows the same ones, so a task names exactly where the service wrote."""
-        from airflow_provider_musicai.copy_results import copy_targets
 
         return copy_targets(self.copy_results_to, self.copy_outputs, self.storage_conn_id)
 
@@ -434,7 +431,6 @@ class MusicAICreateJobOperator(_MusicAIOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger fired: return the final job document or raise its error."""
-        from airflow_provider_musicai.exceptions import MusicAITimeoutError
 
         if isinstance(event, Mapping) and event.get("job_id"):
             self.job_id = str(event["job_id"])
@@ -468,8 +464,6 @@ class MusicAICreateJobOperator(_MusicAIOperator):
             raise
 
     def _settle_timed_out_job(self, context: Context, job_id: str) -> None:
-        from airflow_provider_musicai import metrics
-        from airflow_provider_musicai.exceptions import MusicAIError, MusicAINotFoundError
 
         decision = decide(self.on_timeout, context["ti"], retries=self.retries or 0, reattach=self.reattach)
         if not decision.delete:
@@ -489,7 +483,6 @@ class MusicAICreateJobOperator(_MusicAIOperator):
     def _no_paid_retry_of_bad_input(self) -> Iterator[None]:
         """Turn a ``BAD_INPUT`` failure into ``MusicAIBadInputError`` (no retry) unless
         ``retry_on_bad_input``: retrying would only pay for another job that fails the same way."""
-        from airflow_provider_musicai.exceptions import MusicAIBadInputError, MusicAIJobFailedError
 
         try:
             yield
@@ -505,8 +498,6 @@ class MusicAICreateJobOperator(_MusicAIOperator):
         if self._timeout_settled:
             return
         if self.delete_on_kill and self.job_id and self._delete_quietly(self.job_id, "the task was killed"):
-            from airflow_provider_musicai import metrics
-
             metrics.job_deleted("kill")
 
 
@@ -593,7 +584,6 @@ class MusicAIDownloadResultsOperator(_MusicAIOperator):
             self.destination,
             ", ".join(f"{key} -> {path}" for key, path in sorted(written.items())) or "none",
         )
-        from airflow_provider_musicai.lineage import record_asset_events
 
         files = {key: str(path) for key, path in written.items()}
         self._lineage_inputs = [f"musicai-result://{job_id}/{key}" for key in files]

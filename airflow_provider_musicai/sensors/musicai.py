@@ -31,7 +31,7 @@ from airflow_provider_musicai.jobs import (
     workflow_slug,
 )
 from airflow_provider_musicai.links import MusicAIJobLink, push_job_link
-from airflow_provider_musicai.operators._on_timeout import decide, is_trigger_timeout, validate_on_timeout
+from airflow_provider_musicai.on_timeout import decide, is_trigger_timeout, validate_on_timeout
 from airflow_provider_musicai.references import public_job_document
 from airflow_provider_musicai.status_log import StatusLog, log_final_job
 from airflow_provider_musicai.trigger_events import jobs_from_event
