@@ -200,8 +200,9 @@ class MusicAICatalogTrigger(BaseTrigger):
             if job_id in self._finished:
                 continue
             try:
-                await hook.adelete_job(job_id)
+                deleted = await hook.adelete_job_if_exists(job_id)
             except Exception as exc:
                 self.log.warning("Could not delete Music AI job %s: %s", job_id, exc)
-            else:
+                continue
+            if deleted:
                 metrics.job_deleted("kill")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -97,3 +98,20 @@ def test_the_hold_is_a_serialized_kwarg_set_from_the_operator(musicai: Any) -> N
         assert deferred.value.trigger.serialize()[1]["hold"] == expected
     with pytest.raises(ValueError, match="deferral_hold"):
         MusicAICatalogOperator(task_id="c", workflow=STEMS, sources=[], manifest="m", deferral_hold=-1)
+
+
+def test_on_kill_deletes_the_running_jobs_and_passes_over_one_already_gone(
+    musicai: Any, hook: Any, input_url: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    musicai.admin.configure(queued_seconds=60)
+    ids = [str(hook.create_job(f"kill {n}", STEMS, {"inputUrl": input_url()})) for n in range(3)]
+    hook.delete_job(ids[0])  # gone before the kill: no warning, no second delete counted
+    trigger = MusicAICatalogTrigger(job_ids=ids, workflow=STEMS, delete_on_kill=False)
+    asyncio.run(trigger.on_kill())
+    assert sorted(job["id"] for job in musicai.admin.jobs()) == sorted(ids[1:])
+    trigger = MusicAICatalogTrigger(job_ids=ids, workflow=STEMS, delete_on_kill=True)
+    trigger._log = logging.getLogger("tests.catalog.kill")  # a logger that reaches caplog
+    with caplog.at_level("INFO", logger="tests.catalog.kill"):
+        asyncio.run(trigger.on_kill())
+    assert musicai.admin.jobs() == []
+    assert "Could not delete" not in caplog.text
