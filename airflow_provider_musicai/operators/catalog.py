@@ -224,7 +224,6 @@ class MusicAICatalogOperator(_MusicAIOperator):
     # -- entry points -----------------------------------------------------------------------
 
     def execute(self, context: Context) -> dict[str, Any]:
-
         manifest = Manifest(self._manifest_folder(context))
         snapshot = None
         if self.incremental:
@@ -240,7 +239,6 @@ class MusicAICatalogOperator(_MusicAIOperator):
         self, context: Context, event: dict[str, Any] | None = None, state: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         """Wake-up after the trigger fired: record the finished jobs, top up, defer again or end."""
-
         if isinstance(event, Mapping) and state is None:
             state = event.get("carry")
         if not isinstance(event, Mapping) or not isinstance(state, Mapping):
@@ -270,7 +268,6 @@ class MusicAICatalogOperator(_MusicAIOperator):
     # -- the loop ---------------------------------------------------------------------------
 
     def _drive(self, context: Context, manifest: Manifest, run: CatalogRun) -> dict[str, Any]:
-
         # The catalog is streamed from the cursor: each call walks it again from the last track
         # taken (a carry without "after", from an earlier release, resumes by count), never holds it.
         tracks = TrackStream(self.sources, run.cursor, run.after)
@@ -303,7 +300,6 @@ class MusicAICatalogOperator(_MusicAIOperator):
     ) -> None:
         """Upload and create jobs for the next tracks until ``max_in_flight`` jobs run; an
         incremental run records the unchanged tracks it passes as SKIPPED (no API call)."""
-
         identity = TaskIdentity.from_context(context)
         ahead = set(run.ahead)
         skipped: list[dict[str, Any]] = []
@@ -353,7 +349,6 @@ class MusicAICatalogOperator(_MusicAIOperator):
 
     def _submit(self, identity: TaskIdentity, track: Track) -> str | dict[str, Any]:
         """Upload one track and create its job: the job id, or the record of a source that failed."""
-
         try:
             url = self.hook.upload_file(track.source)
         except MusicAIInputError as exc:
@@ -445,7 +440,6 @@ class MusicAICatalogOperator(_MusicAIOperator):
 
     def _outcome_record(self, job_id: str, outcome: Mapping[str, Any], run: CatalogRun) -> dict[str, Any]:
         """The manifest record of a finished job: its outputs where the results went."""
-
         name, status, error = run.window[job_id], outcome.get("status"), outcome.get("error")
         if status != "SUCCEEDED":
             self.log.warning("Catalog track %s: job %s FAILED (%s)", name, job_id, (error or {}).get("code"))
@@ -474,7 +468,6 @@ class MusicAICatalogOperator(_MusicAIOperator):
             run.tally(record["status"])
 
     def _finish(self, context: Context, total: int, manifest: Manifest, run: CatalogRun) -> dict[str, Any]:
-
         processed = run.processed
         summary = {"total": total, "processed": processed, **run.counts(), "manifest": str(manifest)}
         self.log.info(
@@ -499,7 +492,6 @@ class MusicAICatalogOperator(_MusicAIOperator):
 
     def _resume(self, context: Context, manifest: Manifest) -> CatalogRun:
         """The run's state at the start of a try: fresh, or rebuilt from the manifest and jobs."""
-
         identity = TaskIdentity.from_context(context)
         run = CatalogRun()
         done = FinishedTracks(
@@ -592,7 +584,6 @@ class MusicAICatalogOperator(_MusicAIOperator):
 
     def _request(self) -> str:
         """The request digest (of the rendered fields; computed once per worker call)."""
-
         if self._request_digest is None:
             self._request_digest = request_digest(
                 self.workflow, self.workflow_params, self.destination, self.copy_results_to, self.copy_outputs
@@ -600,7 +591,6 @@ class MusicAICatalogOperator(_MusicAIOperator):
         return self._request_digest
 
     def _fingerprint(self, track: Track, line: Mapping[str, Any] | None) -> dict[str, Any]:
-
         try:
             return content_identity(track.source, track.info, line)
         except Exception as exc:  # unreadable: processed, and the upload says why
@@ -622,7 +612,6 @@ class MusicAICatalogOperator(_MusicAIOperator):
     ) -> bool:
         """Whether ``track`` is skipped (then its SKIPPED record is added to ``skipped``); a track to
         process keeps its fingerprint in the run until its outcome is recorded."""
-
         fingerprint = self._fingerprint(track, line)
         if (
             line is not None
@@ -660,7 +649,6 @@ class MusicAICatalogOperator(_MusicAIOperator):
 
     def _state_line(self, run: CatalogRun, record: Mapping[str, Any]) -> dict[str, Any]:
         """The state's line for a recorded track (a removed one: forget it)."""
-
         name = str(record["source"])
         if record["status"] == "REMOVED":
             return {"source": name, "removed": True}
@@ -682,7 +670,6 @@ class MusicAICatalogOperator(_MusicAIOperator):
         outputs are looked at through the connection that presigned them (the one the URL names,
         else ``storage_conn_id``); a store with no filesystem here (``s3fs``, ``gcsfs`` missing)
         cannot be checked: its outputs are taken as present, with one warning."""
-
         if self.destination is None and self.copy_results_to is None:
             return True  # result references: nothing of ours to look at
         if not isinstance(outputs, Mapping) or not outputs:
@@ -722,7 +709,6 @@ class MusicAICatalogOperator(_MusicAIOperator):
         self._write(run, manifest, records)
 
     def _prune(self, outputs: Mapping[str, Any]) -> None:
-
         paths = [str(path) for path in outputs.values()]
         for path in paths:
             try:
@@ -749,7 +735,6 @@ class MusicAICatalogOperator(_MusicAIOperator):
     def _announce(self, context: Context, summary: Mapping[str, Any], manifest: Manifest) -> None:
         """Put what changed on the event of each Asset outlet: counts, and up to
         ``CHANGED_NAMED`` processed (succeeded) and removed tracks (the manifest has them all)."""
-
         if not self.outlets:
             return
         changed: list[str] = []
@@ -809,7 +794,6 @@ class MusicAICatalogOperator(_MusicAIOperator):
 
     def _task_state(self, context: Context) -> TaskStateSlot:
         """The run's record in Airflow 3.3's task state store (none on earlier releases)."""
-
         return TaskStateSlot.of(context, STATE_STORE_KEY, self.log, "a retry scans the jobs instead")
 
 

@@ -89,7 +89,6 @@ class _MusicAIOperator(BaseOperator):
     def _delete_quietly(self, job_id: str, reason: str, *, log_deletion: bool = True) -> bool:
         """Delete the job, a job already gone or an API error being logged, not raised; whether
         this call deleted it. ``log_deletion=False``: no INFO line per deleted job (a catalog's)."""
-
         try:
             deleted = self.hook.delete_job_if_exists(job_id)
         except MusicAIError as exc:
@@ -102,7 +101,6 @@ class _MusicAIOperator(BaseOperator):
         return deleted
 
     def _application_name(self) -> str | None:
-
         try:
             name = self.hook.get_application().get("name")
         except MusicAIError as exc:
@@ -145,7 +143,6 @@ class MusicAIUploadOperator(_MusicAIOperator):
         self.content_type = content_type
 
     def execute(self, context: Context) -> str:
-
         shown = redact_url(self.source) if isinstance(self.source, str) else str(self.source)
         self.log.info("Uploading %s to Music AI", shown)
         url = self.hook.upload_file(self.source, content_type=self.content_type)
@@ -301,7 +298,6 @@ class MusicAICreateJobOperator(_MusicAIOperator):
     def _finish(self, context: Context, outcome: Any) -> Any:
         """Show copied outputs by their destination URI, push each result for ``result()`` and put the
         job on the outlets' events."""
-
         copied = destinations(self._copy_targets)
         if isinstance(outcome, Mapping):
             outcome = self._push_results(context, with_destinations(outcome, self._copy_targets))
@@ -315,7 +311,6 @@ class MusicAICreateJobOperator(_MusicAIOperator):
         return outcome
 
     def _execute(self, context: Context) -> Any:
-
         try:
             job = self._create_or_reattach(context)
         except BaseException:
@@ -350,7 +345,6 @@ class MusicAICreateJobOperator(_MusicAIOperator):
 
     def _create_or_reattach(self, context: Context) -> dict[str, Any] | None:
         """Set ``self.job_id``; return the job document when an earlier try's job is reused."""
-
         identity = TaskIdentity.from_context(context)
         metadata = {**identity.metadata(), **dict(self.metadata or {})}
         if not self.reattach:
@@ -399,7 +393,6 @@ class MusicAICreateJobOperator(_MusicAIOperator):
     def _copy_targets(self) -> dict[str, CopyTarget]:
         """``copy_results_to`` (rendered) parsed once a run: the hook presigns these targets, and
         ``_finish`` shows the same ones, so a task names exactly where the service wrote."""
-
         return copy_targets(self.copy_results_to, self.copy_outputs, self.storage_conn_id)
 
     def _defer(self, deadline: float | None) -> None:
@@ -431,7 +424,6 @@ class MusicAICreateJobOperator(_MusicAIOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger fired: return the final job document or raise its error."""
-
         if isinstance(event, Mapping) and event.get("job_id"):
             self.job_id = str(event["job_id"])
         with self._no_paid_retry_of_bad_input(), self._settle_on_timeout(context, MusicAITimeoutError):
@@ -464,7 +456,6 @@ class MusicAICreateJobOperator(_MusicAIOperator):
             raise
 
     def _settle_timed_out_job(self, context: Context, job_id: str) -> None:
-
         decision = decide(self.on_timeout, context["ti"], retries=self.retries or 0, reattach=self.reattach)
         if not decision.delete:
             self.log.info("Music AI job %s kept: %s", job_id, decision.reason)
@@ -483,7 +474,6 @@ class MusicAICreateJobOperator(_MusicAIOperator):
     def _no_paid_retry_of_bad_input(self) -> Iterator[None]:
         """Turn a ``BAD_INPUT`` failure into ``MusicAIBadInputError`` (no retry) unless
         ``retry_on_bad_input``: retrying would only pay for another job that fails the same way."""
-
         try:
             yield
         except MusicAIJobFailedError as exc:
