@@ -45,8 +45,11 @@ class TimeoutDecision:
 
 
 def tries_of(ti: Any, retries: int) -> tuple[int, int]:
-    """``(this try, the last try Airflow allows)`` of a task instance: ``max_tries + 1`` (which a
-    clear raises), or the task's ``retries + 1`` for a task instance that does not say."""
+    """This try and the last try Airflow allows, of a task instance.
+
+    The last try is ``max_tries + 1`` (which a clear raises), or the task's ``retries + 1`` for a
+    task instance that does not say.
+    """
     try_number = int(getattr(ti, "try_number", 1) or 1)
     max_tries = getattr(ti, "max_tries", None)
     if not isinstance(max_tries, int):
@@ -77,7 +80,9 @@ def decide(on_timeout: str, ti: Any, *, retries: int, reattach: bool, final: boo
 
 
 def is_trigger_timeout(next_method: str, next_kwargs: Mapping[str, Any] | None) -> bool:
-    """Whether Airflow resumes a deferred task only to fail it for its trigger timeout: ``"Trigger
-    timeout"`` on Airflow 3, ``"Trigger/execution timeout"`` on Airflow 2.11."""
+    """Whether Airflow resumes a deferred task only to fail it for its trigger timeout.
+
+    Its error says ``"Trigger timeout"`` on Airflow 3 and ``"Trigger/execution timeout"`` on 2.11.
+    """
     error = (next_kwargs or {}).get("error")
     return next_method == "__fail__" and "timeout" in str(getattr(error, "value", error)).lower()
