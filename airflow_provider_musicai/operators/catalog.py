@@ -60,10 +60,7 @@ from airflow_provider_musicai.operators.musicai import _MusicAIOperator
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
-    from airflow_provider_musicai.operators._catalog import Manifest, Track, TrackStream
-    from airflow_provider_musicai.operators._reattach import TaskIdentity
-    from airflow_provider_musicai.operators._state import CatalogState, StateReader
-    from airflow_provider_musicai.operators._task_state import TaskStateSlot
+    from airflow_provider_musicai.operators._state import StateReader
 
 #: Key of the catalog run's record in Airflow 3.3's task state store.
 STATE_STORE_KEY = "musicai_catalog"
